@@ -1,0 +1,86 @@
+"""The ``mlserve`` command: check specs, train through Dagster, and open the UI.
+
+Training goes through the same Dagster job and instance as the UI, so a run started here shows up
+in ``dagster dev`` with its lineage, checks and metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mlserve_assets.settings import PROJECT_ROOT, Settings
+from mlserve_assets.spec import SpecError, load_specs
+
+
+def embedded_environment(settings: Settings) -> dict[str, str]:
+    """Environment defaults that point Dagster at the project's dagster.yaml and storage folder."""
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    env.setdefault("MLSERVE_DAGSTER_STORAGE", str(settings.home / "dagster"))
+    return env
+
+
+@click.group()
+def main() -> None:
+    """Declarative ML pipelines: spec -> Dagster assets -> MLflow -> champion -> BentoML."""
+
+
+@main.command()
+@click.argument("specs", nargs=-1, type=click.Path(path_type=Path))
+def validate(specs: tuple[Path, ...]) -> None:
+    """Check spec files (default: the configured ones) without running anything."""
+    paths = list(specs) or Settings.from_env().spec_paths
+    try:
+        models = load_specs(paths)
+    except SpecError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    for model in models:
+        click.echo(
+            f"ok  {model.name}: {model.task}, {len(model.candidates)} candidates, {model.metric}"
+        )
+
+
+@main.command()
+@click.option("--model", "model_name", help="Train only this model (default: every model).")
+def train(model_name: str | None) -> None:
+    """Run the training job in-process on the configured Dagster instance."""
+    settings = Settings.from_env()
+    os.environ.update(embedded_environment(settings))
+
+    import dagster as dg
+
+    from mlserve_assets.definitions import build_definitions
+
+    try:
+        defs = build_definitions(settings)
+    except SpecError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    job = defs.resolve_job_def(f"train_{model_name}" if model_name else "train_all")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization is not None and materialization.asset_key.path[-1] == "champion":
+            meta = materialization.metadata
+            click.echo(
+                f"{materialization.asset_key.path[0]}: champion v{meta['champion_version'].value}"
+                f" — {meta['reason'].value}"
+            )
+    if not result.success:
+        click.echo(f"run {result.run_id} failed; open `mlserve dev` to see which step", err=True)
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def dev(dagster_args: tuple[str, ...]) -> None:
+    """Start the Dagster UI and daemon on the embedded default (extra args go to `dagster dev`)."""
+    env = embedded_environment(Settings.from_env())
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    os.execvpe("dagster", ["dagster", "dev", "-w", workspace, *dagster_args], env)

@@ -1,0 +1,37 @@
+"""The code location: every model's definitions and the shared resources, assembled once."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlserve_assets.factory import build_model_defs
+from mlserve_assets.resources.mlflow_registry import MlflowRegistry
+from mlserve_assets.settings import Settings
+from mlserve_assets.spec import load_specs
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All models declared in the settings' spec files, plus one job that trains them all."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    models = load_specs(settings.spec_paths)
+    return dg.Definitions.merge(
+        *(build_model_defs(model) for model in models),
+        dg.Definitions(
+            jobs=[
+                dg.define_asset_job(
+                    "train_all",
+                    selection=dg.AssetSelection.all(),
+                    description="Train, register and gate every declared model.",
+                )
+            ],
+            resources={
+                "mlflow": MlflowRegistry(
+                    tracking_uri=settings.mlflow_tracking_uri,
+                    artifact_location=settings.artifact_location,
+                )
+            },
+        ),
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,61 @@
+"""The selection metrics a spec may name, each with its task and the direction that is better.
+
+One table serves training, the promotion gate and the live metric computed from feedback, so the
+three can never disagree about what "better" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn import metrics as skm
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A scoring function of (y_true, y_pred) and whether larger values are better."""
+
+    name: str
+    task: Task
+    higher_is_better: bool
+    score: Callable[[np.ndarray, np.ndarray], float]
+
+    def improvement(self, new: float, old: float) -> float:
+        """How much better ``new`` is than ``old``, positive when better whatever the direction."""
+        return new - old if self.higher_is_better else old - new
+
+    def meets(self, value: float, threshold: float) -> bool:
+        """Whether ``value`` is at least as good as ``threshold``."""
+        return value >= threshold if self.higher_is_better else value <= threshold
+
+
+def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "classification", True, skm.accuracy_score),
+        Metric("balanced_accuracy", "classification", True, skm.balanced_accuracy_score),
+        Metric(
+            "f1_macro",
+            "classification",
+            True,
+            lambda y, p: skm.f1_score(y, p, average="macro", zero_division=0),
+        ),
+        Metric("rmse", "regression", False, _rmse),
+        Metric("mae", "regression", False, skm.mean_absolute_error),
+        Metric("r2", "regression", True, skm.r2_score),
+    )
+}
+
+
+def get_metric(name: str) -> Metric:
+    """Look a metric up by the name used in specs."""
+    return METRICS[name]

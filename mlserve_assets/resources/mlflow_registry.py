@@ -1,0 +1,146 @@
+"""MLflow tracking and registry as one Dagster resource with intention-revealing methods.
+
+dagster-mlflow's ``mlflow_tracking`` is an old-style resource that mutates global MLflow state
+per op and ends the run after the first op (dagster#21872); a training here spans several assets
+and needs nested candidate runs, registration and aliases, so this small resource owns that.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import skops.io
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from pydantic import PrivateAttr
+from sklearn.base import BaseEstimator
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """Where a fitted candidate lives in MLflow."""
+
+    run_id: str
+    model_uri: str
+
+
+def _trusted_types(estimator: BaseEstimator) -> list[str]:
+    """The types skops must trust to load this estimator.
+
+    MLflow saves scikit-learn models with skops, which refuses tree models unless their types are
+    listed. The estimators come from our own validated spec, so trusting exactly the types they
+    contain keeps skops' protection against foreign artifacts while allowing every family.
+    """
+    return skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """An MLflow tracking server or store, and the model registry beside it."""
+
+    tracking_uri: str
+    artifact_location: str | None = None
+    experiment_prefix: str = "mlserve"
+
+    _client: MlflowClient = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Point the process's MLflow at this store: ``log_model`` only speaks the fluent API."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    @property
+    def client(self) -> MlflowClient:
+        """The client bound to this store."""
+        return self._client
+
+    def experiment_id(self, model_name: str) -> str:
+        """The model's experiment, created on first use under ``artifact_location``."""
+        name = f"{self.experiment_prefix}/{model_name}"
+        found = self._client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = (
+            f"{self.artifact_location.rstrip('/')}/{model_name}" if self.artifact_location else None
+        )
+        try:
+            return self._client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created concurrently by another run: use theirs
+            found = self._client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    @contextmanager
+    def training_run(self, model_name: str, tags: dict[str, str]) -> Iterator[str]:
+        """A parent run for one training; candidate runs nest under it. Yields the run id."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name), run_name="training", tags=tags
+        ) as run:
+            yield run.info.run_id
+
+    def log_candidate(
+        self,
+        *,
+        model_name: str,
+        parent_run_id: str,
+        candidate: str,
+        estimator: BaseEstimator,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        example: pd.DataFrame,
+        tags: dict[str, str],
+    ) -> LoggedCandidate:
+        """One nested run with params, metrics and the model (signature and input example)."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name),
+            run_name=candidate,
+            parent_run_id=parent_run_id,
+            nested=True,
+            tags={**tags, "mlserve.candidate": candidate},
+        ) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics(metrics)
+            info = mlflow.sklearn.log_model(
+                sk_model=estimator,
+                name="model",
+                signature=infer_signature(example, estimator.predict(example)),
+                input_example=example,
+                # Given explicitly: inferring them costs about 4 s per model.
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                skops_trusted_types=_trusted_types(estimator),
+            )
+            return LoggedCandidate(run.info.run_id, info.model_uri)
+
+    def register(self, model_name: str, model_uri: str, tags: dict[str, str]) -> str:
+        """A new registered version of ``model_name`` from a logged model; returns the version."""
+        return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+
+    def champion(self, model_name: str) -> Any | None:
+        """The version the ``champion`` alias points at, or None before the first promotion."""
+        try:
+            return self._client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+                return None
+            raise
+
+    def promote(self, model_name: str, version: str) -> None:
+        """Move ``champion`` to ``version``."""
+        self._client.set_registered_model_alias(model_name, CHAMPION, version)
+
+    def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        """Record facts (such as the gate's verdict) on a registered version."""
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+
+    def load(self, model_uri: str) -> BaseEstimator:
+        """The scikit-learn estimator behind a model URI such as ``models:/name@champion``."""
+        return mlflow.sklearn.load_model(model_uri)

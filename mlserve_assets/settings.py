@@ -1,0 +1,44 @@
+"""Where things live, read from the environment: the only switch between embedded and production.
+
+Defaults put everything under one project-local folder (``.mlserve/``) on SQLite; the production
+stack overrides the same variables with PostgreSQL and S3 locations.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The embedded default unless an environment variable says otherwise."""
+
+    home: Path
+    mlflow_tracking_uri: str
+    artifact_location: str
+    spec_paths: list[Path]
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read MLSERVE_HOME, MLFLOW_TRACKING_URI, MLSERVE_ARTIFACT_ROOT and MLSERVE_SPECS."""
+        home = Path(os.environ.get("MLSERVE_HOME", PROJECT_ROOT / ".mlserve")).resolve()
+        specs = os.environ.get("MLSERVE_SPECS")
+        paths = (
+            [Path(p) for p in specs.split(os.pathsep) if p]
+            if specs
+            else sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
+        )
+        return cls(
+            home=home,
+            mlflow_tracking_uri=os.environ.get(
+                "MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"
+            ),
+            artifact_location=os.environ.get(
+                "MLSERVE_ARTIFACT_ROOT", (home / "artifacts").as_uri()
+            ),
+            spec_paths=paths,
+        )

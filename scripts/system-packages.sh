@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests need on a fresh machine: the PostgreSQL server binaries (throw-away
+# clusters in fixtures). Installs only what is missing.
+set -euo pipefail
+need=()
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${need[*]} (run as root, or install them: apt-get install ${need[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real MLflow SQLite store per test and a helper that trains through Dagster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from mlserve_assets.definitions import build_definitions
+from mlserve_assets.settings import PROJECT_ROOT, Settings
+
+EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    home = tmp_path / "home"
+    return Settings(
+        home=home,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+        spec_paths=EXAMPLES,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> MlflowClient:
+    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def write_spec(path: Path, models: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+    return path
+
+
+def train(
+    settings: Settings, specs: list[Path], job: str = "train_all"
+) -> dg.ExecuteInProcessResult:
+    """Run a training job in-process, as `mlserve train` does, on an ephemeral instance."""
+    defs = build_definitions(Settings(**{**settings.__dict__, "spec_paths": specs}))
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, *path: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat is not None and tuple(mat.asset_key.path) == path:
+            return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {'/'.join(path)}")

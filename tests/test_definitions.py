@@ -1,0 +1,55 @@
+"""The code location loads, and the factory gives each model its graph, checks and job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from itertools import pairwise
+
+import dagster as dg
+
+from mlserve_assets.definitions import build_definitions
+from mlserve_assets.ml.validation import CHECK_NAMES
+from mlserve_assets.settings import PROJECT_ROOT
+
+STAGES = ["dataset", "validated_dataset", "split", "candidates", "registered_version", "champion"]
+
+
+def test_bentoml_is_the_pinned_1_4_line():
+    # An unpinned install silently resolves bentoml 0.5.3 next to this stack.
+    assert version("bentoml").startswith("1.4.")
+
+
+def test_dagster_cli_validates_the_code_location(tmp_path):
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(PROJECT_ROOT),
+        "MLSERVE_HOME": str(tmp_path),
+        "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_each_model_gets_its_group_checks_and_job(settings):
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    for model in ("breast_cancer", "wine", "diabetes", "churn"):
+        keys = [dg.AssetKey([model, stage]) for stage in STAGES]
+        for upstream, downstream in pairwise(keys):
+            assert upstream in graph.get(downstream).parent_keys
+        assert {graph.get(k).group_name for k in keys} == {model}
+        checks = {c.name for c in graph.asset_check_keys if c.asset_key == keys[1]}
+        assert checks == set(CHECK_NAMES)
+        assert defs.resolve_job_def(f"train_{model}") is not None
+    assert "mlflow" in graph.get(dg.AssetKey(["churn", "candidates"])).kinds

@@ -1,0 +1,116 @@
+"""Every example spec trained end to end through Dagster on a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from mlflow import MlflowClient
+
+from mlserve_assets.spec import load_spec
+from tests.conftest import EXAMPLES, materialization_metadata, train, write_spec
+
+
+def test_every_example_trains_registers_and_promotes_the_best(settings, client: MlflowClient):
+    result = train(settings, EXAMPLES)
+    assert result.success
+
+    models = [m for path in EXAMPLES for m in load_spec(path).models]
+    assert {m.name for m in models} >= {"breast_cancer", "wine", "diabetes", "churn"}
+    for model in models:
+        experiment = client.get_experiment_by_name(f"mlserve/{model.name}")
+        runs = client.search_runs([experiment.experiment_id])
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(parents) == 1
+        assert sorted(r.data.tags["mlserve.candidate"] for r in children) == sorted(
+            c.name for c in model.candidates
+        )
+        for run in children:
+            assert model.metric in run.data.metrics
+            assert run.data.tags["dagster.run_id"] == result.run_id
+            assert run.data.tags["mlserve.data_version"]
+            assert run.info.artifact_uri.startswith(settings.artifact_location)
+
+        scores = {r.data.tags["mlserve.candidate"]: r.data.metrics[model.metric] for r in children}
+        pick = max if model.scorer.higher_is_better else min
+        best = pick(scores, key=scores.get)
+
+        champion = client.get_model_version_by_alias(model.name, "champion")
+        assert champion.tags["mlserve.candidate"] == best
+        assert champion.tags["mlserve.gate"] == "passed"
+        assert math.isclose(float(champion.tags[model.metric]), scores[best])
+
+        meta = materialization_metadata(result, model.name, "champion")
+        assert meta["promoted"] is True
+        assert meta["champion_version"] == str(champion.version)
+        board = materialization_metadata(result, model.name, "candidates")["leaderboard"]
+        assert all(c.name in board for c in model.candidates)
+
+
+def _breast_cancer(candidates: list[dict], threshold: float) -> dict:
+    return {
+        "name": "bc",
+        "source": {"kind": "sklearn", "dataset": "breast_cancer"},
+        "target": "target",
+        "task": "classification",
+        "candidates": candidates,
+        "metric": "accuracy",
+        "gate": {"threshold": threshold, "min_improvement": 0.0},
+    }
+
+
+STRONG = {
+    "name": "scaled_logreg",
+    "steps": [
+        {"estimator": "sklearn.preprocessing.StandardScaler"},
+        {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}},
+    ],
+}
+STUMP = {
+    "name": "stump",
+    "estimator": "sklearn.tree.DecisionTreeClassifier",
+    "params": {"max_depth": 1, "random_state": 0},
+}
+
+
+@pytest.mark.parametrize(
+    ("second", "threshold", "why"),
+    [
+        (STUMP, 0.5, "does not beat champion"),
+        (STUMP, 0.95, "below the threshold"),
+    ],
+)
+def test_a_worse_challenger_leaves_the_champion_and_says_why(
+    settings, client, tmp_path, second, threshold, why
+):
+    first = write_spec(tmp_path / "first.yaml", [_breast_cancer([STRONG], 0.5)])
+    assert train(settings, [first]).success
+    before = client.get_model_version_by_alias("bc", "champion")
+
+    worse = write_spec(tmp_path / "worse.yaml", [_breast_cancer([second], threshold)])
+    result = train(settings, [worse])
+    assert result.success
+
+    after = client.get_model_version_by_alias("bc", "champion")
+    assert after.version == before.version
+    meta = materialization_metadata(result, "bc", "champion")
+    assert meta["promoted"] is False
+    assert why in meta["reason"]
+    assert meta["champion_version"] == str(before.version)
+    assert meta["champion_metric"] > meta["challenger_metric"]
+    held = client.get_model_version("bc", meta["challenger_version"])
+    assert held.tags["mlserve.gate"] == "held"
+    assert why in held.tags["mlserve.gate_reason"]
+
+
+def test_a_better_challenger_takes_over(settings, client, tmp_path):
+    first = write_spec(tmp_path / "first.yaml", [_breast_cancer([STUMP], 0.5)])
+    assert train(settings, [first]).success
+    better = write_spec(tmp_path / "better.yaml", [_breast_cancer([STRONG], 0.5)])
+    result = train(settings, [better])
+    assert result.success
+    meta = materialization_metadata(result, "bc", "champion")
+    assert meta["promoted"] is True
+    assert meta["improvement"] > 0
+    assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
