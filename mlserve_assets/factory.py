@@ -218,7 +218,8 @@ def build_model_defs(model: ModelSpec) -> dg.Definitions:
             tags={
                 **_run_tags(context, split),
                 "mlserve.candidate": best.name,
-                metric.name: f"{best.score}",
+                "mlserve.metric": metric.name,
+                "mlserve.score": f"{best.score}",
             },
         )
         registered = RegisteredVersion(name, version, best.score, best.run_id, split.data_version)

@@ -21,10 +21,11 @@ class Settings:
     mlflow_tracking_uri: str
     artifact_location: str
     spec_paths: list[Path]
+    predictions_url: str
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read MLSERVE_HOME, MLFLOW_TRACKING_URI, MLSERVE_ARTIFACT_ROOT and MLSERVE_SPECS."""
+        """Read the MLSERVE_* variables and MLFLOW_TRACKING_URI."""
         home = Path(os.environ.get("MLSERVE_HOME", PROJECT_ROOT / ".mlserve")).resolve()
         specs = os.environ.get("MLSERVE_SPECS")
         paths = (
@@ -41,4 +42,7 @@ class Settings:
                 "MLSERVE_ARTIFACT_ROOT", (home / "artifacts").as_uri()
             ),
             spec_paths=paths,
+            predictions_url=os.environ.get(
+                "MLSERVE_PREDICTIONS_URL", f"sqlite:///{home / 'predictions.db'}"
+            ),
         )

@@ -23,6 +23,7 @@ def settings(tmp_path: Path) -> Settings:
         mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
         artifact_location=(tmp_path / "artifacts").as_uri(),
         spec_paths=EXAMPLES,
+        predictions_url=f"sqlite:///{tmp_path / 'predictions.db'}",
     )
 
 

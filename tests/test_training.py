@@ -39,7 +39,8 @@ def test_every_example_trains_registers_and_promotes_the_best(settings, client: 
         champion = client.get_model_version_by_alias(model.name, "champion")
         assert champion.tags["mlserve.candidate"] == best
         assert champion.tags["mlserve.gate"] == "passed"
-        assert math.isclose(float(champion.tags[model.metric]), scores[best])
+        assert champion.tags["mlserve.metric"] == model.metric
+        assert math.isclose(float(champion.tags["mlserve.score"]), scores[best])
 
         meta = materialization_metadata(result, model.name, "champion")
         assert meta["promoted"] is True

@@ -1,0 +1,187 @@
+"""The prediction log and its ground-truth feedback, on SQLite or PostgreSQL by URL.
+
+One SQLAlchemy Core implementation serves both backends, so the embedded default and the
+production stack run the same statements. Inserts are idempotent on ``prediction_id``: a batch
+replayed from the service's spool after an outage never lands twice. A plain library: the service
+writes here and the feedback assets read here, and neither needs the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("prediction", sa.JSON, nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=True),
+    sa.Index("ix_predictions_model", "model_name", "model_version"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    # One label per prediction: the primary key makes a second label a conflict (HTTP 409).
+    sa.Column(
+        "prediction_id",
+        sa.String(36),
+        sa.ForeignKey("predictions.prediction_id"),
+        primary_key=True,
+    ),
+    sa.Column("ground_truth", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One answered prediction, as logged."""
+
+    prediction_id: str
+    created_at: float
+    model_name: str
+    model_version: str
+    features: dict[str, Any]
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+
+
+class UnknownPredictionError(LookupError):
+    """Feedback for an id the log does not hold."""
+
+
+class DuplicateFeedbackError(ValueError):
+    """A second label for a prediction that already has one."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the service write while feedback readers and the Dagster assets read.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine that fails fast when the server is away, so callers can spool instead of hang."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=4, connect_args={"connect_timeout": 3}
+    )
+
+
+class PredictionStore:
+    """Predictions and feedback in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._insert = (sqlite if self.engine.dialect.name == "sqlite" else postgresql).insert
+
+    def create_schema(self) -> None:
+        """Create the tables if they are missing (idempotent)."""
+        metadata.create_all(self.engine)
+
+    def insert_predictions(self, rows: Iterable[PredictionRow]) -> int:
+        """Insert in one transaction, skipping ids already logged; returns how many were new."""
+        values = [row.__dict__ for row in rows]
+        if not values:
+            return 0
+        statement = self._insert(predictions).on_conflict_do_nothing(
+            index_elements=["prediction_id"]
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement, values).rowcount
+
+    def add_feedback(self, prediction_id: str, ground_truth: Any) -> None:
+        """Attach the ground truth; raise if the id is unknown or already labelled."""
+        with self.engine.begin() as conn:
+            known = conn.execute(
+                sa.select(predictions.c.prediction_id).where(
+                    predictions.c.prediction_id == prediction_id
+                )
+            ).first()
+            if known is None:
+                raise UnknownPredictionError(prediction_id)
+            inserted = conn.execute(
+                self._insert(feedback)
+                .values(
+                    prediction_id=prediction_id,
+                    ground_truth=ground_truth,
+                    received_at=time.time(),
+                )
+                .on_conflict_do_nothing(index_elements=["prediction_id"])
+            ).rowcount
+            if not inserted:
+                raise DuplicateFeedbackError(prediction_id)
+
+    def prediction(self, prediction_id: str) -> PredictionRow | None:
+        """One logged prediction, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(predictions).where(predictions.c.prediction_id == prediction_id)
+            ).first()
+        return None if row is None else PredictionRow(**row._mapping)
+
+    def oldest_predictions(self, limit: int) -> list[PredictionRow]:
+        """The earliest logged predictions (the spool replays in this order)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(predictions).order_by(predictions.c.created_at).limit(limit)
+            ).all()
+        return [PredictionRow(**row._mapping) for row in rows]
+
+    def delete_predictions(self, ids: list[str]) -> None:
+        """Forget predictions (the spool, once they reached the database)."""
+        with self.engine.begin() as conn:
+            conn.execute(predictions.delete().where(predictions.c.prediction_id.in_(ids)))
+
+    def count_predictions(self, model_name: str | None = None) -> int:
+        """How many predictions are logged (for one model, or all)."""
+        query = sa.select(sa.func.count()).select_from(predictions)
+        if model_name is not None:
+            query = query.where(predictions.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def labelled(self, model_name: str) -> pd.DataFrame:
+        """Every labelled prediction of a model: id, version, times, features, prediction, label."""
+        query = (
+            sa.select(
+                predictions.c.prediction_id,
+                predictions.c.model_version,
+                predictions.c.created_at,
+                predictions.c.features,
+                predictions.c.prediction,
+                feedback.c.ground_truth,
+                feedback.c.received_at,
+            )
+            .join(feedback, feedback.c.prediction_id == predictions.c.prediction_id)
+            .where(predictions.c.model_name == model_name)
+            .order_by(feedback.c.received_at)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()

@@ -1,0 +1,45 @@
+"""The service's settings, all from environment variables (the same names the stack sets)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlserve_assets.settings import Settings
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Which model to serve, where to log, and the request limits."""
+
+    model_name: str
+    bento_model: str | None
+    tracking_uri: str
+    predictions_url: str
+    spool_path: Path
+    poll_seconds: float
+    log_predictions: bool
+    max_records: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls) -> ServingConfig:
+        """Read MLSERVE_MODEL, MLSERVE_BENTO_MODEL, MLSERVE_POLL_SECONDS and the shared settings."""
+        settings = Settings.from_env()
+        return cls(
+            model_name=os.environ.get("MLSERVE_MODEL", ""),
+            bento_model=os.environ.get("MLSERVE_BENTO_MODEL") or None,
+            tracking_uri=settings.mlflow_tracking_uri,
+            predictions_url=settings.predictions_url,
+            spool_path=Path(os.environ.get("MLSERVE_SPOOL", settings.home / "spool.db")),
+            poll_seconds=float(os.environ.get("MLSERVE_POLL_SECONDS", "5")),
+            log_predictions=_flag("MLSERVE_LOG_PREDICTIONS", True),
+            max_records=int(os.environ.get("MLSERVE_MAX_RECORDS", "1000")),
+            max_body_bytes=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", str(1 << 20))),
+        )

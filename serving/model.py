@@ -1,0 +1,178 @@
+"""The served model: an estimator, its MLflow signature, and where it came from.
+
+Records are checked against the signature here, field by field, so every client error names the
+record and the field; the estimator then sees a float array in signature order, which costs a
+fraction of building a DataFrame per request (shared/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.models import Model
+from sklearn.base import BaseEstimator
+
+CHAMPION = "champion"
+_INTEGER_TYPES = {"long", "integer"}
+_NUMBER_TYPES = {"double", "float", "long", "integer"}
+
+# Features arrive as an array in signature order; the names were checked already.
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of one record."""
+
+    record: int | None
+    field: str
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape clients receive."""
+        return {"record": self.record, "field": self.field, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model version and everything the API reports about it."""
+
+    name: str
+    version: str
+    run_id: str
+    metric: str | None
+    score: float | None
+    estimator: BaseEstimator
+    features: list[tuple[str, str]]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """Class labels for a classifier, None for a regressor."""
+        classes = getattr(self.estimator, "classes_", None)
+        return None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model`` reports."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": CHAMPION,
+            "mlflow_run_id": self.run_id,
+            "training_metric": {"name": self.metric, "value": self.score},
+            "task": "classification" if self.classes is not None else "regression",
+            "classes": self.classes,
+            "features": [{"name": n, "type": t} for n, t in self.features],
+        }
+
+    def check(self, records: list[Any]) -> tuple[np.ndarray | None, list[FieldError]]:
+        """The feature matrix in signature order, or every problem found."""
+        errors: list[FieldError] = []
+        names = [n for n, _ in self.features]
+        expected = set(names)
+        matrix = np.empty((len(records), len(names)), dtype=np.float64)
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                errors.append(FieldError(i, "", "a record must be a JSON object"))
+                continue
+            errors.extend(
+                FieldError(i, k, "unexpected field: the model has no such feature")
+                for k in record
+                if k not in expected
+            )
+            for j, (name, kind) in enumerate(self.features):
+                problem = _field_problem(record, name, kind)
+                if problem:
+                    errors.append(FieldError(i, name, problem))
+                else:
+                    matrix[i, j] = record[name]
+        return (None, errors) if errors else (matrix, [])
+
+    def predict(self, matrix: np.ndarray) -> tuple[list[Any], list[dict[str, float]] | None]:
+        """Predictions, and per-class probabilities where the estimator has them."""
+        labels = self.estimator.predict(matrix).tolist()
+        classes = self.classes
+        if classes is None or not hasattr(self.estimator, "predict_proba"):
+            return labels, None
+        proba = self.estimator.predict_proba(matrix)
+        keys = [str(c) for c in classes]
+        return labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+
+    def check_label(self, value: Any) -> str | None:
+        """Why ``value`` cannot be ground truth for this model, or None if it can."""
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return "ground truth must be a number or a class label"
+        classes = self.classes
+        if classes is not None:
+            if value not in classes:
+                return f"unknown class {value!r}; the model's classes are {classes}"
+            return None
+        if isinstance(value, str) or not math.isfinite(value):
+            return "ground truth for a regression model must be a finite number"
+        return None
+
+
+def _field_problem(record: dict[str, Any], name: str, kind: str) -> str | None:
+    if name not in record:
+        return "missing field"
+    value = record[name]
+    if kind in _NUMBER_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number ({kind}), got {type(value).__name__}"
+        if not math.isfinite(value):
+            return f"expected a finite number, got {value}"
+        if kind in _INTEGER_TYPES and not float(value).is_integer():
+            return f"expected an integer ({kind}), got {value}"
+        return None
+    return f"unsupported feature type {kind} in the model signature"
+
+
+def _features(model_dir: Path) -> list[tuple[str, str]]:
+    signature = Model.load(str(model_dir)).signature
+    if signature is None:
+        raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
+    return [(col.name, col.type.name) for col in signature.inputs.inputs]
+
+
+def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
+    """A model from a local MLflow model folder (a bento's copy) and its recorded metadata."""
+    return ServedModel(
+        name=meta["name"],
+        version=str(meta["version"]),
+        run_id=meta.get("run_id", ""),
+        metric=meta.get("metric"),
+        score=float(meta["score"]) if meta.get("score") is not None else None,
+        estimator=mlflow.sklearn.load_model(str(model_dir)),
+        features=_features(model_dir),
+    )
+
+
+def registry_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
+    """Name, version, run and training metric of a registered version, from its tags."""
+    mv = client.get_model_version(name, version)
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "run_id": mv.run_id or "",
+        "metric": mv.tags.get("mlserve.metric"),
+        "score": mv.tags.get("mlserve.score"),
+    }
+
+
+def champion_version(client: MlflowClient, name: str) -> str:
+    """The version the champion alias points at now."""
+    return str(client.get_model_version_by_alias(name, CHAMPION).version)
+
+
+def load_version(client: MlflowClient, name: str, version: str, workdir: Path) -> ServedModel:
+    """Download one registered version (from the process's MLflow registry) and load it."""
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(workdir / f"{name}-v{version}")
+    )
+    return load_from_dir(Path(local), registry_metadata(client, name, version))
