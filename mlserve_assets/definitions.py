@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlserve_assets.factory import build_model_defs
+from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.settings import Settings
 from mlserve_assets.spec import load_specs
@@ -28,7 +29,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "mlflow": MlflowRegistry(
                     tracking_uri=settings.mlflow_tracking_uri,
                     artifact_location=settings.artifact_location,
-                )
+                ),
+                "bentos": BentoPackager(
+                    bentoml_home=str(settings.bentoml_home),
+                    tracking_uri=settings.mlflow_tracking_uri,
+                ),
             },
         ),
     )

@@ -12,6 +12,7 @@ import pandas as pd
 from mlserve_assets.ml.gate import GateDecision, decide
 from mlserve_assets.ml.train import DatasetSplit, data_version, fit_candidate, score, split_dataset
 from mlserve_assets.ml.validation import CHECK_NAMES, feature_columns, run_checks
+from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import CHAMPION, MlflowRegistry
 from mlserve_assets.spec import ModelSpec
 
@@ -279,8 +280,28 @@ def build_model_defs(model: ModelSpec) -> dg.Definitions:
             metadata={**_gate_metadata(decision, registered_version), "champion_version": serving},
         )
 
+    @dg.asset(
+        key=key("bento"),
+        ins={"champion": dg.AssetIn(key(CHAMPION))},
+        kinds={"bentoml"},
+        description="The champion packaged as a bento that serves without reaching MLflow.",
+        **common,
+    )
+    def bento(champion: str, bentos: BentoPackager) -> dg.MaterializeResult:
+        if champion == "none":
+            raise dg.Failure(f"{name} has no champion to package: no version passed the gate yet")
+        built = bentos.build(name, champion)
+        return dg.MaterializeResult(
+            metadata={
+                "bento": built["bento"],
+                "bentoml_model": built["model"],
+                "mlflow_version": champion,
+                "serve": dg.MetadataValue.text(f"bentoml serve {built['bento']}"),
+            }
+        )
+
     return dg.Definitions(
-        assets=[dataset, validated_dataset, split, candidates, registered_version, champion],
+        assets=[dataset, validated_dataset, split, candidates, registered_version, champion, bento],
         jobs=[
             dg.define_asset_job(
                 f"train_{name}",

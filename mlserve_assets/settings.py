@@ -22,6 +22,7 @@ class Settings:
     artifact_location: str
     spec_paths: list[Path]
     predictions_url: str
+    bentoml_home: Path
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,4 +46,5 @@ class Settings:
             predictions_url=os.environ.get(
                 "MLSERVE_PREDICTIONS_URL", f"sqlite:///{home / 'predictions.db'}"
             ),
+            bentoml_home=Path(os.environ.get("BENTOML_HOME", home / "bentoml")),
         )

@@ -6,7 +6,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from mlserve_assets.settings import Settings
+
+
+def _bento_model() -> str | None:
+    """The model a bento was built with, read from the bento's own manifest.
+
+    ``bentoml serve TAG`` runs the copy of this package inside the bento (``<bento>/src``) but does
+    not apply the bentofile's ``envs`` (only containers do), so the manifest is the source of truth.
+    """
+    manifest = Path(__file__).resolve().parents[2] / "bento.yaml"
+    if not manifest.exists():
+        return None
+    models = yaml.safe_load(manifest.read_text()).get("models") or []
+    return models[0]["tag"] if models else None
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -34,7 +49,7 @@ class ServingConfig:
         settings = Settings.from_env()
         return cls(
             model_name=os.environ.get("MLSERVE_MODEL", ""),
-            bento_model=os.environ.get("MLSERVE_BENTO_MODEL") or None,
+            bento_model=os.environ.get("MLSERVE_BENTO_MODEL") or _bento_model(),
             tracking_uri=settings.mlflow_tracking_uri,
             predictions_url=settings.predictions_url,
             spool_path=Path(os.environ.get("MLSERVE_SPOOL", settings.home / "spool.db")),

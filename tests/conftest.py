@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +12,7 @@ from mlflow import MlflowClient
 
 from mlserve_assets.definitions import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
+from tests.services import Postgres, postgres_cluster
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
@@ -24,6 +26,7 @@ def settings(tmp_path: Path) -> Settings:
         artifact_location=(tmp_path / "artifacts").as_uri(),
         spec_paths=EXAMPLES,
         predictions_url=f"sqlite:///{tmp_path / 'predictions.db'}",
+        bentoml_home=tmp_path / "bentoml",
     )
 
 
@@ -53,3 +56,40 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, *path: str) -> d
         if mat is not None and tuple(mat.asset_key.path) == path:
             return {k: v.value for k, v in mat.metadata.items()}
     raise AssertionError(f"no materialization of {'/'.join(path)}")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Settings:
+    """A store where breast_cancer and diabetes have champions (and bentos), trained once."""
+    root = tmp_path_factory.mktemp("trained")
+    settings = Settings(
+        home=root / "home",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_location=(root / "artifacts").as_uri(),
+        spec_paths=EXAMPLES,
+        predictions_url=f"sqlite:///{root / 'predictions.db'}",
+        bentoml_home=root / "bentoml",
+    )
+    for job in ("train_breast_cancer", "train_diabetes"):
+        assert train(settings, EXAMPLES, job).success
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+def service_env(
+    settings: Settings, model: str, predictions_url: str, spool: Path
+) -> dict[str, str]:
+    return {
+        "MLSERVE_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLSERVE_MODEL": model,
+        "MLSERVE_PREDICTIONS_URL": predictions_url,
+        "MLSERVE_SPOOL": str(spool),
+        "MLSERVE_POLL_SECONDS": "1",
+        "BENTOML_HOME": str(settings.bentoml_home),
+    }

@@ -14,7 +14,15 @@ from mlserve_assets.definitions import build_definitions
 from mlserve_assets.ml.validation import CHECK_NAMES
 from mlserve_assets.settings import PROJECT_ROOT
 
-STAGES = ["dataset", "validated_dataset", "split", "candidates", "registered_version", "champion"]
+STAGES = [
+    "dataset",
+    "validated_dataset",
+    "split",
+    "candidates",
+    "registered_version",
+    "champion",
+    "bento",
+]
 
 
 def test_bentoml_is_the_pinned_1_4_line():

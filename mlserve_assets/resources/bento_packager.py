@@ -1,0 +1,40 @@
+"""Packaging a registered version as a BentoML bento, in a project-local BentoML home."""
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+
+class BentoPackager(dg.ConfigurableResource):
+    """Runs ``serving.package`` in a child process pointed at this BentoML home and MLflow store.
+
+    A child process because BentoML reads ``BENTOML_HOME`` once per process; the Dagster process
+    (and the tests running it in-process) keep whatever home they started with.
+    """
+
+    bentoml_home: str
+    tracking_uri: str
+
+    def build(self, model_name: str, version: str) -> dict[str, str]:
+        """Import the version into the model store and build its bento; returns the tags."""
+        env = {
+            **os.environ,
+            "BENTOML_HOME": self.bentoml_home,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "serving.package", model_name, version],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise dg.Failure(
+                f"bento build for {model_name} v{version} failed",
+                metadata={"stderr": dg.MetadataValue.text(done.stderr[-4000:])},
+            )
+        return json.loads(done.stdout.strip().splitlines()[-1])

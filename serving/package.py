@@ -1,0 +1,83 @@
+"""Package one registered version as a bento: import it into the BentoML model store, then build.
+
+Run as ``python -m serving.package MODEL VERSION`` with ``BENTOML_HOME`` and ``MLFLOW_TRACKING_URI``
+set: BentoML reads its home once per process, so the Dagster asset runs this in a child process
+rather than reconfiguring its own. Prints the bento tag as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import bentoml
+import mlflow
+import yaml
+from mlflow import MlflowClient
+
+from serving.model import registry_metadata
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Everything the service imports, and nothing of the Dagster code location.
+INCLUDE = [
+    "serving/*.py",
+    "mlserve_assets/__init__.py",
+    "mlserve_assets/settings.py",
+    "mlserve_assets/prediction_store.py",
+]
+PACKAGES = [
+    "mlflow",
+    "scikit-learn",
+    "skops",
+    "pandas",
+    "sqlalchemy",
+    "psycopg2-binary",
+    "fastapi",
+    "prometheus-client",
+    "bentoml==1.4.39",
+]
+
+
+def bento_name(model_name: str) -> str:
+    """BentoML names allow letters, digits, dots, dashes and underscores only in lower case."""
+    return f"mlserve-{model_name.replace('_', '-')}"
+
+
+def package(model_name: str, version: str) -> dict[str, str]:
+    """Import ``models:/model_name/version`` and build a bento that serves it offline.
+
+    A version already packaged is not built again: its bento is returned.
+    """
+    for existing in bentoml.bentos.list():
+        if existing.info.labels == {"model": model_name, "mlflow_version": str(version)}:
+            return {"bento": str(existing.tag), "model": str(existing.info.models[0].tag)}
+    client = MlflowClient()
+    meta = registry_metadata(client, model_name, version)
+    stored = bentoml.mlflow.import_model(
+        bento_name(model_name),
+        model_uri=f"models:/{model_name}/{version}",
+        labels={"mlflow_version": str(version)},
+        metadata={k: v for k, v in meta.items() if v is not None},
+    )
+    bentofile = {
+        "service": "serving.service:ModelService",
+        "name": bento_name(model_name),
+        "labels": {"model": model_name, "mlflow_version": str(version)},
+        "include": INCLUDE,
+        "models": [str(stored.tag)],
+        # Pins come from the project; locking would resolve the whole stack again on every build.
+        "python": {"packages": PACKAGES, "lock_packages": False},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bentofile.yaml"
+        path.write_text(yaml.safe_dump(bentofile))
+        bento = bentoml.bentos.build_bentofile(str(path), build_ctx=str(PROJECT_ROOT))
+    return {"bento": str(bento.tag), "model": str(stored.tag)}
+
+
+if __name__ == "__main__":
+    mlflow.set_registry_uri(mlflow.get_tracking_uri())
+    sys.stdout.write(json.dumps(package(sys.argv[1], sys.argv[2])) + "\n")

@@ -1,0 +1,160 @@
+"""Real servers for the tests: throw-away PostgreSQL clusters and `bentoml serve` processes.
+
+Every long-lived process starts in its own process group and is ended as a group (TERM, then KILL):
+servers that fork workers otherwise outlive the test run and hang CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from mlserve_assets.settings import PROJECT_ROOT
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """End a process and everything it started."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+    except ProcessLookupError:
+        pass
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+class Postgres:
+    """A PostgreSQL cluster in a temporary folder, run as the `postgres` user (it refuses root)."""
+
+    def __init__(self) -> None:
+        # Outside pytest's tmp_path: its parents are private to root, and postgres must reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="mlserve-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
+        )
+
+    def _as_postgres(self, cmd: list[str]) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            ]
+        )
+
+    def stop(self) -> None:
+        self._as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        )
+
+    def create_database(self, name: str) -> str:
+        self._as_postgres(
+            [
+                str(PG_BIN / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                name,
+            ]
+        )
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[Postgres]:
+    cluster = Postgres()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped by the test
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@contextmanager
+def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """`bentoml serve TARGET` on a free port; yields its base URL."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                target,
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{base}/readyz", proc, log)
+        yield base
+    finally:
+        stop_group(proc)
