@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -122,10 +122,8 @@ def postgres_cluster() -> Iterator[Postgres]:
     try:
         yield cluster
     finally:
-        try:
+        with suppress(subprocess.CalledProcessError):  # already stopped by the test
             cluster.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped by the test
         shutil.rmtree(cluster.root, ignore_errors=True)
 
 

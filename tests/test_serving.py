@@ -1,4 +1,5 @@
-"""The service over HTTP: a real `bentoml serve` on a real MLflow store, logging to SQLite or PostgreSQL."""
+"""The service over HTTP: a real `bentoml serve` on a real MLflow store, logging to SQLite or
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -156,3 +157,171 @@ def test_probes_and_metrics(served: Served):
     assert "mlserve_prediction_latency_seconds_bucket" in text
     assert 'mlserve_feedback_total{model="breast_cancer",status="404"}' in text
     assert 'mlserve_served_model_version{model="breast_cancer"}' in text
+
+
+GOOD = cancer_records(1)[0]
+
+
+def _record(drop: str | None = None, **changes) -> dict:
+    """GOOD with one feature dropped and/or others changed."""
+    return {**{k: v for k, v in GOOD.items() if k != drop}, **changes}
+
+
+def _raw(records_json: str) -> str:
+    return '{"records": [' + records_json + "]}"
+
+
+def _good_json_with(field: str, literal: str) -> str:
+    import json
+
+    parts = [
+        f"{json.dumps(k)}: {literal if k == field else json.dumps(v)}" for k, v in GOOD.items()
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+BAD_REQUESTS = [
+    # (name, path, json body or raw string, status, words the body must contain)
+    ("malformed JSON", "/predict", '{"records": [', 400, ["body", "malformed JSON"]),
+    ("body is a list", "/predict", [GOOD], 422, ["body"]),
+    ("records missing", "/predict", {"rows": [GOOD]}, 422, ["records", "Field required"]),
+    ("records empty", "/predict", {"records": []}, 422, ["records", "at least 1"]),
+    ("records not a list", "/predict", {"records": 5}, 422, ["records", "valid list"]),
+    ("record not an object", "/predict", {"records": [5]}, 422, ["records.0", "dictionary"]),
+    (
+        "missing feature",
+        "/predict",
+        {"records": [_record(drop="mean radius")]},
+        422,
+        ["mean radius", "missing field"],
+    ),
+    (
+        "extra feature",
+        "/predict",
+        {"records": [_record(colour="red")]},
+        422,
+        ["colour", "unexpected field"],
+    ),
+    (
+        "string value",
+        "/predict",
+        {"records": [_record(**{"mean area": "big"})]},
+        422,
+        ["mean area", "expected a number"],
+    ),
+    (
+        "boolean value",
+        "/predict",
+        {"records": [_record(**{"mean area": True})]},
+        422,
+        ["mean area", "expected a number"],
+    ),
+    (
+        "null value",
+        "/predict",
+        {"records": [_record(**{"mean area": None})]},
+        422,
+        ["mean area", "expected a number"],
+    ),
+    (
+        "list value",
+        "/predict",
+        {"records": [_record(**{"mean area": [1, 2]})]},
+        422,
+        ["mean area", "expected a number"],
+    ),
+    (
+        "NaN value",
+        "/predict",
+        _raw(_good_json_with("mean area", "NaN")),
+        422,
+        ["mean area", "finite"],
+    ),
+    (
+        "Infinity value",
+        "/predict",
+        _raw(_good_json_with("mean area", "Infinity")),
+        422,
+        ["mean area", "finite"],
+    ),
+    (
+        "-Infinity value",
+        "/predict",
+        _raw(_good_json_with("worst area", "-Infinity")),
+        422,
+        ["worst area", "finite"],
+    ),
+    (
+        "second record bad",
+        "/predict",
+        {"records": [GOOD, _record(**{"mean radius": "x"})]},
+        422,
+        ['"record":1', "mean radius"],
+    ),
+    ("too many records", "/predict", {"records": [GOOD] * 1001}, 422, ["records", "at most 1000"]),
+    (
+        "oversized body",
+        "/predict",
+        {"records": [GOOD] * 900, "pad": "x" * (1 << 20)},
+        413,
+        ["body", "larger than"],
+    ),
+    (
+        "feedback without id",
+        "/feedback",
+        {"ground_truth": 1},
+        422,
+        ["prediction_id", "Field required"],
+    ),
+    (
+        "feedback without label",
+        "/feedback",
+        {"prediction_id": "a" * 32},
+        422,
+        ["ground_truth", "Field required"],
+    ),
+    (
+        "feedback id too long",
+        "/feedback",
+        {"prediction_id": "a" * 99, "ground_truth": 1},
+        422,
+        ["prediction_id", "at most 36"],
+    ),
+    (
+        "feedback id not a string",
+        "/feedback",
+        {"prediction_id": 7, "ground_truth": 1},
+        422,
+        ["prediction_id", "valid string"],
+    ),
+    ("feedback malformed JSON", "/feedback", "{nope", 400, ["malformed JSON"]),
+    ("feedback batch empty", "/feedback/batch", {"feedback": []}, 422, ["feedback", "at least 1"]),
+    (
+        "feedback batch item bad",
+        "/feedback/batch",
+        {"feedback": [{"ground_truth": 1}]},
+        422,
+        ["feedback.0.prediction_id", "Field required"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [b[1:] for b in BAD_REQUESTS],
+    ids=[b[0] for b in BAD_REQUESTS],
+)
+def test_bad_requests_get_a_4xx_naming_the_problem(served: Served, path, body, status, words):
+    before = served.store.count_predictions()
+    if isinstance(body, str):
+        response = served.http.post(
+            f"{served.url}{path}", content=body, headers={"content-type": "application/json"}
+        )
+    else:
+        response = served.http.post(f"{served.url}{path}", json=body)
+    assert response.status_code == status, response.text
+    compact = response.text.replace(" ", "")
+    for word in words:
+        assert word.replace(" ", "") in compact, (word, response.text)
+    assert "errors" in response.json()
+    assert served.store.count_predictions() == before

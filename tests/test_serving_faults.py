@@ -1,0 +1,170 @@
+"""The service under change and failure: database outage, champion hot swap, the offline bento."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
+
+from mlserve_assets.prediction_store import PredictionStore
+from mlserve_assets.resources.bento_packager import BentoPackager
+from tests.conftest import service_env
+from tests.services import bentoml_server, postgres_cluster
+
+RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
+
+
+class Traffic:
+    """Threads sending single-record predictions until stopped, keeping every answer."""
+
+    def __init__(self, url: str, threads: int = 2) -> None:
+        self.url = url
+        self.answers: list[dict] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, args=(i,)) for i in range(threads)]
+
+    def _send(self, offset: int) -> None:
+        with httpx.Client(timeout=30) as http:
+            i = offset
+            while not self._stop.is_set():
+                record = RECORDS[i % len(RECORDS)]
+                try:
+                    response = http.post(f"{self.url}/predict", json={"records": [record]})
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    self.answers.extend(response.json()["predictions"])
+                else:
+                    self.failures.append(f"{response.status_code} {response.text}")
+                i += len(self._threads)
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def count(self) -> int:
+        return len(self.answers)
+
+    def wait_for(self, more: int, timeout: float = 30) -> None:
+        target = self.count() + more
+        deadline = time.monotonic() + timeout
+        while self.count() < target:
+            assert time.monotonic() < deadline, f"only {self.count()} answers, wanted {target}"
+            time.sleep(0.05)
+
+
+def _spooled(url: str) -> int:
+    return httpx.get(f"{url}/model", timeout=10).json()["prediction_log_spooled"]
+
+
+def test_database_outage_loses_no_answered_prediction(trained, tmp_path):
+    with postgres_cluster() as pg:
+        db_url = pg.create_database("outage")
+        env = service_env(trained, "breast_cancer", db_url, tmp_path / "spool.db")
+        with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
+            with Traffic(url) as traffic:
+                traffic.wait_for(50)
+                pg.stop()
+                during = traffic.count()
+                traffic.wait_for(100)
+                answered_while_down = traffic.count() - during
+                spooled_while_down = _spooled(url)
+                pg.start()
+                traffic.wait_for(50)
+            deadline = time.monotonic() + 60
+            while _spooled(url) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _spooled(url) == 0
+
+        assert answered_while_down >= 100
+        assert spooled_while_down > 0
+        assert traffic.failures == []
+        ids = [a["prediction_id"] for a in traffic.answers]
+        assert len(set(ids)) == len(ids)
+        store = PredictionStore(db_url)
+        with store.engine.connect() as conn:
+            logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
+        store.dispose()
+        assert sorted(logged) == sorted(ids)  # every answered prediction, none twice, none extra
+
+
+def _isolated_registry(trained, tmp_path: Path) -> str:
+    """A copy of the trained registry, so moving its alias does not disturb other tests."""
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(trained.mlflow_tracking_uri.removeprefix("sqlite:///"), copy)
+    return f"sqlite:///{copy}"
+
+
+def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
+    uri = _isolated_registry(trained, tmp_path)
+    client = MlflowClient(uri, uri)
+    old = client.get_model_version_by_alias("breast_cancer", "champion")
+    new = client.create_model_version("breast_cancer", old.source, run_id=old.run_id, tags=old.tags)
+    env = {
+        **service_env(
+            trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
+        ),
+        "MLFLOW_TRACKING_URI": uri,
+    }
+    with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
+        with Traffic(url) as traffic:
+            traffic.wait_for(20)
+            assert {a["model_version"] for a in traffic.answers} == {str(old.version)}
+
+            client.set_registered_model_alias("breast_cancer", "champion", new.version)
+            swapped_at = traffic.count()
+            deadline = time.monotonic() + 10  # poll interval is 1 s
+            while traffic.answers[-1]["model_version"] != str(new.version):
+                assert time.monotonic() < deadline, "service did not swap to the new champion"
+                time.sleep(0.05)
+            traffic.wait_for(20)
+            after = traffic.answers[-10:]
+
+            client.set_registered_model_alias("breast_cancer", "champion", old.version)
+            deadline = time.monotonic() + 10
+            while traffic.answers[-1]["model_version"] != str(old.version):
+                assert time.monotonic() < deadline, "rollback did not reach the service"
+                time.sleep(0.05)
+        info = httpx.get(f"{url}/model", timeout=10).json()
+
+    assert traffic.failures == []
+    assert {a["model_version"] for a in after} == {str(new.version)}
+    versions = [a["model_version"] for a in traffic.answers[swapped_at:]]
+    assert str(new.version) in versions
+    assert info["version"] == str(old.version)
+
+
+def test_the_built_bento_serves_without_mlflow(trained, tmp_path):
+    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
+        "breast_cancer", "champion"
+    )
+    packager = BentoPackager(
+        bentoml_home=str(trained.bentoml_home), tracking_uri=trained.mlflow_tracking_uri
+    )
+    built = packager.build("breast_cancer", str(champion.version))
+    env = {
+        "MLSERVE_HOME": str(tmp_path),
+        "BENTOML_HOME": str(trained.bentoml_home),
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # nothing listens: start-up must not need it
+        "MLSERVE_POLL_SECONDS": "0",
+    }
+    with bentoml_server(built["bento"], env, tmp_path / "bento.log") as url:
+        response = httpx.post(f"{url}/predict", json={"records": RECORDS[:3]}, timeout=30)
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    assert [a["model_version"] for a in answers] == [str(champion.version)] * 3
+    assert PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}").count_predictions() == 3
