@@ -26,5 +26,9 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+bench: setup
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 test: setup lint
 	$(VENV)/bin/python -m pytest -q

@@ -36,6 +36,7 @@ PACKAGES = [
     "sqlalchemy",
     "psycopg2-binary",
     "fastapi",
+    "orjson",
     "prometheus-client",
     "bentoml==1.4.39",
 ]
