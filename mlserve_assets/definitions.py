@@ -7,6 +7,7 @@ import dagster as dg
 from mlserve_assets.factory import build_model_defs
 from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
+from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.settings import Settings
 from mlserve_assets.spec import load_specs
 
@@ -30,6 +31,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                     tracking_uri=settings.mlflow_tracking_uri,
                     artifact_location=settings.artifact_location,
                 ),
+                "prediction_log": PredictionLogResource(url=settings.predictions_url),
                 "bentos": BentoPackager(
                     bentoml_home=str(settings.bentoml_home),
                     tracking_uri=settings.mlflow_tracking_uri,

@@ -9,11 +9,21 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
+from mlserve_assets.ml.feedback import feature_frame, live_metrics
 from mlserve_assets.ml.gate import GateDecision, decide
-from mlserve_assets.ml.train import DatasetSplit, data_version, fit_candidate, score, split_dataset
+from mlserve_assets.ml.train import (
+    DatasetSplit,
+    data_version,
+    fit_candidate,
+    score,
+    split_dataset,
+    with_feedback,
+)
 from mlserve_assets.ml.validation import CHECK_NAMES, feature_columns, run_checks
 from mlserve_assets.resources.bento_packager import BentoPackager
-from mlserve_assets.resources.mlflow_registry import CHAMPION, MlflowRegistry
+from mlserve_assets.resources.mlflow_registry import CHAMPION, WATERMARK, MlflowRegistry
+from mlserve_assets.resources.prediction_log import PredictionLogResource
+from mlserve_assets.sensors import build_retrain_sensor
 from mlserve_assets.spec import ModelSpec
 
 
@@ -66,6 +76,8 @@ def _run_tags(context: dg.AssetExecutionContext, data: DatasetSplit) -> dict[str
         "dagster.run_id": context.run.run_id,
         "dagster.asset_key": context.asset_key.to_user_string(),
         "mlserve.data_version": data.data_version,
+        "mlserve.feedback_train_rows": str(data.feedback_train_rows),
+        "mlserve.feedback_test_rows": str(data.feedback_test_rows),
     }
 
 
@@ -132,21 +144,72 @@ def build_model_defs(model: ModelSpec) -> dg.Definitions:
             )
 
     @dg.asset(
+        key=key("predictions"),
+        kinds={"bentoml"},
+        description="Predictions the served versions logged (the service writes, this observes).",
+        **common,
+    )
+    def predictions(prediction_log: PredictionLogResource) -> dg.MaterializeResult:
+        served = prediction_log.store.versions_served(name)
+        table = "\n".join(
+            ["| version | predictions |", "|---|---|"]
+            + [f"| {v} | {n} |" for v, n in sorted(served.items(), key=lambda i: int(i[0]))]
+        )
+        return dg.MaterializeResult(
+            metadata={"rows": sum(served.values()), "by_version": dg.MetadataValue.md(table)}
+        )
+
+    @dg.asset(
+        key=key("feedback"),
+        deps=[key("predictions")],
+        kinds={"pandas"},
+        description="Labelled predictions: logged features joined with their ground truth.",
+        **common,
+    )
+    def feedback(
+        prediction_log: PredictionLogResource, mlflow: MlflowRegistry
+    ) -> dg.Output[pd.DataFrame]:
+        labelled = prediction_log.store.labelled(name)
+        features = model.features or (list(labelled["features"].iloc[0]) if len(labelled) else [])
+        rows = feature_frame(labelled, features, model.target)
+        live = live_metrics(labelled, metric)
+        current = mlflow.champion(name)
+        trained_until = float(current.tags.get(WATERMARK, 0)) if current else 0.0
+        metadata: dict[str, object] = {
+            "labelled_rows": len(labelled),
+            "distinct_inputs": len(rows),
+            "new_since_champion": int((labelled["received_at"] > trained_until).sum())
+            if len(labelled)
+            else 0,
+            "live_metrics": dg.MetadataValue.md(live.to_markdown(index=False)),
+        }
+        if current is not None and str(current.version) in set(live["model_version"]):
+            row = live[live["model_version"] == str(current.version)].iloc[0]
+            metadata[f"champion_live_{metric.name}"] = float(row[metric.name])
+        return dg.Output(rows, metadata=metadata)
+
+    @dg.asset(
         key=key("split"),
-        ins={"validated_dataset": dg.AssetIn(key("validated_dataset"))},
+        ins={
+            "validated_dataset": dg.AssetIn(key("validated_dataset")),
+            "feedback": dg.AssetIn(key("feedback")),
+        },
         kinds={"sklearn"},
         description="Train rows and the held-out rows that score candidates and champion alike.",
         **common,
     )
-    def split(validated_dataset: pd.DataFrame) -> dg.Output[DatasetSplit]:
-        data = split_dataset(
-            validated_dataset, feature_columns(model, validated_dataset), model.target, model.split
-        )
+    def split(validated_dataset: pd.DataFrame, feedback: pd.DataFrame) -> dg.Output[DatasetSplit]:
+        features = feature_columns(model, validated_dataset)
+        base = split_dataset(validated_dataset, features, model.target, model.split)
+        data = with_feedback(base, feedback, model.target, model.retrain.data)
         return dg.Output(
             data,
             metadata={
                 "train_rows": len(data.x_train),
                 "test_rows": len(data.x_test),
+                "feedback_train_rows": data.feedback_train_rows,
+                "feedback_test_rows": data.feedback_test_rows,
+                "policy": model.retrain.data.policy,
                 "features": len(data.features),
                 "data_version": data.data_version,
             },
@@ -221,6 +284,8 @@ def build_model_defs(model: ModelSpec) -> dg.Definitions:
                 "mlserve.candidate": best.name,
                 "mlserve.metric": metric.name,
                 "mlserve.score": f"{best.score}",
+                "mlserve.feedback_rows": str(split.feedback_train_rows),
+                WATERMARK: repr(split.feedback_watermark),
             },
         )
         registered = RegisteredVersion(name, version, best.score, best.run_id, split.data_version)
@@ -300,13 +365,23 @@ def build_model_defs(model: ModelSpec) -> dg.Definitions:
             }
         )
 
+    job = dg.define_asset_job(
+        f"train_{name}",
+        selection=dg.AssetSelection.groups(name),
+        description=f"Load, check, train with feedback, register, gate and package {name}.",
+    )
     return dg.Definitions(
-        assets=[dataset, validated_dataset, split, candidates, registered_version, champion, bento],
-        jobs=[
-            dg.define_asset_job(
-                f"train_{name}",
-                selection=dg.AssetSelection.groups(name),
-                description=f"Load, check, train, register and gate {name}.",
-            )
+        assets=[
+            dataset,
+            validated_dataset,
+            predictions,
+            feedback,
+            split,
+            candidates,
+            registered_version,
+            champion,
+            bento,
         ],
+        jobs=[job],
+        sensors=[build_retrain_sensor(model, job.name)],
     )

@@ -181,6 +181,27 @@ class PredictionStore:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def versions_served(self, model_name: str) -> dict[str, int]:
+        """Predictions logged per model version."""
+        query = (
+            sa.select(predictions.c.model_version, sa.func.count())
+            .where(predictions.c.model_name == model_name)
+            .group_by(predictions.c.model_version)
+        )
+        with self.engine.connect() as conn:
+            return {str(v): int(n) for v, n in conn.execute(query).all()}
+
+    def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
+        """How many labels arrived after ``after`` (a received_at time), and the latest time."""
+        query = (
+            sa.select(sa.func.count(), sa.func.max(feedback.c.received_at))
+            .select_from(feedback.join(predictions))
+            .where(predictions.c.model_name == model_name, feedback.c.received_at > after)
+        )
+        with self.engine.connect() as conn:
+            count, latest = conn.execute(query).one()
+        return int(count), float(latest or after)
+
     def labelled(self, model_name: str) -> pd.DataFrame:
         """Every labelled prediction of a model: id, version, times, features, prediction, label."""
         query = (

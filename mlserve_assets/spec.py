@@ -131,6 +131,7 @@ class Retrain(_Strict):
     min_feedback_rows: int = Field(default=200, ge=1)
     min_live_metric: float | None = None
     max_age_hours: float | None = Field(default=None, gt=0)
+    check_every_seconds: int = Field(default=5, ge=1)
     data: RetrainData = Field(default_factory=RetrainData)
 
 

@@ -21,6 +21,8 @@ from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
 CHAMPION = "champion"
+# Tag on a registered version: the latest feedback time its training data included.
+WATERMARK = "mlserve.feedback_watermark"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""Labelled feedback as data: live metrics per served version, and rows for retraining.
+
+Pure functions over the frame ``PredictionStore.labelled`` returns (one row per labelled
+prediction: prediction_id, model_version, created_at, features, prediction, ground_truth,
+received_at), so the loop's arithmetic is testable without a server or a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from mlserve_assets.ml.metrics import Metric
+
+
+def live_metrics(labelled: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The metric of each served version on its own labelled predictions, oldest version first."""
+    if labelled.empty:
+        return pd.DataFrame(columns=["model_version", "labelled", metric.name])
+    rows = []
+    for version, group in labelled.groupby("model_version", sort=False):
+        score = metric.score(group["ground_truth"].to_numpy(), group["prediction"].to_numpy())
+        rows.append({"model_version": str(version), "labelled": len(group), metric.name: score})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("model_version", key=lambda v: v.astype(int)).reset_index(drop=True)
+
+
+def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> pd.DataFrame:
+    """Features from the prediction log and the label from feedback, one row per input.
+
+    The same input labelled more than once (a client sending one case twice) counts once, with
+    its latest label, so repeated traffic cannot outweigh the rest of the feedback.
+    """
+    columns = [*features, target, "prediction_id", "received_at"]
+    if labelled.empty:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(list(labelled["features"]), index=labelled.index)[features]
+    frame[target] = labelled["ground_truth"].to_numpy()
+    frame["prediction_id"] = labelled["prediction_id"].to_numpy()
+    frame["received_at"] = labelled["received_at"].to_numpy()
+    deduped = frame.sort_values("received_at").drop_duplicates(subset=features, keep="last")
+    return deduped[columns].reset_index(drop=True)
+
+
+def in_holdout(prediction_id: str, fraction: float) -> bool:
+    """Whether a feedback row is held out for scoring: stable for a given id across retrainings."""
+    bucket = int(hashlib.sha256(prediction_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < fraction
