@@ -84,3 +84,38 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     env = embedded_environment(Settings.from_env())
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     os.execvpe("dagster", ["dagster", "dev", "-w", workspace, *dagster_args], env)
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:3000", show_default=True, help="The service.")
+@click.option("--model", "model_name", default="drift", show_default=True)
+@click.option("--rounds", default=15, show_default=True, help="Batches of shifted traffic.")
+@click.option("--batch", default=100, show_default=True, help="Records per batch.")
+@click.option("--pause", default=3.0, show_default=True, help="Seconds between batches.")
+@click.option("--label-noise", default=0.0, show_default=True, help="Share of labels flipped.")
+def simulate(
+    url: str, model_name: str, rounds: int, batch: int, pause: float, label_noise: float
+) -> None:
+    """Send shifted traffic and delayed labels to a running service; show what the loop did."""
+    from mlflow import MlflowClient
+
+    from mlserve_assets.simulation import simulate as run
+
+    settings = Settings.from_env()
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    before = {str(v.version) for v in client.search_model_versions(f"name='{model_name}'")}
+    report = run(
+        url, rounds=rounds, batch=batch, pause=pause, label_noise=label_noise, say=click.echo
+    )
+    first, last = report.rounds[0], report.rounds[-1]
+    click.echo(
+        f"accuracy on shifted traffic: {first['accuracy']:.3f} (v{first['version']}) -> "
+        f"{last['accuracy']:.3f} (v{last['version']})"
+    )
+    for version in client.search_model_versions(f"name='{model_name}'"):
+        if str(version.version) not in before:
+            click.echo(
+                f"v{version.version} trained on {version.tags.get('mlserve.feedback_rows')} "
+                f"feedback rows: gate {version.tags.get('mlserve.gate', 'pending')} — "
+                f"{version.tags.get('mlserve.gate_reason', 'the run is still going')}"
+            )
