@@ -23,7 +23,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 dg.define_asset_job(
                     "train_all",
                     selection=dg.AssetSelection.all(),
-                    description="Train, register and gate every declared model.",
+                    description="Train, register, gate and package every declared model.",
+                    executor_def=dg.in_process_executor,
                 )
             ],
             resources={

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 from mlserve_assets.ml.metrics import METRICS, Metric, Task, get_metric
 from mlserve_assets.sources import FileSource, Source
@@ -208,6 +209,22 @@ class ModelSpec(_Strict):
         if task is not None and METRICS[value].task != task:
             raise ValueError(f"metric {value!r} is for {METRICS[value].task}, not {task}")
         return value
+
+    @model_validator(mode="after")
+    def _weights_accepted(self) -> ModelSpec:
+        """The weighted retraining policy needs every candidate to accept sample weights."""
+        if self.retrain.data.policy != "weighted":
+            return self
+        for candidate in self.candidates:
+            final = candidate.build()
+            final = final.steps[-1][1] if isinstance(final, Pipeline) else final
+            if not has_fit_parameter(final, "sample_weight"):
+                raise ValueError(
+                    f"retrain.data.policy 'weighted' needs sample weights, which candidate "
+                    f"{candidate.name!r} ({type(final).__name__}) does not accept: choose "
+                    "'union' or 'feedback_only'"
+                )
+        return self
 
     @model_validator(mode="after")
     def _no_stratified_regression(self) -> ModelSpec:

@@ -91,6 +91,12 @@ BAD = [
         "greater than max",
     ),
     ("colour", "blue", "colour", "Extra inputs are not permitted"),
+    (
+        "candidates",
+        [{"name": "knn", "estimator": "sklearn.neighbors.KNeighborsClassifier"}],
+        "(top level)",
+        "does not accept",
+    ),
 ]
 
 
