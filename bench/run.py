@@ -69,7 +69,7 @@ def main() -> None:
         mlflow_tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
         artifact_location=(work / "artifacts").as_uri(),
         spec_paths=EXAMPLES,
-        predictions_url="",
+        predictions_url=f"sqlite:///{work / 'training-feedback.db'}",
         bentoml_home=work / "bentoml",
     )
     assert train(settings, EXAMPLES, "train_breast_cancer").success

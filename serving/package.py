@@ -17,9 +17,8 @@ import mlflow
 import yaml
 from mlflow import MlflowClient
 
+from mlserve_assets.settings import PROJECT_ROOT
 from serving.model import registry_metadata
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Everything the service imports, and nothing of the Dagster code location.
 INCLUDE = [
