@@ -83,7 +83,8 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     """Start the Dagster UI and daemon on the embedded default (extra args go to `dagster dev`)."""
     env = embedded_environment(Settings.from_env())
     workspace = str(PROJECT_ROOT / "workspace.yaml")
-    os.execvpe("dagster", ["dagster", "dev", "-w", workspace, *dagster_args], env)
+    dagster = str(Path(sys.executable).parent / "dagster")  # the venv's, activated or not
+    os.execve(dagster, [dagster, "dev", "-w", workspace, *dagster_args], env)
 
 
 @main.command()

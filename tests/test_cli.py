@@ -1,0 +1,75 @@
+"""The `mlserve` command as a user meets it: validate, train, then see it all in `mlserve dev`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from mlserve_assets.settings import PROJECT_ROOT
+from tests.conftest import write_spec
+from tests.services import free_port, stop_group
+
+MLSERVE = str(Path(sys.executable).parent / "mlserve")
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [MLSERVE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_validate_lists_models_and_rejects_a_bad_spec(tmp_path):
+    good = _run(["validate"], {})
+    assert good.returncode == 0, good.stderr
+    assert "ok  churn: classification, 2 candidates, balanced_accuracy" in good.stdout
+    bad = write_spec(tmp_path / "bad.yaml", [{"name": "x", "task": "clustering"}])
+    refused = _run(["validate", str(bad)], {})
+    assert refused.returncode == 1
+    assert f"{bad}: model 'x': field 'task'" in refused.stderr
+
+
+def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
+    env = {
+        "MLSERVE_HOME": str(tmp_path / "home"),
+        "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/churn_csv.yaml"),
+    }
+    trained = _run(["train"], env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "churn: champion v1" in trained.stdout
+
+    port = free_port()
+    log = (tmp_path / "dev.log").open("w")
+    proc = subprocess.Popen(
+        [MLSERVE, "dev", "-p", str(port)],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        query = "{ assetNodes { assetKey { path } } runsOrError { ... on Runs { results { status jobName } } } }"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10
+                ).json()["data"]
+                if answer["assetNodes"]:
+                    break
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "dagster dev did not come up"
+            time.sleep(1)
+    finally:
+        stop_group(proc)
+        log.close()
+    keys = {tuple(node["assetKey"]["path"]) for node in answer["assetNodes"]}
+    assert ("churn", "champion") in keys and ("churn", "feedback") in keys
+    runs = answer["runsOrError"]["results"]
+    assert {"status": "SUCCESS", "jobName": "train_all"} in runs
