@@ -52,7 +52,10 @@ def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
         start_new_session=True,
     )
     try:
-        query = "{ assetNodes { assetKey { path } } runsOrError { ... on Runs { results { status jobName } } } }"
+        query = (
+            "{ assetNodes { assetKey { path } } "
+            "runsOrError { ... on Runs { results { status jobName } } } }"
+        )
         deadline = time.monotonic() + 120
         while True:
             assert proc.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
