@@ -130,11 +130,15 @@ class PredictionStore:
         with self.engine.begin() as conn:
             return conn.execute(statement, values).rowcount
 
-    def add_feedback(self, prediction_id: str, ground_truth: Any) -> None:
-        """Attach the ground truth; raise if the id is unknown or already labelled."""
+    def add_feedback(self, prediction_id: str, ground_truth: Any) -> tuple[str, Any]:
+        """Attach the ground truth; raise if the id is unknown or already labelled.
+
+        Returns the version that made the prediction and what it predicted, so the caller can
+        count the live metric of each served version as labels arrive.
+        """
         with self.engine.begin() as conn:
             known = conn.execute(
-                sa.select(predictions.c.prediction_id).where(
+                sa.select(predictions.c.model_version, predictions.c.prediction).where(
                     predictions.c.prediction_id == prediction_id
                 )
             ).first()
@@ -151,6 +155,7 @@ class PredictionStore:
             ).rowcount
             if not inserted:
                 raise DuplicateFeedbackError(prediction_id)
+        return str(known.model_version), known.prediction
 
     def prediction(self, prediction_id: str) -> PredictionRow | None:
         """One logged prediction, or None."""

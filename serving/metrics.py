@@ -6,6 +6,8 @@ directory after importing the service module, and metrics made earlier would nev
 
 from __future__ import annotations
 
+from typing import Any
+
 from serving.model import ServedModel
 
 
@@ -30,6 +32,23 @@ class ServiceMetrics:
         self._feedback = prom.Counter(
             "mlserve_feedback", "Feedback items by outcome (HTTP status).", ["model", "status"]
         )
+        self._labelled = prom.Counter(
+            "mlserve_labelled_predictions",
+            "Predictions that received ground truth, by the version that made them.",
+            ["model", "version"],
+        )
+        self._correct = prom.Counter(
+            "mlserve_labelled_correct",
+            "Labelled predictions that were right (classifiers): live accuracy is this over "
+            "mlserve_labelled_predictions.",
+            ["model", "version"],
+        )
+        self._squared_error = prom.Counter(
+            "mlserve_labelled_squared_error",
+            "Sum of squared errors of labelled predictions (regressors): live RMSE is the root "
+            "of this over mlserve_labelled_predictions.",
+            ["model", "version"],
+        )
         self._served = prom.Gauge(
             "mlserve_served_model_version",
             "Registered version currently served.",
@@ -49,6 +68,16 @@ class ServiceMetrics:
     def feedback(self, model: str, status: int) -> None:
         """Count one feedback item."""
         self._feedback.labels(model, str(status)).inc()
+
+    def labelled(
+        self, model: str, version: str, prediction: Any, truth: Any, *, regression: bool
+    ) -> None:
+        """Count one label against the version that made the prediction."""
+        self._labelled.labels(model, version).inc()
+        if regression:
+            self._squared_error.labels(model, version).inc((float(prediction) - float(truth)) ** 2)
+        elif prediction == truth:
+            self._correct.labels(model, version).inc()
 
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""

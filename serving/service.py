@@ -204,11 +204,18 @@ class ModelService:
         if problem:
             return 422, problem
         try:
-            self.store.add_feedback(item.prediction_id, item.ground_truth)
+            version, prediction = self.store.add_feedback(item.prediction_id, item.ground_truth)
         except UnknownPredictionError:
             return 404, f"no prediction with id {item.prediction_id!r}"
         except DuplicateFeedbackError:
             return 409, "this prediction already has ground truth; labels are final"
+        self.metrics.labelled(
+            self.model.name,
+            version,
+            prediction,
+            item.ground_truth,
+            regression=self.model.classes is None,
+        )
         return 201, None
 
     def _feedback_or_retry(self, item: Feedback) -> tuple[int, str | None]:

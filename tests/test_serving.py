@@ -150,13 +150,20 @@ def test_model_info_reports_the_served_version(served: Served, trained):
 def test_probes_and_metrics(served: Served):
     assert served.http.get(f"{served.url}/readyz").status_code == 200
     assert served.http.get(f"{served.url}/livez").status_code == 200
-    served.predict(cancer_records(2))
+    [answer] = served.predict(cancer_records(1, start=300)).json()["predictions"]
+    right = {"prediction_id": answer["prediction_id"], "ground_truth": answer["prediction"]}
+    assert served.http.post(f"{served.url}/feedback", json=right).status_code == 201
     served.http.post(f"{served.url}/feedback", json={"prediction_id": "nope", "ground_truth": 1})
     text = served.http.get(f"{served.url}/metrics").text
     assert 'mlserve_predictions_total{model="breast_cancer"' in text
     assert "mlserve_prediction_latency_seconds_bucket" in text
     assert 'mlserve_feedback_total{model="breast_cancer",status="404"}' in text
     assert 'mlserve_served_model_version{model="breast_cancer"}' in text
+    version = answer["model_version"]
+    assert (
+        f'mlserve_labelled_predictions_total{{model="breast_cancer",version="{version}"}}' in text
+    )
+    assert f'mlserve_labelled_correct_total{{model="breast_cancer",version="{version}"}}' in text
 
 
 GOOD = cancer_records(1)[0]
