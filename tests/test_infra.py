@@ -1,0 +1,103 @@
+"""The production stack's files checked by the real tools; the dashboard against live metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from mlserve_assets.settings import PROJECT_ROOT
+from tests.conftest import service_env
+from tests.services import bentoml_server
+
+BIN = Path(sys.executable).parent
+INFRA = PROJECT_ROOT / "infra"
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_compose_file_follows_the_compose_specification():
+    schema = PROJECT_ROOT.parent / "shared/schemas/compose-spec.json"
+    done = _run(str(BIN / "check-jsonschema"), "--schemafile", str(schema), "docker-compose.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_build_and_mount_the_compose_file_names_exists():
+    for name, service in COMPOSE["services"].items():
+        if "build" in service:
+            context = PROJECT_ROOT / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (PROJECT_ROOT / source).exists(), (name, source)
+    assert {
+        "postgres",
+        "minio",
+        "mlflow",
+        "dagster-webserver",
+        "dagster-daemon",
+        "serving",
+        "prometheus",
+        "grafana",
+    } <= set(COMPOSE["services"])
+
+
+def test_dockerfiles_pass_hadolint():
+    dockerfiles = sorted(str(p) for p in INFRA.rglob("Dockerfile"))
+    assert dockerfiles
+    done = _run(str(BIN / "hadolint"), *dockerfiles)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_prometheus_config_and_alert_rules_pass_promtool():
+    config = _run("promtool", "check", "config", "infra/prometheus/prometheus.yml")
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = _run("promtool", "check", "rules", "infra/prometheus/alerts.yml")
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert "3 rules found" in rules.stdout
+
+
+def _metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\b(mlserve_[a-z_]+)", expr))
+
+
+def _live_metrics(trained, tmp_path, model: str, records: list[dict], label) -> str:
+    env = service_env(
+        trained, model, f"sqlite:///{tmp_path / model}.db", tmp_path / f"{model}.spool"
+    )
+    with bentoml_server("serving.service:ModelService", env, tmp_path / f"{model}.log") as url:
+        answers = httpx.post(f"{url}/predict", json={"records": records}, timeout=30).json()
+        for answer in answers["predictions"]:
+            item = {"prediction_id": answer["prediction_id"], "ground_truth": label(answer)}
+            httpx.post(f"{url}/feedback", json=item, timeout=30)
+        httpx.post(f"{url}/feedback", json={"prediction_id": "x", "ground_truth": 1}, timeout=30)
+        httpx.post(f"{url}/predict", json={"records": [{"nope": 1}]}, timeout=30)  # a 422
+        return httpx.get(f"{url}/metrics", timeout=30).text
+
+
+def test_every_dashboard_and_alert_metric_is_exported_by_the_service(trained, tmp_path):
+    cancer = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(3)
+    diabetes = load_diabetes(as_frame=True).frame.drop(columns="target").head(3)
+    exported = _live_metrics(
+        trained, tmp_path, "breast_cancer", cancer.to_dict("records"), lambda a: a["prediction"]
+    ) + _live_metrics(trained, tmp_path, "diabetes", diabetes.to_dict("records"), lambda a: 100.0)
+    names = set(re.findall(r"^(mlserve_[a-z_]+)", exported, flags=re.MULTILINE))
+
+    dashboard = json.loads((INFRA / "grafana/dashboards/mlserve.json").read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = yaml.safe_load((INFRA / "prometheus/alerts.yml").read_text())
+    queries += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    for query in queries:
+        used = _metric_names(query)
+        assert used, query
+        assert used <= names, (query, used - names)
