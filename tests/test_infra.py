@@ -67,6 +67,24 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert "3 rules found" in rules.stdout
 
 
+def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
+    manifest = INFRA / "k8s/serving.yaml"
+    done = _run(str(BIN / "kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
+    assert done.returncode == 0, done.stdout + done.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
+    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == COMPOSE["services"]["serving"]["image"]
+    assert container["command"][:3] == COMPOSE["services"]["serving"]["command"][:3]
+    port = int(container["command"][container["command"].index("--port") + 1])
+    assert container["ports"][0]["containerPort"] == port
+    assert docs["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert target["name"] == docs["Deployment"]["metadata"]["name"]
+    values = yaml.safe_load((INFRA / "k8s/dagster-values.yaml").read_text())
+    [code] = values["dagster-user-deployments"]["deployments"]
+    assert f"{code['image']['repository']}:{code['image']['tag']}" == container["image"]
+
+
 def _metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\b(mlserve_[a-z_]+)", expr))
 
