@@ -19,7 +19,7 @@ class Settings:
 
     home: Path
     mlflow_tracking_uri: str
-    artifact_location: str
+    artifact_location: str | None
     spec_paths: list[Path]
     predictions_url: str
     bentoml_home: Path
@@ -34,14 +34,15 @@ class Settings:
             if specs
             else sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
         )
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        # A tracking server decides where artifacts go (it proxies them to S3); a local store
+        # keeps them beside it under MLSERVE_HOME.
+        remote = tracking_uri.startswith(("http://", "https://"))
+        default_artifacts = None if remote else (home / "artifacts").as_uri()
         return cls(
             home=home,
-            mlflow_tracking_uri=os.environ.get(
-                "MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"
-            ),
-            artifact_location=os.environ.get(
-                "MLSERVE_ARTIFACT_ROOT", (home / "artifacts").as_uri()
-            ),
+            mlflow_tracking_uri=tracking_uri,
+            artifact_location=os.environ.get("MLSERVE_ARTIFACT_ROOT") or default_artifacts,
             spec_paths=paths,
             predictions_url=os.environ.get(
                 "MLSERVE_PREDICTIONS_URL", f"sqlite:///{home / 'predictions.db'}"

@@ -174,3 +174,69 @@ def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]
         yield proc
     finally:
         stop_group(proc)
+
+
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_ready(ready_url, proc, log)
+        yield
+    finally:
+        stop_group(proc)
+
+
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def s3_server(log: Path, bucket: str) -> Iterator[str]:
+    """A real S3-compatible HTTP server (moto_server, as a process) with ``bucket`` created."""
+    import boto3
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with _process(cmd, {}, log, f"{url}/moto-api/"):
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            **{k.lower(): v for k, v in S3_KEYS.items() if k != "AWS_DEFAULT_REGION"},
+            region_name="us-east-1",
+        ).create_bucket(Bucket=bucket)
+        yield url
+
+
+@contextmanager
+def mlflow_server(backend: str, s3_url: str, bucket: str, log: Path) -> Iterator[str]:
+    """An MLflow tracking server on ``backend`` that proxies artifacts to the S3 bucket."""
+    port = free_port()
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        f"s3://{bucket}",
+        "--workers",
+        "1",
+    ]
+    env = {"MLFLOW_S3_ENDPOINT_URL": s3_url, **S3_KEYS}
+    with _process(cmd, env, log, f"http://127.0.0.1:{port}/health"):
+        yield f"http://127.0.0.1:{port}"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,7 +20,13 @@ from mlflow import MlflowClient
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.simulation import FEATURES, SHIFT_DEGREES, concept_rows
 from tests.conftest import service_env, train, write_spec
-from tests.services import bentoml_server, dagster_daemon
+from tests.services import (
+    bentoml_server,
+    dagster_daemon,
+    mlflow_server,
+    postgres_cluster,
+    s3_server,
+)
 
 LOOP_TIMEOUT = 300
 
@@ -48,8 +56,35 @@ class Loop:
         return str(self.client.get_model_version_by_alias("drift", "champion").version)
 
 
-@pytest.fixture
-def loop(tmp_path) -> Iterator[Loop]:
+@contextmanager
+def _backends(kind: str, tmp_path: Path) -> Iterator[dict[str, str | None]]:
+    """Embedded: SQLite and files. Production: PostgreSQL for Dagster, MLflow and the prediction
+    log, an MLflow tracking server, and artifacts on an S3-compatible server."""
+    if kind == "embedded":
+        yield {
+            "tracking": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "artifacts": (tmp_path / "artifacts").as_uri(),
+            "predictions": f"sqlite:///{tmp_path / 'predictions.db'}",
+            "dagster_home": str(PROJECT_ROOT),
+        }
+        return
+    with postgres_cluster() as pg, s3_server(tmp_path / "s3.log", "mlflow") as s3:
+        dagster_db, mlflow_db, predictions_db = (
+            pg.create_database(name) for name in ("dagster", "mlflow", "predictions")
+        )
+        with mlflow_server(mlflow_db, s3, "mlflow", tmp_path / "mlflow.log") as tracking:
+            yield {
+                "tracking": tracking,
+                "artifacts": None,
+                "predictions": predictions_db,
+                "dagster_home": str(PROJECT_ROOT / "infra/dagster"),
+                "dagster_postgres": dagster_db,
+                "s3": s3,
+            }
+
+
+@pytest.fixture(params=["embedded", "production"])
+def loop(request, tmp_path) -> Iterator[Loop]:
     spec = write_spec(
         tmp_path / "drift.yaml",
         [
@@ -74,29 +109,33 @@ def loop(tmp_path) -> Iterator[Loop]:
             }
         ],
     )
-    settings = Settings(
-        home=tmp_path / "home",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_location=(tmp_path / "artifacts").as_uri(),
-        spec_paths=[spec],
-        predictions_url=f"sqlite:///{tmp_path / 'predictions.db'}",
-        bentoml_home=tmp_path / "bentoml",
-    )
-    assert train(settings, [spec], "train_drift").success
-    env = {
-        **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),
-        "MLSERVE_ARTIFACT_ROOT": settings.artifact_location,
-        "MLSERVE_SPECS": str(spec),
-        "DAGSTER_HOME": str(PROJECT_ROOT),
-        "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
-    }
-    with (
-        dagster_daemon(env, tmp_path / "daemon.log"),
-        bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url,
-        httpx.Client(timeout=30) as http,
-    ):
-        uri = settings.mlflow_tracking_uri
-        yield Loop(url, MlflowClient(uri, uri), http)
+    with _backends(request.param, tmp_path) as backend:
+        settings = Settings(
+            home=tmp_path / "home",
+            mlflow_tracking_uri=backend["tracking"],
+            artifact_location=backend["artifacts"],
+            spec_paths=[spec],
+            predictions_url=backend["predictions"],
+            bentoml_home=tmp_path / "bentoml",
+        )
+        assert train(settings, [spec], "train_drift").success
+        env = {
+            **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),
+            "MLSERVE_SPECS": str(spec),
+            "DAGSTER_HOME": backend["dagster_home"],
+            "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+        }
+        if settings.artifact_location:
+            env["MLSERVE_ARTIFACT_ROOT"] = settings.artifact_location
+        if "dagster_postgres" in backend:
+            env["DAGSTER_POSTGRES_URL"] = backend["dagster_postgres"]
+        with (
+            dagster_daemon(env, tmp_path / "daemon.log"),
+            bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url,
+            httpx.Client(timeout=30) as http,
+        ):
+            uri = settings.mlflow_tracking_uri
+            yield Loop(url, MlflowClient(uri, uri), http)
 
 
 def _shifted(n: int, seed: int):
