@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -177,7 +178,9 @@ def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]
 
 
 @contextmanager
-def _process(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
+def _process(
+    cmd: list[str], env: dict[str, str], log: Path, ready_url: str
+) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd,
@@ -189,7 +192,7 @@ def _process(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> 
         )
     try:
         wait_until_ready(ready_url, proc, log)
-        yield
+        yield proc
     finally:
         stop_group(proc)
 
@@ -201,22 +204,35 @@ S3_KEYS = {
 }
 
 
-@contextmanager
-def s3_server(log: Path, bucket: str) -> Iterator[str]:
-    """A real S3-compatible HTTP server (moto_server, as a process) with ``bucket`` created."""
-    import boto3
+@dataclass
+class S3Server:
+    """moto_server's address, and its process so a test can take it away."""
 
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def s3_server(log: Path, bucket: str) -> Iterator[S3Server]:
+    """A real S3-compatible HTTP server (moto_server, as a process) with ``bucket`` created."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with _process(cmd, {}, log, f"{url}/moto-api/"):
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            **{k.lower(): v for k, v in S3_KEYS.items() if k != "AWS_DEFAULT_REGION"},
-            region_name="us-east-1",
-        ).create_bucket(Bucket=bucket)
-        yield url
+    with _process(cmd, {}, log, f"{url}/moto-api/") as proc:
+        s3_client(url).create_bucket(Bucket=bucket)
+        yield S3Server(url, proc)
+
+
+def s3_client(url: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_KEYS["AWS_DEFAULT_REGION"],
+    )
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from mlserve_assets.settings import PROJECT_ROOT, Settings
@@ -25,6 +26,7 @@ from tests.services import (
     dagster_daemon,
     mlflow_server,
     postgres_cluster,
+    s3_client,
     s3_server,
 )
 
@@ -36,6 +38,7 @@ class Loop:
     url: str
     client: MlflowClient
     http: httpx.Client
+    backend: dict[str, str | None]
 
     def predict(self, rows) -> list[dict]:
         response = self.http.post(
@@ -72,14 +75,14 @@ def _backends(kind: str, tmp_path: Path) -> Iterator[dict[str, str | None]]:
         dagster_db, mlflow_db, predictions_db = (
             pg.create_database(name) for name in ("dagster", "mlflow", "predictions")
         )
-        with mlflow_server(mlflow_db, s3, "mlflow", tmp_path / "mlflow.log") as tracking:
+        with mlflow_server(mlflow_db, s3.url, "mlflow", tmp_path / "mlflow.log") as tracking:
             yield {
                 "tracking": tracking,
                 "artifacts": None,
                 "predictions": predictions_db,
                 "dagster_home": str(PROJECT_ROOT / "infra/dagster"),
                 "dagster_postgres": dagster_db,
-                "s3": s3,
+                "s3": s3.url,
             }
 
 
@@ -135,7 +138,7 @@ def loop(request, tmp_path) -> Iterator[Loop]:
             httpx.Client(timeout=30) as http,
         ):
             uri = settings.mlflow_tracking_uri
-            yield Loop(url, MlflowClient(uri, uri), http)
+            yield Loop(url, MlflowClient(uri, uri), http, backend)
 
 
 def _shifted(n: int, seed: int):
@@ -172,6 +175,14 @@ def test_feedback_retrains_promotes_and_the_service_switches(loop: Loop, record_
     assert after > before + 0.1, (before, after)
     assert loop.http.get(f"{loop.url}/model").json()["version"] == new
     assert elapsed < LOOP_TIMEOUT
+    if "s3" in loop.backend:  # production: prove the run and the artifacts used those services
+        engine = sa.create_engine(loop.backend["dagster_postgres"])
+        with engine.connect() as conn:
+            statuses = conn.execute(sa.text("select status from runs")).scalars().all()
+        engine.dispose()
+        assert "SUCCESS" in statuses
+        objects = s3_client(loop.backend["s3"]).list_objects_v2(Bucket="mlflow")
+        assert any(o["Key"].endswith("model.skops") for o in objects.get("Contents", []))
 
 
 def test_noisy_labels_retrain_but_the_gate_holds(loop: Loop):
