@@ -49,6 +49,13 @@ class ServiceMetrics:
             "of this over mlserve_labelled_predictions.",
             ["model", "version"],
         )
+        self._versions = prom.Gauge(
+            "mlserve_registered_versions",
+            "Registered versions of the served model by gate outcome: each retraining run "
+            "registers one, so this counts trainings and how many the gate let through.",
+            ["model", "gate"],
+            multiprocess_mode="mostrecent",
+        )
         self._served = prom.Gauge(
             "mlserve_served_model_version",
             "Registered version currently served.",
@@ -78,6 +85,11 @@ class ServiceMetrics:
             self._squared_error.labels(model, version).inc((float(prediction) - float(truth)) ** 2)
         elif prediction == truth:
             self._correct.labels(model, version).inc()
+
+    def registered(self, model: str, by_gate: dict[str, int]) -> None:
+        """Record how many versions the registry holds per gate outcome."""
+        for gate, count in by_gate.items():
+            self._versions.labels(model, gate).set(count)
 
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""

@@ -169,6 +169,15 @@ def registry_metadata(client: MlflowClient, name: str, version: str) -> dict[str
     }
 
 
+def versions_by_gate(client: MlflowClient, name: str) -> dict[str, int]:
+    """How many registered versions passed the gate, were held, or await its decision."""
+    counts = {"passed": 0, "held": 0, "pending": 0}
+    for version in client.search_model_versions(f"name='{name}'"):
+        gate = version.tags.get("mlserve.gate", "pending")
+        counts[gate if gate in counts else "pending"] += 1
+    return counts
+
+
 def champion_version(client: MlflowClient, name: str) -> str:
     """The version the champion alias points at now."""
     return str(client.get_model_version_by_alias(name, CHAMPION).version)

@@ -38,7 +38,13 @@ from serving.batching import PredictBatcher
 from serving.config import ServingConfig
 from serving.limits import BodySizeLimit
 from serving.metrics import ServiceMetrics
-from serving.model import ServedModel, champion_version, load_from_dir, load_version
+from serving.model import (
+    ServedModel,
+    champion_version,
+    load_from_dir,
+    load_version,
+    versions_by_gate,
+)
 from serving.prediction_log import PredictionLog
 
 logger = logging.getLogger("mlserve.serving")
@@ -138,6 +144,9 @@ class ModelService:
         """Follow the champion alias; a failed poll keeps the loaded model serving."""
         while not self._stop.wait(config.poll_seconds):
             try:
+                self.metrics.registered(
+                    self.model.name, versions_by_gate(self._client, self.model.name)
+                )
                 version = champion_version(self._client, self.model.name)
                 if version != self.model.version:
                     new = load_version(self._client, self.model.name, version, self._workdir)

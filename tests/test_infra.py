@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -100,7 +101,15 @@ def _live_metrics(trained, tmp_path, model: str, records: list[dict], label) -> 
             httpx.post(f"{url}/feedback", json=item, timeout=30)
         httpx.post(f"{url}/feedback", json={"prediction_id": "x", "ground_truth": 1}, timeout=30)
         httpx.post(f"{url}/predict", json={"records": [{"nope": 1}]}, timeout=30)  # a 422
-        return httpx.get(f"{url}/metrics", timeout=30).text
+        deadline = time.monotonic() + 10
+        while "mlserve_registered_versions{" not in (text := _metrics(url)):
+            assert time.monotonic() < deadline, "the registry poll exported nothing"
+            time.sleep(0.5)
+        return text
+
+
+def _metrics(url: str) -> str:
+    return httpx.get(f"{url}/metrics", timeout=30).text
 
 
 def test_every_dashboard_and_alert_metric_is_exported_by_the_service(trained, tmp_path):
