@@ -102,8 +102,16 @@ def make_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, **json_options)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # An upsert is not batched by SQLAlchemy's insertmanyvalues: without execute_batch every
+    # row of a batch is its own round trip (36 ms for 100 rows here).
     return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=4, connect_args={"connect_timeout": 3}, **json_options
+        url,
+        pool_pre_ping=True,
+        pool_size=4,
+        connect_args={"connect_timeout": 3},
+        executemany_mode="values_plus_batch",
+        executemany_batch_page_size=500,
+        **json_options,
     )
 
 
@@ -119,16 +127,16 @@ class PredictionStore:
         """Create the tables if they are missing (idempotent)."""
         metadata.create_all(self.engine)
 
-    def insert_predictions(self, rows: Iterable[PredictionRow]) -> int:
-        """Insert in one transaction, skipping ids already logged; returns how many were new."""
+    def insert_predictions(self, rows: Iterable[PredictionRow]) -> None:
+        """Insert in one transaction, skipping ids already logged."""
         values = [row.__dict__ for row in rows]
         if not values:
-            return 0
+            return
         statement = self._insert(predictions).on_conflict_do_nothing(
             index_elements=["prediction_id"]
         )
         with self.engine.begin() as conn:
-            return conn.execute(statement, values).rowcount
+            conn.execute(statement, values)
 
     def add_feedback(self, prediction_id: str, ground_truth: Any) -> tuple[str, Any]:
         """Attach the ground truth; raise if the id is unknown or already labelled.
