@@ -27,7 +27,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	command -v wrk >/dev/null && command -v hey >/dev/null || apt-get install -y -qq wrk hey
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 test: setup lint

@@ -63,7 +63,9 @@ def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float
 class Postgres:
     """A PostgreSQL cluster in a temporary folder, run as the `postgres` user (it refuses root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        # Tests trade fsync for speed; a benchmark of the prediction log must pay for it.
+        self.durable = durable
         # Outside pytest's tmp_path: its parents are private to root, and postgres must reach it.
         self.root = Path(tempfile.mkdtemp(prefix="mlserve-pg-"))
         self.data = self.root / "data"
@@ -80,7 +82,9 @@ class Postgres:
         subprocess.run(prefix + cmd, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off"
         self._as_postgres(
             [
                 str(PG_BIN / "pg_ctl"),
@@ -117,8 +121,8 @@ class Postgres:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[Postgres]:
-    cluster = Postgres()
+def postgres_cluster(durable: bool = False) -> Iterator[Postgres]:
+    cluster = Postgres(durable)
     cluster.start()
     try:
         yield cluster
@@ -178,7 +182,7 @@ def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]
 
 
 @contextmanager
-def _process(
+def managed_process(
     cmd: list[str], env: dict[str, str], log: Path, ready_url: str
 ) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
@@ -218,7 +222,7 @@ def s3_server(log: Path, bucket: str) -> Iterator[S3Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with _process(cmd, {}, log, f"{url}/moto-api/") as proc:
+    with managed_process(cmd, {}, log, f"{url}/moto-api/") as proc:
         s3_client(url).create_bucket(Bucket=bucket)
         yield S3Server(url, proc)
 
@@ -254,5 +258,5 @@ def mlflow_server(backend: str, s3_url: str, bucket: str, log: Path) -> Iterator
         "1",
     ]
     env = {"MLFLOW_S3_ENDPOINT_URL": s3_url, **S3_KEYS}
-    with _process(cmd, env, log, f"http://127.0.0.1:{port}/health"):
+    with managed_process(cmd, env, log, f"http://127.0.0.1:{port}/health"):
         yield f"http://127.0.0.1:{port}"
