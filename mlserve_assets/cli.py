@@ -1,4 +1,4 @@
-"""The ``mlserve`` command: check specs, train through Dagster, and open the UI.
+"""The ``mlserve`` command: check specs, train through Dagster, open the UI, serve a bento.
 
 Training goes through the same Dagster job and instance as the UI, so a run started here shows up
 in ``dagster dev`` with its lineage, checks and metadata.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -85,6 +86,51 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     dagster = str(Path(sys.executable).parent / "dagster")  # the venv's, activated or not
     os.execve(dagster, [dagster, "dev", "-w", workspace, *dagster_args], env)
+
+
+@main.command()
+@click.argument("model_name")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    default=0.0,
+    show_default=True,
+    help="How long to wait for the model's first bento (a fresh stack has none yet).",
+)
+def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
+    """Serve the newest bento of MODEL_NAME, as its `bento` asset built it, with `bentoml serve`.
+
+    The bento holds the promoted version, so the service starts without MLflow; once running it
+    follows the `champion` alias like any other instance.
+    """
+    settings = Settings.from_env()
+    env = {**os.environ, "BENTOML_HOME": str(settings.bentoml_home)}
+    os.environ.update(env)  # before BentoML is imported: it reads its home once
+
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    from serving.package import bento_name
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            tag = str(bentoml.bentos.get(f"{bento_name(model_name)}:latest").tag)
+            break
+        except NotFound:
+            if time.monotonic() >= deadline:
+                click.echo(
+                    f"no bento for {model_name!r} in {settings.bentoml_home}: materialise "
+                    f"{model_name}/bento first (`mlserve train --model {model_name}`)",
+                    err=True,
+                )
+                sys.exit(1)
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    click.echo(f"serving {tag}")
+    bentoml_bin = str(Path(sys.executable).parent / "bentoml")
+    os.execve(bentoml_bin, [bentoml_bin, "serve", tag, "--host", host, "--port", str(port)], env)
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""The `mlserve` command as a user meets it: validate, train, then see it all in `mlserve dev`."""
+"""The `mlserve` command as a user meets it: validate, train, see it in `mlserve dev`, serve."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
 
 from mlserve_assets.settings import PROJECT_ROOT
 from tests.conftest import write_spec
-from tests.services import free_port, stop_group
+from tests.services import free_port, managed_process, stop_group
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 
@@ -76,3 +78,33 @@ def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
     assert ("churn", "champion") in keys and ("churn", "feedback") in keys
     runs = answer["runsOrError"]["results"]
     assert {"status": "SUCCESS", "jobName": "train_all"} in runs
+
+
+def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tmp_path):
+    env = {
+        "MLSERVE_HOME": str(tmp_path),
+        "BENTOML_HOME": str(trained.bentoml_home),
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # nothing listens: the bento is enough
+        "MLSERVE_POLL_SECONDS": "0",
+    }
+    started = time.monotonic()
+    missing = _run(["serve", "no_such_model", "--wait", "1"], env)
+    assert missing.returncode == 1
+    assert time.monotonic() - started >= 1  # waited for a bento before giving up
+    assert "no bento for 'no_such_model'" in missing.stderr
+    assert "materialise no_such_model/bento first" in missing.stderr
+
+    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
+        "breast_cancer", "champion"
+    )
+    records = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(2)
+    port = free_port()
+    cmd = [MLSERVE, "serve", "breast_cancer", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with managed_process(cmd, env, tmp_path / "serve.log", f"{url}/readyz"):
+        response = httpx.post(
+            f"{url}/predict", json={"records": records.to_dict("records")}, timeout=30
+        )
+    assert response.status_code == 200, response.text
+    versions = {a["model_version"] for a in response.json()["predictions"]}
+    assert versions == {str(champion.version)}

@@ -75,9 +75,9 @@ def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
     docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
     [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == COMPOSE["services"]["serving"]["image"]
-    assert container["command"][:3] == COMPOSE["services"]["serving"]["command"][:3]
     port = int(container["command"][container["command"].index("--port") + 1])
     assert container["ports"][0]["containerPort"] == port
+    assert COMPOSE["services"]["serving"]["ports"][0].endswith(f":{port}")
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
     target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert target["name"] == docs["Deployment"]["metadata"]["name"]
