@@ -9,7 +9,7 @@ writes here and the feedback assets read here, and neither needs the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +70,18 @@ class DuplicateFeedbackError(ValueError):
     """A second label for a prediction that already has one."""
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the service write while feedback readers and the Dagster assets read.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(auto_checkpoint: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the service write while feedback readers and the Dagster assets read.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not auto_checkpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    return on_connect
 
 
 def _dumps(value: Any) -> str:
@@ -88,7 +93,7 @@ def _loads(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, auto_checkpoint: bool = True) -> sa.Engine:
     """An engine that fails fast when the server is away, so callers can spool instead of hang.
 
     JSON columns go through orjson: the standard library spent more time writing a row's 30
@@ -100,7 +105,7 @@ def make_engine(url: str) -> sa.Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, **json_options)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_pragmas(auto_checkpoint))
         return engine
     # An upsert is not batched by SQLAlchemy's insertmanyvalues: without execute_batch every
     # row of a batch is its own round trip (36 ms for 100 rows here).
@@ -116,12 +121,23 @@ def make_engine(url: str) -> sa.Engine:
 
 
 class PredictionStore:
-    """Predictions and feedback in one database."""
+    """Predictions and feedback in one database.
 
-    def __init__(self, url: str) -> None:
+    ``auto_checkpoint=False`` is for a writer that calls :meth:`checkpoint` itself: SQLite
+    otherwise folds its write-ahead log back into the database inside whichever commit crosses
+    1000 pages, and that commit's requests wait for it (commit p90 10 ms instead of 6, measured).
+    """
+
+    def __init__(self, url: str, auto_checkpoint: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, auto_checkpoint)
         self._insert = (sqlite if self.engine.dialect.name == "sqlite" else postgresql).insert
+
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database without blocking writers (PASSIVE)."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def create_schema(self) -> None:
         """Create the tables if they are missing (idempotent)."""

@@ -4,7 +4,8 @@ A writer thread group-commits whatever rows are waiting (one transaction for man
 database sees batches, not one INSERT per record, and each request waits only for the next commit.
 When the database is away, the batch goes to a local SQLite spool instead (still committed before
 the answer), and a replay loop moves spooled rows to the database when it returns. Inserts are
-idempotent on ``prediction_id``, so a row that reached both places is logged once.
+idempotent on ``prediction_id``, so a row that reached both places is logged once. The replay
+thread also checkpoints SQLite's write-ahead log, so no request waits for a checkpoint.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ class PredictionLog:
 
     def __init__(
         self,
-        store: PredictionStore,
+        url: str,
         spool_path: Path,
         *,
         max_batch_rows: int = 2000,
         retry_seconds: float = 1.0,
     ) -> None:
-        self.store = store
+        # Its own store: SQLite checkpoints run on the replay thread, never inside a commit.
+        self.store = PredictionStore(url, auto_checkpoint=False)
         spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.spool = PredictionStore(f"sqlite:///{spool_path}")
         self.spool.create_schema()
@@ -126,6 +128,7 @@ class PredictionLog:
         while not self._stopped.wait(self.retry_seconds):
             try:
                 self.replay()
+                self.store.checkpoint()
             except sa.exc.SQLAlchemyError as exc:
                 logger.info("spool replay waits for the database: %s", exc)
 

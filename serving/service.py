@@ -14,7 +14,6 @@ import logging
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +44,7 @@ from serving.model import (
     load_version,
     versions_by_gate,
 )
+from serving.prediction_ids import new_prediction_id
 from serving.prediction_log import PredictionLog
 
 logger = logging.getLogger("mlserve.serving")
@@ -117,7 +117,11 @@ class ModelService:
         self.batcher = PredictBatcher()
         self.store = PredictionStore(config.predictions_url)
         self.store.create_schema()
-        self.log = PredictionLog(self.store, config.spool_path) if config.log_predictions else None
+        self.log = (
+            PredictionLog(config.predictions_url, config.spool_path)
+            if config.log_predictions
+            else None
+        )
         self._workdir = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
         mlflow.set_tracking_uri(config.tracking_uri)
         mlflow.set_registry_uri(config.tracking_uri)
@@ -178,7 +182,7 @@ class ModelService:
         now = time.time()
         rows = [
             PredictionRow(
-                prediction_id=uuid.uuid4().hex,
+                prediction_id=new_prediction_id(),
                 created_at=now,
                 model_name=model.name,
                 model_version=model.version,

@@ -3,6 +3,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ def test_batch_prediction_logs_every_record_with_unique_ids(served: Served):
     assert len(answers) == 100
     ids = {a["prediction_id"] for a in answers}
     assert len(ids) == 100
+    assert {uuid.UUID(i).version for i in ids} == {7}  # time-ordered: the log's index stays local
     assert served.store.count_predictions("breast_cancer") == before + 100
     assert all(served.store.prediction(i) is not None for i in list(ids)[:10])
 
