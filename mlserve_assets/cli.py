@@ -106,8 +106,7 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     follows the `champion` alias like any other instance.
     """
     settings = Settings.from_env()
-    env = {**os.environ, "BENTOML_HOME": str(settings.bentoml_home)}
-    os.environ.update(env)  # before BentoML is imported: it reads its home once
+    os.environ["BENTOML_HOME"] = str(settings.bentoml_home)  # BentoML reads it once, on import
 
     import bentoml
     from bentoml.exceptions import NotFound
@@ -130,7 +129,7 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
     click.echo(f"serving {tag}")
     bentoml_bin = str(Path(sys.executable).parent / "bentoml")
-    os.execve(bentoml_bin, [bentoml_bin, "serve", tag, "--host", host, "--port", str(port)], env)
+    os.execv(bentoml_bin, [bentoml_bin, "serve", tag, "--host", host, "--port", str(port)])
 
 
 @main.command()

@@ -136,31 +136,10 @@ def postgres_cluster(durable: bool = False) -> Iterator[Postgres]:
 def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
     """`bentoml serve TARGET` on a free port; yields its base URL."""
     port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                target,
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-            ],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{base}/readyz", proc, log)
+    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port)]
+    with managed_process([*cmd, "--host", "127.0.0.1"], env, log, f"{base}/readyz"):
         yield base
-    finally:
-        stop_group(proc)
 
 
 @contextmanager
