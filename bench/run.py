@@ -153,12 +153,15 @@ def main() -> None:
             name: {body: [] for body in [*bodies, moderate]} for name in SERVERS
         }
         for _ in range(args.rounds):
+            # Moderate load first: right after a saturating run a server is still folding
+            # that burst's write-ahead log into its database, and the tail would measure that.
+            for name, url in urls.items():
+                run = _hey(f"{url}/predict", bodies["1 record"], args.seconds, args.rate, work)
+                runs[name][moderate].append(run)
             for name, url in urls.items():
                 for body, payload in bodies.items():
                     run = _wrk(f"{url}/predict", payload, args.seconds, args.connections, work)
                     runs[name][body].append(run)
-                run = _hey(f"{url}/predict", bodies["1 record"], args.seconds, args.rate, work)
-                runs[name][moderate].append(run)
 
     results = {name: {load: _median(r) for load, r in by.items()} for name, by in runs.items()}
     base = results["baseline"]

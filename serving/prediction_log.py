@@ -38,7 +38,7 @@ class PredictionLog:
         retry_seconds: float = 1.0,
     ) -> None:
         # Its own store: SQLite checkpoints run on the replay thread, never inside a commit.
-        self.store = PredictionStore(url, auto_checkpoint=False)
+        self.store = PredictionStore(url, log_writer=True)
         spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.spool = PredictionStore(f"sqlite:///{spool_path}")
         self.spool.create_schema()
