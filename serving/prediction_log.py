@@ -1,145 +1,139 @@
-"""Durable, batched prediction logging: a request is answered only once its rows are safe.
+"""Durable, group-committed prediction logging: a request is answered only once its rows are safe.
 
-A writer thread group-commits whatever rows are waiting (one transaction for many requests), so the
-database sees batches, not one INSERT per record, and each request waits only for the next commit.
-When the database is away, the batch goes to a local SQLite spool instead (still committed before
-the answer), and a replay loop moves spooled rows to the database when it returns. Inserts are
-idempotent on ``prediction_id``, so a row that reached both places is logged once. The replay
-thread also checkpoints SQLite's write-ahead log, so no request waits for a checkpoint.
+Requests add their rows to the next group and wait for it; one group at a time goes to the writer
+process (``serving.log_writer``), which commits it to the database or the spool and answers. While
+a group commits, the next one gathers, so under load each commit carries many requests and a
+request waits for at most the commit in progress and its own. All of it runs on the event loop:
+a group costs the service one write and one read on a pipe, whatever its size.
+
+If the writer exits, a new one is started and the group sent again (inserts are idempotent), so a
+crash of the writer costs no answered prediction and no request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
-import threading
-import time
-from concurrent.futures import Future
+import os
+import sys
 from pathlib import Path
 
-import sqlalchemy as sa
+import orjson
 
 from mlserve_assets.prediction_store import PredictionRow, PredictionStore
+from serving.log_writer import LENGTH, encode_rows, frame
 
 logger = logging.getLogger(__name__)
 
-_STOP = object()
+# The folder holding the ``serving`` and ``mlserve_assets`` packages, for the writer's imports
+# (a bento's source folder is not the service's working directory).
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PredictionLogError(RuntimeError):
+    """Neither the database nor the spool took a batch, or the writer cannot run."""
 
 
 class PredictionLog:
-    """Group-committing writer with a local spool for database outages."""
+    """The service's side of the log: group commit through the writer process."""
 
-    def __init__(
-        self,
-        url: str,
-        spool_path: Path,
-        *,
-        max_batch_rows: int = 2000,
-        retry_seconds: float = 1.0,
-    ) -> None:
-        # Its own store: SQLite checkpoints run on the replay thread, never inside a commit.
-        self.store = PredictionStore(url, log_writer=True)
-        spool_path.parent.mkdir(parents=True, exist_ok=True)
-        self.spool = PredictionStore(f"sqlite:///{spool_path}")
-        self.spool.create_schema()
-        self.max_batch_rows = max_batch_rows
-        self.retry_seconds = retry_seconds
-        self._queue: queue.Queue = queue.Queue()
-        self._db_down_until = 0.0
-        self._stopped = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
-        self._replayer = threading.Thread(
-            target=self._replay_loop, name="spool-replay", daemon=True
+    def __init__(self, url: str, spool_path: Path, *, retry_seconds: float = 1.0) -> None:
+        self._command = [sys.executable, "-m", "serving.log_writer", url, str(spool_path)]
+        self._command += ["--retry-seconds", str(retry_seconds)]
+        self._spool_url = f"sqlite:///{spool_path}"
+        self._spool: PredictionStore | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._pending: list[PredictionRow] = []
+        self._group: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the writer; return once it has opened the database and the spool."""
+        paths = [str(_SOURCE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        self._process = await asyncio.create_subprocess_exec(
+            *self._command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
         )
-        self._writer.start()
-        self._replayer.start()
+        try:
+            await self._answer()
+        except asyncio.IncompleteReadError as exc:
+            await self._reap()
+            problem = "the prediction log writer did not start (its log says why)"
+            raise PredictionLogError(problem) from exc
+        if self._spool is None:  # the writer has created it
+            self._spool = PredictionStore(self._spool_url)
 
-    def submit(self, rows: list[PredictionRow]) -> Future:
-        """Queue rows; the future completes once they are committed to the database or the spool."""
-        done: Future = Future()
-        self._queue.put((rows, done))
-        return done
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process, while one runs."""
+        return None if self._process is None else self._process.pid
+
+    async def log(self, rows: list[PredictionRow]) -> None:
+        """Return once the rows are committed to the database or the spool; raise if neither."""
+        loop = asyncio.get_running_loop()
+        if self._group is None:
+            self._group = loop.create_future()
+        group = self._group
+        self._pending.extend(rows)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        # Shielded: a request that is cancelled must not cancel the commit its group waits for.
+        await asyncio.shield(group)
 
     def spooled(self) -> int:
-        """Rows waiting in the spool for the database to return."""
-        return self.spool.count_predictions()
+        """Rows waiting in the spool for the database to return (0 before the writer starts)."""
+        return 0 if self._spool is None else self._spool.count_predictions()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush what is queued, then stop both threads."""
-        self._queue.put(_STOP)
-        self._writer.join(timeout)
-        self._stopped.set()
-        self._replayer.join(timeout)
-
-    def _take_batch(self) -> tuple[list[PredictionRow], list[Future], bool]:
-        rows: list[PredictionRow] = []
-        waiters: list[Future] = []
-        item = self._queue.get()
-        stop = item is _STOP
-        while not stop:
-            rows.extend(item[0])
-            waiters.append(item[1])
-            if len(rows) >= self.max_batch_rows:
-                break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            stop = item is _STOP
-        return rows, waiters, stop
-
-    def _write_loop(self) -> None:
-        while True:
-            rows, waiters, stop = self._take_batch()
-            if rows:
-                self._commit(rows, waiters)
-            if stop:
-                return
-
-    def _commit(self, rows: list[PredictionRow], waiters: list[Future]) -> None:
-        error: BaseException | None = None
-        if time.monotonic() >= self._db_down_until:
-            try:
-                self.store.insert_predictions(rows)
-            except sa.exc.SQLAlchemyError as exc:
-                logger.warning("prediction log database unavailable, spooling: %s", exc)
-                self._db_down_until = time.monotonic() + self.retry_seconds
-                error = exc
-            else:
-                self._resolve(waiters, None)
-                return
-        try:
-            self.spool.insert_predictions(rows)
-        except Exception as exc:
-            logger.error("prediction spool failed too (database error: %s): %s", error, exc)
-            self._resolve(waiters, exc)
+    async def close(self, timeout: float = 10.0) -> None:
+        """Commit what is pending, then let the writer finish and exit."""
+        if self._flusher is not None:
+            await self._flusher
+        process, self._process = self._process, None
+        if process is None:
             return
-        self._resolve(waiters, None)
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
-    @staticmethod
-    def _resolve(waiters: list[Future], error: BaseException | None) -> None:
-        for waiter in waiters:
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
-
-    def _replay_loop(self) -> None:
-        while not self._stopped.wait(self.retry_seconds):
+    async def _flush(self) -> None:
+        while self._pending:
+            rows, group = self._pending, self._group
+            self._pending, self._group = [], None
             try:
-                self.replay()
-                self.store.checkpoint()
-            except sa.exc.SQLAlchemyError as exc:
-                logger.info("spool replay waits for the database: %s", exc)
+                await self._commit(encode_rows(rows))
+            except Exception as exc:
+                group.set_exception(exc)
+            else:
+                group.set_result(None)
 
-    def replay(self, chunk: int = 5000) -> int:
-        """Move spooled rows to the database (oldest first); returns how many moved."""
-        moved = 0
-        while True:
-            batch = self.spool.oldest_predictions(chunk)
-            if not batch:
-                return moved
-            self.store.insert_predictions(batch)
-            self.spool.delete_predictions([row.prediction_id for row in batch])
-            moved += len(batch)
-            self._db_down_until = 0.0
+    async def _commit(self, body: bytes) -> None:
+        for attempt in (1, 2):
+            if self._process is None:
+                await self.start()
+            try:
+                self._process.stdin.write(frame(body))
+                await self._process.stdin.drain()
+                error = await self._answer()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                logger.error("prediction log writer exited (attempt %d); starting another", attempt)
+                await self._reap()
+                continue
+            if error is not None:
+                raise PredictionLogError(error)
+            return
+        raise PredictionLogError("the prediction log writer exited twice on one batch")
+
+    async def _reap(self) -> None:
+        process, self._process = self._process, None
+        await process.wait()
+
+    async def _answer(self) -> str | None:
+        stdout = self._process.stdout
+        (length,) = LENGTH.unpack(await stdout.readexactly(LENGTH.size))
+        return orjson.loads(await stdout.readexactly(length))

@@ -8,7 +8,6 @@ Configuration is by environment variable only (see ``serving.config``).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import tempfile
@@ -162,12 +161,18 @@ class ModelService:
                     "champion poll failed, still serving v%s: %s", self.model.version, exc
                 )
 
+    @bentoml.on_startup
+    async def start_log(self) -> None:
+        """Start the log's writer now: a writer that cannot run stops start-up, not a request."""
+        if self.log is not None:
+            await self.log.start()
+
     @bentoml.on_shutdown
-    def shutdown(self) -> None:
-        """Flush the prediction log before the process exits."""
+    async def shutdown(self) -> None:
+        """Commit what the prediction log holds before the process exits."""
         self._stop.set()
         if self.log is not None:
-            self.log.close()
+            await self.log.close()
 
     async def predict(self, body: PredictRequest) -> JSONResponse:
         """Predict every record with the current champion and log each before answering."""
@@ -194,7 +199,7 @@ class ModelService:
         ]
         if self.log is not None:
             try:
-                await asyncio.wrap_future(self.log.submit(rows))
+                await self.log.log(rows)
             except Exception as exc:
                 self.metrics.rejected("predict", 503)
                 problem = f"prediction log unavailable: {exc}"

@@ -1,28 +1,28 @@
-"""The log writer on SQLite: commits never fold the write-ahead log; its background thread does."""
+"""The prediction log: its writer process, group commit, and a writer that dies mid-stream."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
-import uuid
 from pathlib import Path
 
+import pytest
+
 from mlserve_assets.prediction_store import PredictionRow, PredictionStore
-from serving.prediction_log import PredictionLog
+from serving.log_writer import LogWriter
+from serving.prediction_ids import new_prediction_id
+from serving.prediction_log import PredictionLog, PredictionLogError
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 
 
-def _write(log: PredictionLog, batches: int, rows: int) -> None:
-    async def flow() -> None:
-        for _ in range(batches):
-            batch = [
-                PredictionRow(uuid.uuid4().hex, time.time(), "m", "1", FEATURES, 1)
-                for _ in range(rows)
-            ]
-            await asyncio.gather(*(asyncio.wrap_future(log.submit([row])) for row in batch))
-
-    asyncio.run(flow())
+def _rows(count: int) -> list[PredictionRow]:
+    return [
+        PredictionRow(new_prediction_id(), time.time(), "m", "1", FEATURES, 1, {"0": 0.2, "1": 0.8})
+        for _ in range(count)
+    ]
 
 
 def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path):
@@ -30,17 +30,73 @@ def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path):
     url = f"sqlite:///{db}"
     PredictionStore(url).create_schema()
 
-    idle = PredictionLog(url, tmp_path / "spool.db", retry_seconds=3600)
-    _write(idle, batches=60, rows=100)  # ~6 MB of WAL: SQLite alone would checkpoint at 4 MB
+    idle = LogWriter(url, tmp_path / "spool.db", retry_seconds=3600)
+    for _ in range(60):  # ~6 MB of WAL: SQLite alone would checkpoint at 4 MB
+        idle.write(_rows(100))
     assert idle.store.count_predictions() == 6000
     assert db.stat().st_size < 1_000_000, "a commit folded the WAL into the database file"
     idle.close()
 
-    ticking = PredictionLog(url, tmp_path / "spool.db", retry_seconds=0.1)
-    _write(ticking, batches=1, rows=10)
+    ticking = LogWriter(url, tmp_path / "spool.db", retry_seconds=0.1)
+    ticking.write(_rows(10))
     deadline = time.monotonic() + 10
     while db.stat().st_size < 4_000_000:
         assert time.monotonic() < deadline, "the background thread never checkpointed"
         time.sleep(0.05)
     assert PredictionStore(url).count_predictions() == 6010
     ticking.close()
+
+
+def test_concurrent_requests_all_land_once(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    store = PredictionStore(url)
+    store.create_schema()
+    log = PredictionLog(url, tmp_path / "spool.db")
+    batches = [_rows(1 + i % 3) for i in range(300)]
+
+    async def flow() -> None:
+        await log.start()
+        await asyncio.gather(*(log.log(rows) for rows in batches))
+        await log.close()
+
+    asyncio.run(flow())
+    logged = [row.prediction_id for rows in batches for row in rows]
+    assert store.count_predictions() == len(logged)
+    assert all(store.prediction(i) is not None for i in logged[:: len(logged) // 20])
+    assert log.spooled() == 0
+
+
+def test_a_writer_killed_mid_stream_loses_no_answered_prediction(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    store = PredictionStore(url)
+    store.create_schema()
+    log = PredictionLog(url, tmp_path / "spool.db")
+    answered: list[str] = []
+    pids: set[int] = set()
+
+    async def request() -> None:
+        rows = _rows(5)
+        await log.log(rows)
+        answered.extend(row.prediction_id for row in rows)
+
+    async def flow() -> None:
+        await log.start()
+        for wave in range(30):
+            pids.add(log.writer_pid)
+            if wave in (10, 20):
+                os.kill(log.writer_pid, signal.SIGKILL)
+            await asyncio.gather(*(request() for _ in range(20)))
+        await log.close()
+
+    asyncio.run(flow())
+    assert len(pids) == 3, "the killed writers were not replaced"
+    assert len(answered) == 30 * 20 * 5
+    assert store.count_predictions() == len(answered)
+
+
+def test_a_writer_that_cannot_start_fails_start_up(tmp_path: Path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", blocked / "spool.db")
+    with pytest.raises(PredictionLogError, match="did not start"):
+        asyncio.run(log.start())

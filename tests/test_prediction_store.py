@@ -34,7 +34,7 @@ def _rows(count: int) -> list[PredictionRow]:
             created_at=1_700_000_000.0 + i,
             model_name="m",
             model_version=str(1 + i % 3),
-            features={"a": i * 0.1, "b": -i, "c": "text's \"quoted\" %s ?"},
+            features={"a": i * 0.1, "b": -i, "c": 'text\'s "quoted" %s ?'},
             prediction=next(labels),
             probabilities={"no": 0.25, "yes": 0.75} if i % 2 else None,
         )
