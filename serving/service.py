@@ -34,6 +34,7 @@ from mlserve_assets.prediction_store import (
 )
 from serving.batching import PredictBatcher
 from serving.config import ServingConfig
+from serving.json_body import OrjsonRoute
 from serving.limits import BodySizeLimit
 from serving.metrics import ServiceMetrics
 from serving.model import (
@@ -77,6 +78,7 @@ def _errors(status: int, errors: list[dict[str, Any]]) -> JSONResponse:
 
 
 app = FastAPI(title="mlserve", description="Predictions, feedback and model info.")
+app.router.route_class = OrjsonRoute
 app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
 
 
