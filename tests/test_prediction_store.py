@@ -26,7 +26,8 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[PredictionStore]
 
 
 def _rows(count: int) -> list[PredictionRow]:
-    """Rows of every shape the service logs: class labels of several types, scores, no scores."""
+    """Rows of every shape the service logs: labels of several types, scores or none, and text
+    that SQL literals and COPY's text format both need escaped."""
     labels = itertools.cycle([1, "yes", 2.5, None, True])
     return [
         PredictionRow(
@@ -34,7 +35,7 @@ def _rows(count: int) -> list[PredictionRow]:
             created_at=1_700_000_000.0 + i,
             model_name="m",
             model_version=str(1 + i % 3),
-            features={"a": i * 0.1, "b": -i, "c": 'text\'s "quoted" %s ?'},
+            features={"a": i * 0.1, "b": -i, "c": 'it\'s "quoted" %s ? \\N back\\slash\t\n\r'},
             prediction=next(labels),
             probabilities={"no": 0.25, "yes": 0.75} if i % 2 else None,
         )
