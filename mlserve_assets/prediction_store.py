@@ -124,6 +124,10 @@ def _loads(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+# How long the log writer waits on PostgreSQL before it spools a batch instead.
+LOG_WRITE_TIMEOUT_MS = 5000
+
+
 def make_engine(url: str, log_writer: bool = False) -> sa.Engine:
     """An engine that fails fast when the server is away, so callers can spool instead of hang.
 
@@ -138,11 +142,16 @@ def make_engine(url: str, log_writer: bool = False) -> sa.Engine:
         engine = sa.create_engine(url, **json_options)
         sa.event.listen(engine, "connect", _sqlite_pragmas(log_writer))
         return engine
+    connect_args: dict[str, Any] = {"connect_timeout": 3}
+    if log_writer:
+        # A server that is up but stalled (a locked table, stuck storage) must not hold
+        # answers either: past the timeout the batch goes to the spool.
+        connect_args["options"] = f"-c statement_timeout={LOG_WRITE_TIMEOUT_MS}"
     return sa.create_engine(
         url,
         pool_pre_ping=not log_writer,
         pool_size=4,
-        connect_args={"connect_timeout": 3},
+        connect_args=connect_args,
         **json_options,
     )
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
+from mlserve_assets.prediction_store import LOG_WRITE_TIMEOUT_MS, PredictionRow, PredictionStore
 from serving.log_writer import LogWriter
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_log import PredictionLog, PredictionLogError
+from tests.services import Postgres
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 
@@ -100,3 +103,28 @@ def test_a_writer_that_cannot_start_fails_start_up(tmp_path: Path):
     log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", blocked / "spool.db")
     with pytest.raises(PredictionLogError, match="did not start"):
         asyncio.run(log.start())
+
+
+def test_a_stalled_database_sends_batches_to_the_spool(postgres: Postgres, tmp_path: Path):
+    url = postgres.create_database("stalled")
+    store = PredictionStore(url)
+    store.create_schema()
+    writer = LogWriter(url, tmp_path / "spool.db", retry_seconds=0.2)
+    rows = _rows(10)
+    locker = sa.create_engine(url).connect()
+    locker.exec_driver_sql("LOCK TABLE predictions IN ACCESS EXCLUSIVE MODE")
+    # Released well after the writer's timeout: a writer that waited would land in the database.
+    release = threading.Timer(2 * LOG_WRITE_TIMEOUT_MS / 1000, locker.commit)
+    release.start()
+    try:
+        writer.write(rows)
+        assert writer.spool.count_predictions() == 10, "the writer waited out the lock"
+    finally:
+        release.join()
+        locker.close()
+    deadline = time.monotonic() + 30
+    while writer.spool.count_predictions() or store.count_predictions() < 10:
+        assert time.monotonic() < deadline, "the spool was not replayed after the lock went"
+        time.sleep(0.1)
+    assert store.count_predictions() == 10
+    writer.close()
