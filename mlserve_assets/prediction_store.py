@@ -170,13 +170,15 @@ class PredictionStore:
     def __init__(self, url: str, log_writer: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url, log_writer)
-        self._insert = (sqlite if self.engine.dialect.name == "sqlite" else postgresql).insert
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._insert = (sqlite if self._sqlite else postgresql).insert
+        mark = "?" if self._sqlite else "%s"  # the drivers' placeholders
         self._row_marks = f"({', '.join(mark for _ in _LOGGED_COLUMNS)})"
+        self._insert_one = self._insert_sql(1)  # SQLite's statement for every batch
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database without blocking writers (PASSIVE)."""
-        if self.engine.dialect.name == "sqlite":
+        if self._sqlite:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
@@ -209,9 +211,9 @@ class PredictionStore:
         ]
         if not values:
             return
-        if self.engine.dialect.name == "sqlite":
+        if self._sqlite:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(self._insert_sql(1), values)
+                conn.exec_driver_sql(self._insert_one, values)
             return
         try:
             with self.engine.begin() as conn:
