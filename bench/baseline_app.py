@@ -19,8 +19,11 @@ import pandas as pd
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
 
+# Both URIs: with only the registry set, MLflow makes a tracking store in the working directory.
+mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 mlflow.set_registry_uri(os.environ["MLFLOW_TRACKING_URI"])
 MODEL_NAME = os.environ["MLSERVE_MODEL"]
 model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}@champion")

@@ -18,11 +18,12 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+import dagster as dg
 from sklearn.datasets import load_breast_cancer
 
-from mlserve_assets.settings import Settings
-from tests.conftest import EXAMPLES, train
-from tests.services import bentoml_server, free_port, managed_process, postgres_cluster
+from harness.servers import bentoml_server, free_port, managed_process, postgres_cluster
+from mlserve_assets.definitions import build_definitions
+from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -108,11 +109,12 @@ def main() -> None:
         home=work / "home",
         mlflow_tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
         artifact_location=(work / "artifacts").as_uri(),
-        spec_paths=EXAMPLES,
+        spec_paths=[PROJECT_ROOT / "examples/classification.yaml"],
         predictions_url=f"sqlite:///{work / 'training-feedback.db'}",
         bentoml_home=work / "bentoml",
     )
-    assert train(settings, EXAMPLES, "train_breast_cancer").success
+    job = build_definitions(settings).resolve_job_def("train_breast_cancer")
+    assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
     features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
     bodies = {
         "1 record": json.dumps({"records": features.head(1).to_dict("records")}),

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from mlserve_assets.settings import PROJECT_ROOT, Settings
-from mlserve_assets.spec import SpecError, load_specs
+from mlserve_assets.spec_loader import SpecError, load_specs
 
 
 def embedded_environment(settings: Settings) -> dict[str, str]:
@@ -103,10 +103,13 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     """Serve the newest bento of MODEL_NAME, as its `bento` asset built it, with `bentoml serve`.
 
     The bento holds the promoted version, so the service starts without MLflow; once running it
-    follows the `champion` alias like any other instance.
+    follows the `champion` alias like any other instance. It is handed this project's locations,
+    so it logs to the prediction store the feedback assets and the sensor read, and follows the
+    registry the training writes, on the embedded default as on the production stack.
     """
     settings = Settings.from_env()
-    os.environ["BENTOML_HOME"] = str(settings.bentoml_home)  # BentoML reads it once, on import
+    # BentoML reads BENTOML_HOME once, on import; the service reads the rest when it starts.
+    os.environ.update(settings.environment())
 
     import bentoml
     from bentoml.exceptions import NotFound
@@ -146,6 +149,7 @@ def simulate(
     from mlflow import MlflowClient
 
     from mlserve_assets.simulation import simulate as run
+    from serving.contract import Tag, gate_outcome
 
     settings = Settings.from_env()
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
@@ -161,7 +165,7 @@ def simulate(
     for version in client.search_model_versions(f"name='{model_name}'"):
         if str(version.version) not in before:
             click.echo(
-                f"v{version.version} trained on {version.tags.get('mlserve.feedback_rows')} "
-                f"feedback rows: gate {version.tags.get('mlserve.gate', 'pending')} — "
-                f"{version.tags.get('mlserve.gate_reason', 'the run is still going')}"
+                f"v{version.version} trained on {version.tags.get(Tag.FEEDBACK_ROWS)} "
+                f"feedback rows: gate {gate_outcome(version)} — "
+                f"{version.tags.get(Tag.GATE_REASON, 'the run is still going')}"
             )

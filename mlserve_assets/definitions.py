@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from mlserve_assets.factory import build_model_defs
@@ -9,13 +11,23 @@ from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.settings import Settings
-from mlserve_assets.spec import load_specs
+from mlserve_assets.spec_loader import load_specs
+
+
+def _wired(variable: str, value: str) -> str:
+    """``dg.EnvVar(variable)`` when that variable holds ``value``, else ``value`` itself.
+
+    A URL from the environment may carry a password; as an EnvVar the UI's resource configuration
+    shows the variable's name, not its value. The embedded defaults (local paths) are shown as is.
+    """
+    return dg.EnvVar(variable) if os.environ.get(variable) == value else value
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """All models declared in the settings' spec files, plus one job that trains them all."""
     settings.home.mkdir(parents=True, exist_ok=True)
     models = load_specs(settings.spec_paths)
+    tracking_uri = _wired("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     return dg.Definitions.merge(
         *(build_model_defs(model) for model in models),
         dg.Definitions(
@@ -29,13 +41,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ],
             resources={
                 "mlflow": MlflowRegistry(
-                    tracking_uri=settings.mlflow_tracking_uri,
+                    tracking_uri=tracking_uri,
                     artifact_location=settings.artifact_location,
                 ),
-                "prediction_log": PredictionLogResource(url=settings.predictions_url),
+                "prediction_log": PredictionLogResource(
+                    url=_wired("MLSERVE_PREDICTIONS_URL", settings.predictions_url)
+                ),
                 "bentos": BentoPackager(
-                    bentoml_home=str(settings.bentoml_home),
-                    tracking_uri=settings.mlflow_tracking_uri,
+                    bentoml_home=str(settings.bentoml_home), tracking_uri=tracking_uri
                 ),
             },
         ),

@@ -10,10 +10,11 @@ import time
 
 import dagster as dg
 
-from mlserve_assets.ml.feedback import live_metrics
-from mlserve_assets.resources.mlflow_registry import WATERMARK, MlflowRegistry
+from mlserve_assets.ml.feedback import live_metrics, version_live_metric
+from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.spec import ModelSpec
+from serving.contract import feedback_watermark
 
 MIN_ROWS_FOR_LIVE_METRIC = 30
 
@@ -37,8 +38,7 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
         champion = mlflow.champion(name)
         if champion is None:
             return dg.SkipReason(f"{name} has no champion yet: nothing serves, nothing to improve")
-        trained_until = float(champion.tags.get(WATERMARK, 0))
-        since = max(trained_until, float(context.cursor or 0))
+        since = max(feedback_watermark(champion), float(context.cursor or 0))
         new, latest = prediction_log.store.labelled_since(name, since)
         reasons = []
         if new >= rules.min_feedback_rows:
@@ -47,14 +47,14 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
             )
         if rules.min_live_metric is not None and new:
             labelled = prediction_log.store.labelled(name)
-            live = live_metrics(labelled[labelled.model_version == str(champion.version)], metric)
-            if len(live) and live["labelled"].iloc[0] >= MIN_ROWS_FOR_LIVE_METRIC:
-                value = float(live[metric.name].iloc[0])
-                if not metric.meets(value, rules.min_live_metric):
-                    reasons.append(
-                        f"live {metric.name} of v{champion.version} is {value:.4f}, "
-                        f"past min_live_metric {rules.min_live_metric}"
-                    )
+            version = str(champion.version)
+            live = live_metrics(labelled[labelled.model_version == version], metric)
+            value = version_live_metric(live, version, metric, MIN_ROWS_FOR_LIVE_METRIC)
+            if value is not None and not metric.meets(value, rules.min_live_metric):
+                reasons.append(
+                    f"live {metric.name} of v{version} is {value:.4f}, "
+                    f"past min_live_metric {rules.min_live_metric}"
+                )
         age_hours = (time.time() - champion.creation_timestamp / 1000) / 3600
         if rules.max_age_hours is not None and age_hours > rules.max_age_hours and new:
             reasons.append(f"champion v{champion.version} is {age_hours:.1f} h old")

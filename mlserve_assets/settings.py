@@ -1,7 +1,7 @@
-"""Where things live, read from the environment: the only switch between embedded and production.
+"""The training side's settings: the serving side's locations plus the spec files to load.
 
-Defaults put everything under one project-local folder (``.mlserve/``) on SQLite; the production
-stack overrides the same variables with PostgreSQL and S3 locations.
+The project's own folder is the default home and holds the example specs, so ``make run`` and
+``mlserve dev`` work from a fresh clone with nothing set.
 """
 
 from __future__ import annotations
@@ -10,42 +10,29 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.locations import Locations
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The embedded default unless an environment variable says otherwise."""
+class Settings(Locations):
+    """The locations, and the spec files (``MLSERVE_SPECS``, default ``examples/*.yaml``).
 
-    home: Path
-    mlflow_tracking_uri: str
-    artifact_location: str | None
+    ``MLSERVE_SPECS`` lists files or folders, separated by ``:``; a folder stands for the
+    ``*.yaml`` files in it.
+    """
+
     spec_paths: list[Path]
-    predictions_url: str
-    bentoml_home: Path
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read the MLSERVE_* variables and MLFLOW_TRACKING_URI."""
-        home = Path(os.environ.get("MLSERVE_HOME", PROJECT_ROOT / ".mlserve")).resolve()
-        specs = os.environ.get("MLSERVE_SPECS")
-        paths = (
-            [Path(p) for p in specs.split(os.pathsep) if p]
-            if specs
-            else sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
-        )
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        # A tracking server decides where artifacts go (it proxies them to S3); a local store
-        # keeps them beside it under MLSERVE_HOME.
-        remote = tracking_uri.startswith(("http://", "https://"))
-        default_artifacts = None if remote else (home / "artifacts").as_uri()
-        return cls(
-            home=home,
-            mlflow_tracking_uri=tracking_uri,
-            artifact_location=os.environ.get("MLSERVE_ARTIFACT_ROOT") or default_artifacts,
-            spec_paths=paths,
-            predictions_url=os.environ.get(
-                "MLSERVE_PREDICTIONS_URL", f"sqlite:///{home / 'predictions.db'}"
-            ),
-            bentoml_home=Path(os.environ.get("BENTOML_HOME", home / "bentoml")),
-        )
+    def from_env(cls, default_home: Path | None = None) -> Settings:
+        """Read MLSERVE_SPECS and the locations; the home defaults to ``PROJECT_ROOT/.mlserve``."""
+        locations = Locations.from_env(default_home or PROJECT_ROOT / ".mlserve")
+        entries = [Path(p) for p in os.environ.get("MLSERVE_SPECS", "").split(os.pathsep) if p]
+        paths = [
+            spec
+            for entry in entries or [PROJECT_ROOT / "examples"]
+            for spec in (sorted(entry.glob("*.yaml")) if entry.is_dir() else [entry])
+        ]
+        return cls(**vars(locations), spec_paths=paths)

@@ -1,10 +1,10 @@
 """A drifting stream to watch the loop close: traffic and delayed ground truth for a service.
 
 The concept is a linear boundary over four features; after the shift it is rotated by about 70
-degrees, the case shared/RETRAINING.md measured. ``examples/data/drift_base.csv`` is the stream
-before the shift (``python -m mlserve_assets.simulation`` writes it again), and ``mlserve simulate``
-sends the stream after it, so the champion trained on the old concept loses accuracy until the
-sensor retrains it on the labels.
+degrees (measured on such a stream: a logistic regression drops from 0.93 to 0.69 accuracy).
+``examples/data/drift_base.csv`` is the stream before the shift (``python -m
+mlserve_assets.simulation`` writes it again), and ``mlserve simulate`` sends the stream after it, so
+the champion trained on the old concept loses accuracy until the sensor retrains it on the labels.
 """
 
 from __future__ import annotations

@@ -1,14 +1,19 @@
-"""The service's settings, all from environment variables (the same names the stack sets)."""
+"""The service's settings, all from environment variables (the same names the stack sets).
+
+Read once, when the service starts (``current()``), not when the module is imported: a test or a
+tool can import the service without a configured environment.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from mlserve_assets.settings import Settings
+from serving.locations import Locations
 
 
 def _bento_model() -> str | None:
@@ -45,16 +50,22 @@ class ServingConfig:
 
     @classmethod
     def from_env(cls) -> ServingConfig:
-        """Read MLSERVE_MODEL, MLSERVE_BENTO_MODEL, MLSERVE_POLL_SECONDS and the shared settings."""
-        settings = Settings.from_env()
+        """Read MLSERVE_MODEL, MLSERVE_BENTO_MODEL, MLSERVE_POLL_SECONDS and the locations."""
+        locations = Locations.from_env()
         return cls(
             model_name=os.environ.get("MLSERVE_MODEL", ""),
             bento_model=os.environ.get("MLSERVE_BENTO_MODEL") or _bento_model(),
-            tracking_uri=settings.mlflow_tracking_uri,
-            predictions_url=settings.predictions_url,
-            spool_path=Path(os.environ.get("MLSERVE_SPOOL", settings.home / "spool.db")),
+            tracking_uri=locations.mlflow_tracking_uri,
+            predictions_url=locations.predictions_url,
+            spool_path=Path(os.environ.get("MLSERVE_SPOOL", locations.home / "spool.db")),
             poll_seconds=float(os.environ.get("MLSERVE_POLL_SECONDS", "5")),
             log_predictions=_flag("MLSERVE_LOG_PREDICTIONS", True),
             max_records=int(os.environ.get("MLSERVE_MAX_RECORDS", "1000")),
             max_body_bytes=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", str(1 << 20))),
         )
+
+
+@functools.cache
+def current() -> ServingConfig:
+    """This process's configuration, read on first use (the service's start)."""
+    return ServingConfig.from_env()

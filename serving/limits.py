@@ -9,6 +9,7 @@ into memory.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 Scope = dict[str, Any]
@@ -19,9 +20,13 @@ class BodyTooLargeError(Exception):
 
 
 class BodySizeLimit:
-    """Answer 413 to bodies over ``max_bytes``, whether declared by Content-Length or streamed."""
+    """Answer 413 to bodies over ``max_bytes()``, whether declared by Content-Length or streamed.
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    The limit is a callable so that it is read from the service's configuration when the service
+    starts, not when the app is built at import.
+    """
+
+    def __init__(self, app: Any, max_bytes: Callable[[], int]) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
@@ -30,9 +35,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes()
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, limit)
             return
         seen = 0
         started = False
@@ -41,7 +47,7 @@ class BodySizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise BodyTooLargeError
             return message
 
@@ -54,10 +60,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLargeError:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Any) -> None:
-        problem = f"body larger than {self.max_bytes} bytes"
+    async def _refuse(self, send: Any, limit: int) -> None:
+        problem = f"body larger than {limit} bytes"
         body = json.dumps({"errors": [{"record": None, "field": "body", "problem": problem}]})
         await send(
             {

@@ -9,10 +9,8 @@ it returns. Inserts are idempotent on ``prediction_id``, so a row that reached b
 batch sent twice, is logged once. The replay thread also checkpoints SQLite's write-ahead log, so
 no commit waits for a checkpoint.
 
-Frames on stdin and stdout are a 4-byte big-endian length and a JSON body. The service sends a
-list of rows and waits for the answer: ``null`` once committed, or the error text. The first
-frame, ``null``, says the writer is ready. The writer lives as long as its stdin: signals to the
-process group are ignored, so a shutdown never cuts a commit short.
+It speaks ``serving.log_protocol`` on stdin and stdout. The writer lives as long as its stdin:
+signals to the process group are ignored, so a shutdown never cuts a commit short.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import fcntl
 import logging
 import os
 import signal
-import struct
 import sys
 import threading
 import time
@@ -33,41 +30,13 @@ from typing import BinaryIO
 import orjson
 import sqlalchemy as sa
 
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
+from serving.log_protocol import decode_rows, read_frame, write_frame
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
 
 logger = logging.getLogger("mlserve.log_writer")
 
-LENGTH = struct.Struct(">I")
 _PIPE_BYTES = 1 << 20
-
-
-def frame(body: bytes) -> bytes:
-    """A frame: the body's length, then the body."""
-    return LENGTH.pack(len(body)) + body
-
-
-def write_frame(stream: BinaryIO, body: bytes) -> None:
-    """Send one frame and flush it."""
-    stream.write(frame(body))
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> bytes | None:
-    """The next frame's body, or None at end of stream."""
-    header = stream.read(LENGTH.size)
-    if len(header) < LENGTH.size:
-        return None
-    return stream.read(LENGTH.unpack(header)[0])
-
-
-def encode_rows(rows: list[PredictionRow]) -> bytes:
-    """One frame body for a batch (orjson writes dataclasses in C, no per-row Python)."""
-    return orjson.dumps(rows)
-
-
-def decode_rows(body: bytes) -> list[PredictionRow]:
-    """The rows of a batch frame."""
-    return [PredictionRow(**row) for row in orjson.loads(body)]
 
 
 class LogWriter:

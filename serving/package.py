@@ -17,16 +17,12 @@ import mlflow
 import yaml
 from mlflow import MlflowClient
 
-from mlserve_assets.settings import PROJECT_ROOT
 from serving.model import registry_metadata
 
-# Everything the service imports, and nothing of the Dagster code location.
-INCLUDE = [
-    "serving/*.py",
-    "mlserve_assets/__init__.py",
-    "mlserve_assets/settings.py",
-    "mlserve_assets/prediction_store.py",
-]
+# The folder that holds the ``serving`` package: the bento's build context.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# The service imports only its own package, so that is all a bento carries.
+INCLUDE = ["serving/*.py"]
 PACKAGES = [
     "mlflow",
     "scikit-learn",
@@ -36,6 +32,7 @@ PACKAGES = [
     "psycopg2-binary",
     "fastapi",
     "orjson",
+    "pyyaml",
     "prometheus-client",
     "bentoml==1.4.39",
 ]
@@ -74,7 +71,7 @@ def package(model_name: str, version: str) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bentofile.yaml"
         path.write_text(yaml.safe_dump(bentofile))
-        bento = bentoml.bentos.build_bentofile(str(path), build_ctx=str(PROJECT_ROOT))
+        bento = bentoml.bentos.build_bentofile(str(path), build_ctx=str(SOURCE_ROOT))
     return {"bento": str(bento.tag), "model": str(stored.tag)}
 
 

@@ -18,14 +18,13 @@ import os
 import sys
 from pathlib import Path
 
-import orjson
-
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
-from serving.log_writer import LENGTH, encode_rows, frame
+from serving.log_protocol import encode_rows, frame, read_answer
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
 
 logger = logging.getLogger(__name__)
 
-# The folder holding the ``serving`` and ``mlserve_assets`` packages, for the writer's imports
+# The folder holding the ``serving`` package, for the writer's imports
 # (a bento's source folder is not the service's working directory).
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,6 +133,4 @@ class PredictionLog:
         await process.wait()
 
     async def _answer(self) -> str | None:
-        stdout = self._process.stdout
-        (length,) = LENGTH.unpack(await stdout.readexactly(LENGTH.size))
-        return orjson.loads(await stdout.readexactly(length))
+        return await read_answer(self._process.stdout)

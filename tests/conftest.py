@@ -10,9 +10,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.definitions import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
-from tests.services import Postgres, postgres_cluster
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 

@@ -12,9 +12,9 @@ import httpx
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from harness.servers import free_port, managed_process, stop_group
 from mlserve_assets.settings import PROJECT_ROOT
 from tests.conftest import write_spec
-from tests.services import free_port, managed_process, stop_group
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 

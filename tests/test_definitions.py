@@ -12,7 +12,7 @@ import dagster as dg
 
 from mlserve_assets.definitions import build_definitions
 from mlserve_assets.ml.validation import CHECK_NAMES
-from mlserve_assets.settings import PROJECT_ROOT
+from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 STAGES = [
     "dataset",
@@ -61,3 +61,20 @@ def test_each_model_gets_its_group_checks_and_job(settings):
         assert checks == set(CHECK_NAMES)
         assert defs.resolve_job_def(f"train_{model}") is not None
     assert "mlflow" in graph.get(dg.AssetKey(["churn", "candidates"])).kinds
+
+
+def test_locations_from_the_environment_reach_resources_as_env_vars(monkeypatch, tmp_path):
+    secret = "s3cret-password"
+    monkeypatch.setenv("MLSERVE_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://mlserve:{secret}@127.0.0.1:9/")
+    monkeypatch.setenv("MLSERVE_PREDICTIONS_URL", f"sqlite:///{tmp_path / 'log.db'}?{secret}=1")
+    defs = build_definitions(Settings.from_env())
+    shown = {name: resource.model_dump() for name, resource in defs.resources.items()}
+    assert secret not in repr(shown)
+    assert defs.resources["prediction_log"].url == dg.EnvVar("MLSERVE_PREDICTIONS_URL")
+    assert defs.resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
+    # At run time the variable's value is used: the asset reads the log the URL names.
+    predictions = defs.resolve_assets_def(dg.AssetKey(["wine", "predictions"]))
+    result = dg.materialize([predictions])
+    assert result.success
+    assert (tmp_path / "log.db").exists()

@@ -12,12 +12,9 @@ import pytest
 from mlserve_assets.ml.feedback import feature_frame, in_holdout, live_metrics
 from mlserve_assets.ml.metrics import get_metric
 from mlserve_assets.ml.train import split_dataset, with_feedback
-from mlserve_assets.prediction_store import (
-    DuplicateFeedbackError,
-    PredictionRow,
-    PredictionStore,
-)
 from mlserve_assets.spec import RetrainData, Split
+from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
+from serving.prediction_store import PredictionStore
 
 
 @pytest.fixture
@@ -40,8 +37,8 @@ def test_join_keeps_only_labelled_predictions_of_the_model(store):
     labelled_id = _predict(store, "1", 0.5, 1)
     _predict(store, "1", 0.7, 0)  # never labelled
     other = _predict(store, "1", 0.9, 1, model="other")
-    store.add_feedback(labelled_id, 1)
-    store.add_feedback(other, 0)
+    store.add_feedback("m", labelled_id, 1)
+    store.add_feedback("other", other, 0)
     frame = store.labelled("m")
     assert frame["prediction_id"].tolist() == [labelled_id]
     assert frame["features"].iloc[0] == {"a": 0.5, "b": -0.5}
@@ -49,9 +46,9 @@ def test_join_keeps_only_labelled_predictions_of_the_model(store):
 
 def test_live_metric_per_version(store):
     for x, truth in [(0.1, 1), (0.2, 1), (0.3, 0), (0.4, 0)]:
-        store.add_feedback(_predict(store, "1", x, 1), truth)  # v1 always says 1: 2 of 4 right
+        store.add_feedback("m", _predict(store, "1", x, 1), truth)  # v1 always says 1: 2 of 4 right
     for x in (0.5, 0.6):
-        store.add_feedback(_predict(store, "2", x, 0), 0)  # v2: 2 of 2 right
+        store.add_feedback("m", _predict(store, "2", x, 0), 0)  # v2: 2 of 2 right
     live = live_metrics(store.labelled("m"), get_metric("accuracy"))
     assert live.to_dict("records") == [
         {"model_version": "1", "labelled": 4, "accuracy": 0.5},
@@ -61,17 +58,25 @@ def test_live_metric_per_version(store):
 
 def test_a_second_label_is_refused_and_the_first_kept(store):
     pid = _predict(store, "1", 0.3, 1)
-    store.add_feedback(pid, 1)
+    store.add_feedback("m", pid, 1)
     with pytest.raises(DuplicateFeedbackError):
-        store.add_feedback(pid, 0)
+        store.add_feedback("m", pid, 0)
     assert store.labelled("m")["ground_truth"].tolist() == [1]
+
+
+def test_a_label_for_another_models_prediction_is_unknown_and_not_stored(store):
+    theirs = _predict(store, "1", 0.3, 1, model="other")
+    with pytest.raises(UnknownPredictionError):
+        store.add_feedback("m", theirs, 123.4)
+    assert store.labelled("other").empty
+    assert store.labelled("m").empty
 
 
 def test_the_same_input_labelled_twice_counts_once_with_the_latest_label(store):
     first = _predict(store, "1", 0.3, 1)
     second = _predict(store, "2", 0.3, 1)
-    store.add_feedback(first, 0)
-    store.add_feedback(second, 1)
+    store.add_feedback("m", first, 0)
+    store.add_feedback("m", second, 1)
     rows = feature_frame(store.labelled("m"), ["a", "b"], "y")
     assert rows[["a", "y", "prediction_id"]].to_dict("records") == [
         {"a": 0.3, "y": 1, "prediction_id": second}

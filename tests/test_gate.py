@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mlserve_assets.ml.gate import decide
 from mlserve_assets.ml.metrics import METRICS, get_metric
+from mlserve_assets.spec import Gate
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 any_score = st.floats(allow_nan=True, allow_infinity=True)
@@ -24,7 +25,7 @@ any_score = st.floats(allow_nan=True, allow_infinity=True)
 )
 def test_never_promotes_a_worse_model(metric, challenger, champion, threshold, margin):
     m = get_metric(metric)
-    decision = decide(m, challenger, champion, threshold, margin)
+    decision = decide(m, challenger, champion, Gate(threshold=threshold, min_improvement=margin))
     if not decision.promote:
         return
     assert math.isfinite(challenger)
@@ -39,7 +40,7 @@ def test_never_promotes_a_worse_model(metric, challenger, champion, threshold, m
 def test_a_tie_never_moves_the_alias(metric, value, margin):
     m = get_metric(metric)
     lenient = -1e9 if m.higher_is_better else 1e9
-    assert not decide(m, value, value, lenient, margin).promote
+    assert not decide(m, value, value, Gate(threshold=lenient, min_improvement=margin)).promote
 
 
 @pytest.mark.parametrize(
@@ -57,11 +58,13 @@ def test_a_tie_never_moves_the_alias(metric, value, margin):
     ],
 )
 def test_examples(metric, challenger, champion, threshold, margin, promote):
-    decision = decide(get_metric(metric), challenger, champion, threshold, margin)
+    decision = decide(
+        get_metric(metric), challenger, champion, Gate(threshold=threshold, min_improvement=margin)
+    )
     assert decision.promote is promote
     assert decision.reason
 
 
 def test_negative_margin_is_refused():
     with pytest.raises(ValueError, match="min_improvement"):
-        decide(get_metric("accuracy"), 0.9, 0.95, 0.5, -0.1)
+        Gate(threshold=0.5, min_improvement=-0.1)

@@ -13,9 +13,9 @@ import httpx
 import yaml
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
+from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
 from tests.conftest import service_env
-from tests.services import bentoml_server
 
 BIN = Path(sys.executable).parent
 INFRA = PROJECT_ROOT / "infra"
@@ -27,8 +27,13 @@ def _run(*cmd: str) -> subprocess.CompletedProcess:
 
 
 def test_compose_file_follows_the_compose_specification():
-    schema = PROJECT_ROOT.parent / "shared/schemas/compose-spec.json"
+    schema = PROJECT_ROOT / "tests/schemas/compose-spec.json"
     done = _run(str(BIN / "check-jsonschema"), "--schemafile", str(schema), "docker-compose.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_yaml_file_passes_yamllint():
+    done = _run(str(BIN / "yamllint"), "--strict", ".")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -18,10 +18,7 @@ import pytest
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
-from mlserve_assets.settings import PROJECT_ROOT, Settings
-from mlserve_assets.simulation import FEATURES, SHIFT_DEGREES, concept_rows
-from tests.conftest import service_env, train, write_spec
-from tests.services import (
+from harness.servers import (
     bentoml_server,
     dagster_daemon,
     mlflow_server,
@@ -29,6 +26,9 @@ from tests.services import (
     s3_client,
     s3_server,
 )
+from mlserve_assets.settings import PROJECT_ROOT, Settings
+from mlserve_assets.simulation import FEATURES, SHIFT_DEGREES, concept_rows
+from tests.conftest import service_env, train, write_spec
 
 LOOP_TIMEOUT = 300
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mlserve_assets.prediction_store import LOG_WRITE_TIMEOUT_MS, PredictionRow, PredictionStore
+from harness.servers import Postgres
+from serving.log_schema import PredictionRow
 from serving.log_writer import LogWriter
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_log import PredictionLog, PredictionLogError
-from tests.services import Postgres
+from serving.prediction_store import LOG_WRITE_TIMEOUT_MS, PredictionStore
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 

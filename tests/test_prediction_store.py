@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
-from tests.services import Postgres
+from harness.servers import Postgres
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -10,9 +10,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from mlserve_assets.settings import Settings
-from tests.conftest import EXAMPLES, service_env, train
-from tests.services import (
+from harness.servers import (
     S3Server,
     bentoml_server,
     mlflow_server,
@@ -20,6 +18,8 @@ from tests.services import (
     s3_server,
     stop_group,
 )
+from mlserve_assets.settings import Settings
+from tests.conftest import EXAMPLES, service_env, train
 
 
 @dataclass

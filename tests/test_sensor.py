@@ -9,9 +9,10 @@ import dagster as dg
 import pytest
 
 from mlserve_assets.definitions import build_definitions
-from mlserve_assets.prediction_store import PredictionRow, PredictionStore
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
 
 
 def _label(store: PredictionStore, n: int, version: str = "1", truth: int = 1) -> None:
@@ -21,7 +22,7 @@ def _label(store: PredictionStore, n: int, version: str = "1", truth: int = 1) -
     ]
     store.insert_predictions(rows)
     for row in rows:
-        store.add_feedback(row.prediction_id, truth)
+        store.add_feedback("breast_cancer", row.prediction_id, truth)
 
 
 @pytest.fixture

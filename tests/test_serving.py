@@ -3,6 +3,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from mlserve_assets.prediction_store import PredictionStore
+from harness.servers import bentoml_server
+from serving.log_schema import PredictionRow
+from serving.prediction_ids import new_prediction_id
+from serving.prediction_store import PredictionStore
 from tests.conftest import service_env
-from tests.services import bentoml_server
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 
@@ -119,6 +122,18 @@ def test_feedback_happy_unknown_duplicate_and_wrong_type(served: Served):
         )
         assert wrong.status_code == 422, bad
         assert wrong.json()["errors"][0]["field"] == "ground_truth"
+
+
+def test_feedback_for_another_models_prediction_is_404_and_stores_nothing(served: Served):
+    theirs = PredictionRow(new_prediction_id(), time.time(), "diabetes", "1", {"bmi": 0.1}, 151.0)
+    served.store.insert_predictions([theirs])
+    answer = served.http.post(
+        f"{served.url}/feedback", json={"prediction_id": theirs.prediction_id, "ground_truth": 1}
+    )
+    assert answer.status_code == 404
+    assert answer.json()["errors"][0]["field"] == "prediction_id"
+    assert theirs.prediction_id not in set(served.store.labelled("diabetes").prediction_id)
+    assert theirs.prediction_id not in set(served.store.labelled("breast_cancer").prediction_id)
 
 
 def test_feedback_batch_reports_each_item(served: Served):

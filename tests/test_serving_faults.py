@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from mlserve_assets.prediction_store import PredictionStore
+from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bento_packager import BentoPackager
+from serving.prediction_store import PredictionStore
 from tests.conftest import service_env
-from tests.services import bentoml_server, postgres_cluster
 
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlserve_assets.spec import SpecError, load_spec, load_specs
+from mlserve_assets.spec_loader import SpecError, load_spec, load_specs
 from tests.conftest import EXAMPLES, write_spec
 
 GOOD = {

@@ -7,7 +7,7 @@ import math
 import pytest
 from mlflow import MlflowClient
 
-from mlserve_assets.spec import load_spec
+from mlserve_assets.spec_loader import load_spec
 from tests.conftest import EXAMPLES, materialization_metadata, train, write_spec
 
 

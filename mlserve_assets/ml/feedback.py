@@ -26,6 +26,16 @@ def live_metrics(labelled: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     return frame.sort_values("model_version", key=lambda v: v.astype(int)).reset_index(drop=True)
 
 
+def version_live_metric(
+    live: pd.DataFrame, version: str, metric: Metric, min_labelled: int = 1
+) -> float | None:
+    """A version's value in :func:`live_metrics`; None below ``min_labelled`` labels."""
+    row = live[live["model_version"] == str(version)]
+    if row.empty or int(row["labelled"].iloc[0]) < min_labelled:
+        return None
+    return float(row[metric.name].iloc[0])
+
+
 def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> pd.DataFrame:
     """Features from the prediction log and the label from feedback, one row per input.
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.spec import Gate
 
 
 @dataclass(frozen=True)
@@ -25,24 +26,19 @@ class GateDecision:
     min_improvement: float
     improvement: float | None
 
+    def serving_version(self, challenger: str, current: str | None) -> str | None:
+        """The version that serves after this decision (None while nothing has passed)."""
+        return challenger if self.promote else current
 
-def decide(
-    metric: Metric,
-    challenger: float,
-    champion: float | None,
-    threshold: float,
-    min_improvement: float,
-) -> GateDecision:
-    """Promote only past the absolute threshold AND ahead of the champion by ``min_improvement``.
+
+def decide(metric: Metric, challenger: float, champion: float | None, gate: Gate) -> GateDecision:
+    """Promote only past ``gate.threshold`` AND ahead of the champion by ``gate.min_improvement``.
 
     Both scores must come from the same held-out rows. A non-finite score never promotes, and a tie
-    never moves the alias: churn without gain only makes rollbacks harder to read.
+    never moves the alias: churn without gain only makes rollbacks harder to read. Every rule of the
+    gate lives here and reads the spec's ``Gate``, so a new rule is one field and one branch.
     """
-    if min_improvement < 0:
-        raise ValueError(
-            "min_improvement must be >= 0: a negative margin would promote a worse model"
-        )
-
+    threshold, min_improvement = gate.threshold, gate.min_improvement
     gain = None if champion is None else metric.improvement(challenger, champion)
 
     def verdict(promote: bool, reason: str) -> GateDecision:

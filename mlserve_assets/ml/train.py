@@ -16,9 +16,10 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from mlserve_assets.candidates import Candidate
 from mlserve_assets.ml.feedback import in_holdout
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.spec import Candidate, RetrainData, Split
+from mlserve_assets.spec import RetrainData, Split
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """MLflow tracking and registry as one Dagster resource with intention-revealing methods.
 
-dagster-mlflow's ``mlflow_tracking`` is an old-style resource that mutates global MLflow state
-per op and ends the run after the first op (dagster#21872); a training here spans several assets
-and needs nested candidate runs, registration and aliases, so this small resource owns that.
+Why not dagster-mlflow's ``mlflow_tracking``: it names one experiment for the whole code location
+and opens one MLflow run per Dagster run (measured: in-process, a three-asset run logs to one run,
+marked FAILED when a step fails), so ``train_all`` would put every model's candidates in one run of
+one experiment. mlserve keeps an experiment per model and a parent run per training, with nested
+candidate runs, registration and aliases, which this small resource owns. The alias and tag names
+are the serving side's contract (``serving.contract``).
 """
 
 from collections.abc import Iterator
@@ -15,14 +18,13 @@ import mlflow
 import pandas as pd
 import skops.io
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
-CHAMPION = "champion"
-# Tag on a registered version: the latest feedback time its training data included.
-WATERMARK = "mlserve.feedback_watermark"
+from serving import contract
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class MlflowRegistry(dg.ConfigurableResource):
             run_name=candidate,
             parent_run_id=parent_run_id,
             nested=True,
-            tags={**tags, "mlserve.candidate": candidate},
+            tags={**tags, contract.Tag.CANDIDATE: candidate},
         ) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics(metrics)
@@ -125,18 +127,17 @@ class MlflowRegistry(dg.ConfigurableResource):
         """A new registered version of ``model_name`` from a logged model; returns the version."""
         return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
 
-    def champion(self, model_name: str) -> Any | None:
+    def champion(self, model_name: str) -> ModelVersion | None:
         """The version the ``champion`` alias points at, or None before the first promotion."""
-        try:
-            return self._client.get_model_version_by_alias(model_name, CHAMPION)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
-                return None
-            raise
+        return contract.champion(self._client, model_name)
+
+    def champion_uri(self, model_name: str) -> str:
+        """The model URI that always resolves to the current champion."""
+        return f"models:/{model_name}@{contract.CHAMPION}"
 
     def promote(self, model_name: str, version: str) -> None:
         """Move ``champion`` to ``version``."""
-        self._client.set_registered_model_alias(model_name, CHAMPION, version)
+        self._client.set_registered_model_alias(model_name, contract.CHAMPION, version)
 
     def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         """Record facts (such as the gate's verdict) on a registered version."""

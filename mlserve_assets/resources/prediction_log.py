@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mlserve_assets.prediction_store import PredictionStore
+from serving.prediction_store import PredictionStore
 
 
 class PredictionLogResource(dg.ConfigurableResource):

@@ -1,4 +1,4 @@
-"""Real servers for the tests: throw-away PostgreSQL clusters and `bentoml serve` processes.
+"""Real servers for the tests and the benchmark: throw-away PostgreSQL, `bentoml serve`, S3, MLflow.
 
 Every long-lived process starts in its own process group and is ended as a group (TERM, then KILL):
 servers that fork workers otherwise outlive the test run and hang CI.
@@ -27,6 +27,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -47,6 +48,7 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200; fail early, with the log's tail, if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -82,6 +84,7 @@ class Postgres:
         subprocess.run(prefix + cmd, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
+        """Start the server on its port, listening on 127.0.0.1 only."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         if not self.durable:
             options += " -c fsync=off"
@@ -100,11 +103,13 @@ class Postgres:
         )
 
     def stop(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut)."""
         self._as_postgres(
             [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
         )
 
     def create_database(self, name: str) -> str:
+        """Create a database; returns its SQLAlchemy URL."""
         self._as_postgres(
             [
                 str(PG_BIN / "createdb"),
@@ -122,6 +127,7 @@ class Postgres:
 
 @contextmanager
 def postgres_cluster(durable: bool = False) -> Iterator[Postgres]:
+    """A started cluster, stopped and deleted afterwards."""
     cluster = Postgres(durable)
     cluster.start()
     try:
@@ -145,25 +151,16 @@ def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]
 @contextmanager
 def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the project's workspace: it runs the sensors and launches runs."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    daemon = str(Path(sys.executable).parent / "dagster-daemon")
+    with managed_process([daemon, "run", "-w", "workspace.yaml"], env, log) as proc:
         yield proc
-    finally:
-        stop_group(proc)
 
 
 @contextmanager
 def managed_process(
-    cmd: list[str], env: dict[str, str], log: Path, ready_url: str
+    cmd: list[str], env: dict[str, str], log: Path, ready_url: str | None = None
 ) -> Iterator[subprocess.Popen]:
+    """``cmd`` in its own process group, yielded once ``ready_url`` answers, ended as a group."""
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd,
@@ -174,7 +171,8 @@ def managed_process(
             start_new_session=True,
         )
     try:
-        wait_until_ready(ready_url, proc, log)
+        if ready_url is not None:
+            wait_until_ready(ready_url, proc, log)
         yield proc
     finally:
         stop_group(proc)
@@ -207,6 +205,7 @@ def s3_server(log: Path, bucket: str) -> Iterator[S3Server]:
 
 
 def s3_client(url: str):
+    """A boto3 S3 client for the server at ``url`` with the test credentials."""
     import boto3
 
     return boto3.client(

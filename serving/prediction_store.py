@@ -2,8 +2,9 @@
 
 One SQLAlchemy Core implementation serves both backends, so the embedded default and the
 production stack run the same statements. Inserts are idempotent on ``prediction_id``: a batch
-replayed from the service's spool after an outage never lands twice. A plain library: the service
-writes here and the feedback assets read here, and neither needs the other.
+replayed from the service's spool after an outage never lands twice. It lives on the serving side
+(the service writes here) and the training side reads it (the feedback assets and the sensor), so a
+bento carries it without any of the Dagster code location. The tables are in ``log_schema``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -21,48 +22,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-metadata = sa.MetaData()
-
-predictions = sa.Table(
-    "predictions",
+from serving.log_schema import (
+    DuplicateFeedbackError,
+    PredictionRow,
+    UnknownPredictionError,
+    feedback,
     metadata,
-    sa.Column("prediction_id", sa.String(36), primary_key=True),
-    sa.Column("created_at", sa.Float, nullable=False, index=True),
-    sa.Column("model_name", sa.String(128), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("features", sa.JSON, nullable=False),
-    sa.Column("prediction", sa.JSON, nullable=False),
-    sa.Column("probabilities", sa.JSON, nullable=True),
-    sa.Index("ix_predictions_model", "model_name", "model_version"),
+    predictions,
 )
-
-feedback = sa.Table(
-    "feedback",
-    metadata,
-    # One label per prediction: the primary key makes a second label a conflict (HTTP 409).
-    sa.Column(
-        "prediction_id",
-        sa.String(36),
-        sa.ForeignKey("predictions.prediction_id"),
-        primary_key=True,
-    ),
-    sa.Column("ground_truth", sa.JSON, nullable=False),
-    sa.Column("received_at", sa.Float, nullable=False, index=True),
-)
-
-
-@dataclass(frozen=True)
-class PredictionRow:
-    """One answered prediction, as logged."""
-
-    prediction_id: str
-    created_at: float
-    model_name: str
-    model_version: str
-    features: dict[str, Any]
-    prediction: Any
-    probabilities: dict[str, float] | None = None
-
 
 # Column names are PredictionRow's fields, in the order insert_predictions sends a row's values.
 _LOGGED_COLUMNS = tuple(field.name for field in fields(PredictionRow))
@@ -91,14 +58,6 @@ def _copy(conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
         ) from exc
     finally:
         cursor.close()
-
-
-class UnknownPredictionError(LookupError):
-    """Feedback for an id the log does not hold."""
-
-
-class DuplicateFeedbackError(ValueError):
-    """A second label for a prediction that already has one."""
 
 
 def _sqlite_pragmas(log_writer: bool) -> Callable[[Any, Any], None]:
@@ -231,16 +190,21 @@ class PredictionStore:
             "ON CONFLICT (prediction_id) DO NOTHING"
         )
 
-    def add_feedback(self, prediction_id: str, ground_truth: Any) -> tuple[str, Any]:
-        """Attach the ground truth; raise if the id is unknown or already labelled.
+    def add_feedback(
+        self, model_name: str, prediction_id: str, ground_truth: Any
+    ) -> tuple[str, Any]:
+        """Attach the ground truth; raise if the id is unknown, another model's, or labelled.
 
-        Returns the version that made the prediction and what it predicted, so the caller can
-        count the live metric of each served version as labels arrive.
+        One log may hold several models' predictions (the embedded default shares one file), and a
+        label is only meaningful for the model that made the prediction: a regression value must
+        never land as another model's class. Returns the version that made the prediction and what
+        it predicted, so the caller can count each served version's live metric as labels arrive.
         """
         with self.engine.begin() as conn:
             known = conn.execute(
                 sa.select(predictions.c.model_version, predictions.c.prediction).where(
-                    predictions.c.prediction_id == prediction_id
+                    predictions.c.prediction_id == prediction_id,
+                    predictions.c.model_name == model_name,
                 )
             ).first()
             if known is None:

@@ -1,0 +1,62 @@
+"""The prediction log's tables and rows: what the service writes and the feedback assets read.
+
+One schema for SQLite and PostgreSQL. A prediction's id is its primary key, so a replayed batch
+lands once, and feedback's key is the prediction's id, so a second label is a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("prediction", sa.JSON, nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=True),
+    sa.Index("ix_predictions_model", "model_name", "model_version"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    # One label per prediction: the primary key makes a second label a conflict (HTTP 409).
+    sa.Column(
+        "prediction_id",
+        sa.String(36),
+        sa.ForeignKey("predictions.prediction_id"),
+        primary_key=True,
+    ),
+    sa.Column("ground_truth", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One answered prediction, as logged."""
+
+    prediction_id: str
+    created_at: float
+    model_name: str
+    model_version: str
+    features: dict[str, Any]
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+
+
+class UnknownPredictionError(LookupError):
+    """Feedback for an id the log does not hold."""
+
+
+class DuplicateFeedbackError(ValueError):
+    """A second label for a prediction that already has one."""

@@ -1,0 +1,117 @@
+"""Dependencies point one way, and every import is a declared dependency.
+
+The rules, read from the source with ``ast`` (imports inside functions count too):
+- ``serving`` never imports ``mlserve_assets``: a bento carries the serving package alone.
+- ``ml/``, the spec and its sources know no Dagster, no resource and no stage: they are plain
+  functions and models that the CLI and the tests use without a code location.
+- every third-party module the product imports comes from a distribution ``pyproject.toml`` names.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+
+from mlserve_assets.settings import PROJECT_ROOT
+
+PURE = [
+    "mlserve_assets/ml",
+    "mlserve_assets/spec.py",
+    "mlserve_assets/spec_loader.py",
+    "mlserve_assets/candidates.py",
+    "mlserve_assets/sources.py",
+]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module name a file imports, at any depth of its code."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def files(*places: str) -> list[Path]:
+    found = []
+    for place in places:
+        path = PROJECT_ROOT / place
+        found.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    assert found, places
+    return found
+
+
+def offenders(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    """Per file, the imports that are or sit below a forbidden module."""
+    found = {}
+    for path in paths:
+        bad = sorted(
+            m
+            for m in imported_modules(path)
+            if any(m == f or m.startswith(f"{f}.") for f in forbidden)
+        )
+        if bad:
+            found[path.name] = bad
+    return found
+
+
+def test_serving_never_imports_the_dagster_code_location():
+    assert offenders(files("serving"), ("mlserve_assets", "dagster")) == {}
+
+
+@pytest.mark.parametrize("place", PURE)
+def test_pure_modules_know_no_dagster_resources_or_stages(place):
+    forbidden = ("dagster", "mlserve_assets.resources", "mlserve_assets.stages")
+    assert offenders(files(place), forbidden) == {}
+
+
+def test_the_rule_checker_sees_imports_inside_functions(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from mlserve_assets.settings import Settings\n")
+    assert offenders([sample], ("mlserve_assets",)) != {}
+
+
+def _declared() -> set[str]:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"]]
+    return {
+        re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements
+    }
+
+
+def test_every_third_party_import_of_the_product_is_a_declared_dependency():
+    providers = packages_distributions()
+    declared = _declared()
+    missing = {}
+    for path in files("mlserve_assets", "serving"):
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in {"mlserve_assets", "serving"}:
+                continue
+            dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+            if not dists & declared:
+                missing.setdefault(top, set()).add(str(path.relative_to(PROJECT_ROOT)))
+    assert missing == {}
+
+
+def test_every_declared_dependency_is_used():
+    providers = packages_distributions()
+    used = {
+        d.lower().replace("_", "-")
+        for path in files("mlserve_assets", "serving")
+        for module in imported_modules(path)
+        for d in providers.get(module.split(".")[0], [])
+    }
+    # Installed for what they run, not imported: the UI's server, Dagster's PostgreSQL storage
+    # (named in infra/dagster/dagster.yaml), PostgreSQL's driver (named by URL) and MLflow's S3
+    # artifact client (named by an s3:// location).
+    run_only = {"dagster-webserver", "dagster-postgres", "psycopg2-binary", "boto3"}
+    assert _declared() - used - run_only == set()

@@ -1,0 +1,164 @@
+"""The fast tier: each stage builder's assets materialised on small data, in seconds.
+
+Upstream stages are stood in for by tiny assets with the same keys, so each test exercises one
+builder with real resources (a SQLite MLflow store, a SQLite prediction log) and checks what it
+made against figures computed here, independently.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import dagster as dg
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.datasets import load_iris
+from sklearn.metrics import accuracy_score
+
+from mlserve_assets.ml.train import DatasetSplit
+from mlserve_assets.resources.bento_packager import BentoPackager
+from mlserve_assets.resources.mlflow_registry import MlflowRegistry
+from mlserve_assets.resources.prediction_log import PredictionLogResource
+from mlserve_assets.spec import ModelSpec
+from mlserve_assets.stages.data import data_assets
+from mlserve_assets.stages.feedback import feedback_assets
+from mlserve_assets.stages.naming import ModelAssets
+from mlserve_assets.stages.release import release_assets
+from mlserve_assets.stages.training import training_assets
+from serving.log_schema import PredictionRow
+from serving.prediction_store import PredictionStore
+
+SPEC = {
+    "name": "iris",
+    "source": {"kind": "sklearn", "dataset": "iris"},
+    "target": "target",
+    "task": "classification",
+    "candidates": [
+        {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
+        {
+            "name": "stump",
+            "estimator": "sklearn.tree.DecisionTreeClassifier",
+            "params": {"max_depth": 1},
+        },
+    ],
+    "metric": "accuracy",
+    "gate": {"threshold": 0.5},
+}
+IRIS = load_iris(as_frame=True).frame
+FEATURES = [c for c in IRIS.columns if c != "target"]
+
+
+@pytest.fixture
+def model() -> ModelAssets:
+    return ModelAssets(ModelSpec.model_validate(SPEC))
+
+
+@pytest.fixture
+def resources(tmp_path) -> dict[str, dg.ConfigurableResource]:
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return {
+        "mlflow": MlflowRegistry(
+            tracking_uri=tracking, artifact_location=(tmp_path / "artifacts").as_uri()
+        ),
+        "prediction_log": PredictionLogResource(url=f"sqlite:///{tmp_path / 'log.db'}"),
+    }
+
+
+def stand_in(model: ModelAssets, stage: str, value: object) -> dg.AssetsDefinition:
+    """An upstream stage's asset that just returns ``value``."""
+
+    @dg.asset(key=model.key(stage), group_name=model.name)
+    def upstream() -> object:
+        return value
+
+    return upstream
+
+
+def output(result: dg.ExecuteInProcessResult, model: ModelAssets, stage: str) -> object:
+    return result.asset_value(model.key(stage))
+
+
+def test_data_stage_loads_and_checks_the_rows(model):
+    result = dg.materialize(data_assets(model))
+    assert result.success
+    validated = output(result, model, "validated_dataset")
+    assert validated.shape == IRIS.shape
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 and all(c.passed for c in checks)
+
+
+def test_feedback_stage_joins_labels_and_scores_each_version(model, resources):
+    store = PredictionStore(resources["prediction_log"].url)
+    store.create_schema()
+    rows = [
+        PredictionRow(uuid.uuid4().hex, time.time(), "iris", "1", record, 0)
+        for record in IRIS[FEATURES].head(10).to_dict("records")
+    ]
+    store.insert_predictions(rows)
+    truths = [0, 0, 0, 1, 2, 0, 1, 0]  # 5 of 8 right: the prediction was 0 every time
+    for row, truth in zip(rows, truths, strict=False):
+        store.add_feedback("iris", row.prediction_id, truth)
+    result = dg.materialize(feedback_assets(model), resources=resources)
+    assert result.success
+    labelled = output(result, model, "feedback")
+    assert sorted(labelled["prediction_id"]) == sorted(r.prediction_id for r in rows[:8])
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    expected = accuracy_score(truths, [0] * len(truths))
+    assert meta["labelled_rows"].value == len(truths)
+    assert f"{expected:g}" in meta["live_metrics"].value
+
+
+def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path):
+    upstream = [
+        stand_in(model, "validated_dataset", IRIS),
+        stand_in(model, "feedback", pd.DataFrame(columns=[*FEATURES, "target"])),
+    ]
+    result = dg.materialize([*upstream, *training_assets(model)], resources=resources)
+    assert result.success
+    split: DatasetSplit = output(result, model, "split")
+    assert len(split.x_test) == round(len(IRIS) * 0.25)
+    board = output(result, model, "candidates")
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    scores = {
+        r.data.tags["mlserve.candidate"]: r.data.metrics["accuracy"]
+        for r in client.search_runs(client.get_experiment_by_name("mlserve/iris").experiment_id)
+        if "mlserve.candidate" in r.data.tags
+    }
+    assert board.best.name == max(scores, key=scores.get)
+    version = output(result, model, "registered_version")
+    registered = client.get_model_version("iris", version.version)
+    assert registered.tags["mlserve.candidate"] == board.best.name
+
+
+def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, tmp_path):
+    upstream = [
+        stand_in(model, "validated_dataset", IRIS),
+        stand_in(model, "feedback", pd.DataFrame(columns=[*FEATURES, "target"])),
+    ]
+    assets = [*upstream, *training_assets(model), *release_assets(model)]
+    champion_only = dg.AssetSelection.all() - dg.AssetSelection.assets(model.key("bento"))
+    # The bento step is left out (it builds in a child process; the serving tests package bentos).
+    resources = {**resources, "bentos": BentoPackager(bentoml_home=str(tmp_path), tracking_uri="")}
+    first = dg.materialize(assets, resources=resources, selection=champion_only)
+    assert first.success
+    assert output(first, model, "champion") == output(first, model, "registered_version").version
+    # The same data again: the challenger ties the champion, and a tie never moves the alias.
+    again = dg.materialize(assets, resources=resources, selection=champion_only)
+    held = again.get_asset_materialization_events()[-1].materialization.metadata
+    assert held["promoted"].value is False
+    assert output(again, model, "champion") == output(first, model, "champion")
+    split: DatasetSplit = output(again, model, "split")
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    loaded = mlflow.sklearn.load_model(f"models:/iris/{output(first, model, 'champion')}")
+    expected = accuracy_score(split.y_test, loaded.predict(split.x_test))
+    assert np.isclose(held["champion_metric"].value, expected)
+    assert (
+        client.get_model_version("iris", output(again, model, "registered_version").version).tags[
+            "mlserve.gate"
+        ]
+        == "held"
+    )
