@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 
 class _Strict(BaseModel):
@@ -78,3 +79,9 @@ class Candidate(_Strict):
         if self.steps is None:
             return Step(estimator=self.estimator or "", params=self.params).build()
         return Pipeline([(f"step{i}", s.build()) for i, s in enumerate(self.steps)])
+
+    def accepts_sample_weight(self) -> bool:
+        """Whether fitting can weigh rows (the final step of a Pipeline takes the weights)."""
+        final = self.build()
+        final = final.steps[-1][1] if isinstance(final, Pipeline) else final
+        return has_fit_parameter(final, "sample_weight")

@@ -1,12 +1,17 @@
 """Feedback-driven retraining: one sensor per model that closes the loop without a person.
 
-The cursor holds the latest feedback time already claimed by a requested run, and run keys are
-derived from it, so the same labels never trigger two runs, across ticks and daemon restarts.
-A run whose challenger fails the gate leaves the champion as it was; its labels stay claimed, so
-the next run waits for ``min_feedback_rows`` new ones instead of retrying on the same data.
+What a run has used is read from the registry, not kept in the sensor: every registered version
+records the latest label its training saw, so labels count as used once a run has registered a
+version with them, whether the gate passed or held it, and a run that failed releases its labels
+by registering nothing. Guardrails keep a steady or noisy label stream from turning into a training
+per tick: no request while a run of the model is in flight, a cooldown between runs, a cap per day,
+and after a held gate a back-off until ``min_feedback_rows`` new labels arrive (or the live metric
+is clearly worse than when the gate held). The run key is derived from the labels and the last
+run, so two evaluations of the same state request the same run, across daemon restarts.
 """
 
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -14,9 +19,17 @@ from mlserve_assets.ml.feedback import live_metrics, version_live_metric
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.spec import ModelSpec
-from serving.contract import feedback_watermark
+from serving.contract import Tag, feedback_watermark, gate_outcome
 
 MIN_ROWS_FOR_LIVE_METRIC = 30
+DAY_SECONDS = 86400
+IN_FLIGHT = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
 
 
 def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition:
@@ -28,7 +41,10 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
         job_name=job_name,
         minimum_interval_seconds=rules.check_every_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} rows).",
+        description=(
+            f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} new labels, "
+            f"cooldown {rules.cooldown_seconds:g} s, at most {rules.max_runs_per_day} runs a day)."
+        ),
     )
     def retrain(
         context: dg.SensorEvaluationContext,
@@ -38,42 +54,79 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
         champion = mlflow.champion(name)
         if champion is None:
             return dg.SkipReason(f"{name} has no champion yet: nothing serves, nothing to improve")
-        since = max(feedback_watermark(champion), float(context.cursor or 0))
+        instance = context.instance
+        [last_run] = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1) or [None]
+        if last_run is not None and last_run.dagster_run.status in IN_FLIGHT:
+            return dg.SkipReason(f"run {last_run.dagster_run.run_id} of {name} is in flight")
+
+        decided = mlflow.latest_version(name)
+        since = max(feedback_watermark(champion), feedback_watermark(decided))
         new, latest = prediction_log.store.labelled_since(name, since)
+        held = decided is not None and gate_outcome(decided) == "held"
         reasons = []
         if new >= rules.min_feedback_rows:
             reasons.append(
                 f"{new} new labelled rows >= min_feedback_rows {rules.min_feedback_rows}"
             )
+        live = None
         if rules.min_live_metric is not None and new:
             labelled = prediction_log.store.labelled(name)
             version = str(champion.version)
-            live = live_metrics(labelled[labelled.model_version == version], metric)
-            value = version_live_metric(live, version, metric, MIN_ROWS_FOR_LIVE_METRIC)
-            if value is not None and not metric.meets(value, rules.min_live_metric):
-                reasons.append(
-                    f"live {metric.name} of v{version} is {value:.4f}, "
-                    f"past min_live_metric {rules.min_live_metric}"
+            live = version_live_metric(
+                live_metrics(labelled[labelled.model_version == version], metric),
+                version,
+                metric,
+                MIN_ROWS_FOR_LIVE_METRIC,
+            )
+            if live is not None and not metric.meets(live, rules.min_live_metric):
+                at_decision = decided.tags.get(Tag.CHAMPION_LIVE) if held else None
+                worse = at_decision is None or (
+                    metric.improvement(float(at_decision), live) > rules.backoff_live_drop
                 )
+                if not held or worse:
+                    reasons.append(
+                        f"live {metric.name} of v{version} is {live:.4f}, "
+                        f"past min_live_metric {rules.min_live_metric}"
+                    )
         age_hours = (time.time() - champion.creation_timestamp / 1000) / 3600
-        if rules.max_age_hours is not None and age_hours > rules.max_age_hours and new:
+        if rules.max_age_hours is not None and age_hours > rules.max_age_hours and new and not held:
             reasons.append(f"champion v{champion.version} is {age_hours:.1f} h old")
         if not reasons:
+            backoff = f"; the gate held v{decided.version}, so back off" if held else ""
             return dg.SkipReason(
                 f"{new} labelled rows since the last training (need {rules.min_feedback_rows}); "
-                "live metric and age rules not triggered"
+                f"live metric and age rules not triggered{backoff}"
             )
+
+        now = time.time()
+        if last_run is not None:
+            since_last = now - last_run.create_timestamp.timestamp()
+            if since_last < rules.cooldown_seconds:
+                return dg.SkipReason(
+                    f"cooldown: the last run started {since_last:.0f} s ago "
+                    f"(cooldown_seconds {rules.cooldown_seconds:g}); would retrain: "
+                    + "; ".join(reasons)
+                )
+        today = instance.get_runs_count(
+            dg.RunsFilter(
+                job_name=job_name, created_after=datetime.fromtimestamp(now - DAY_SECONDS, UTC)
+            )
+        )
+        if today >= rules.max_runs_per_day:
+            return dg.SkipReason(
+                f"cap: {today} runs in the last 24 h (max_runs_per_day {rules.max_runs_per_day})"
+            )
+        after = last_run.dagster_run.run_id if last_run is not None else "none"
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=f"{name}-feedback-until-{latest!r}",
+                    run_key=f"{name}-labels-until-{latest!r}-after-{after}",
                     tags={
                         "mlserve/trigger": "; ".join(reasons)[:200],
                         "mlserve/new_labels": str(new),
                     },
                 )
             ],
-            cursor=repr(latest),
         )
 
     return retrain

@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sklearn.base import is_classifier, is_regressor
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import has_fit_parameter
 
 from mlserve_assets.candidates import Candidate
 from mlserve_assets.ml.metrics import METRICS, Metric, Task, get_metric
@@ -28,40 +26,69 @@ class _Strict(BaseModel):
 
 
 class Split(_Strict):
-    """How rows are held out for scoring candidates and the champion alike."""
+    """How base rows are divided: ``test_size`` gates, ``validation_size`` of the rest chooses.
+
+    The rows that choose a candidate are never the rows that gate it: picking the best of several
+    on one holdout and then judging it there overstates it.
+    """
 
     test_size: float = Field(default=0.25, gt=0, lt=1)
+    validation_size: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
     stratify: bool = True
 
 
 class Gate(_Strict):
-    """Promotion: past ``threshold`` (worst acceptable metric value) and ahead of the champion."""
+    """Promotion: past ``threshold`` and ahead of the champion, with confidence.
+
+    With labelled feedback the decisive rows are the held-out recent labels (the traffic being
+    served), and the base test split counts with ``base_weight`` as a guard against regressions.
+    The challenger is promoted only when the lower end of a paired bootstrap interval of its
+    improvement over the champion (at ``confidence``) clears ``min_improvement``.
+    """
 
     threshold: float
     min_improvement: float = Field(default=0.0, ge=0)
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    base_weight: float = Field(default=0.2, ge=0, le=1)
 
 
 class RetrainData(_Strict):
-    """How retraining mixes the base dataset with labelled feedback.
+    """How retraining mixes the base rows with labelled feedback, and how labels are divided.
 
-    ``weighted`` keeps the base rows but counts each feedback row ``feedback_weight`` times: after a
-    real shift, a plain union lets the old data outvote the new (measured on a stream rotated by
-    70 degrees, 300 feedback rows: union 0.725, feedback weighted 0.826, feedback only 0.920).
+    Each label has a stable role, chosen by a hash of its prediction id: ``holdout_fraction`` of
+    them only ever gate, ``selection_fraction`` choose the candidate and the mix, the rest train.
+    ``auto`` tries every mix and keeps the one the selection labels score best: after a real shift
+    a plain union lets the old rows outvote the new (measured on a stream rotated by 70 degrees,
+    300 feedback rows: union 0.725, feedback weighted 0.826, feedback only 0.920), while without a
+    shift the base rows help.
     """
 
-    policy: Literal["union", "weighted", "feedback_only"] = "weighted"
+    policy: Literal["auto", "union", "weighted", "recent", "feedback_only"] = "auto"
     feedback_weight: float = Field(default=5.0, gt=0)
+    recent_fraction: float = Field(default=0.5, gt=0, le=1)
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    selection_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shares_leave_training_rows(self) -> RetrainData:
+        if self.holdout_fraction + self.selection_fraction >= 1:
+            raise ValueError(
+                "holdout_fraction + selection_fraction must leave labels to train on (< 1)"
+            )
+        return self
 
 
 class Retrain(_Strict):
-    """When the loop retrains on its own, and with what data."""
+    """When the loop retrains on its own, and the guardrails that keep it from storming."""
 
-    min_feedback_rows: int = Field(default=200, ge=1)
+    min_feedback_rows: int = Field(default=150, ge=1)
     min_live_metric: float | None = None
     max_age_hours: float | None = Field(default=None, gt=0)
     check_every_seconds: int = Field(default=5, ge=1)
+    cooldown_seconds: float = Field(default=30, ge=0)
+    max_runs_per_day: int = Field(default=24, ge=1)
+    backoff_live_drop: float = Field(default=0.05, ge=0)
     data: RetrainData = Field(default_factory=RetrainData)
 
 
@@ -145,13 +172,11 @@ class ModelSpec(_Strict):
         if self.retrain.data.policy != "weighted":
             return self
         for candidate in self.candidates:
-            final = candidate.build()
-            final = final.steps[-1][1] if isinstance(final, Pipeline) else final
-            if not has_fit_parameter(final, "sample_weight"):
+            if not candidate.accepts_sample_weight():
                 raise ValueError(
                     f"retrain.data.policy 'weighted' needs sample weights, which candidate "
-                    f"{candidate.name!r} ({type(final).__name__}) does not accept: choose "
-                    "'union' or 'feedback_only'"
+                    f"{candidate.name!r} does not accept: choose 'auto', 'union', 'recent' or "
+                    "'feedback_only'"
                 )
         return self
 

@@ -22,6 +22,10 @@ class Tag:
     """Tag names on registered versions (and on the MLflow runs behind them)."""
 
     CANDIDATE = "mlserve.candidate"
+    MIX = "mlserve.mix"
+    """The data mix (base, union, weighted, recent, feedback_only) the model was fitted on."""
+    FINAL = "mlserve.final"
+    """On the run that logged the model a version is registered from."""
     METRIC = "mlserve.metric"
     SCORE = "mlserve.score"
     DATA_VERSION = "mlserve.data_version"
@@ -33,6 +37,10 @@ class Tag:
     GATE = "mlserve.gate"
     """``passed`` or ``held``; absent while the gate has not decided."""
     GATE_REASON = "mlserve.gate_reason"
+    GATE_EVIDENCE = "mlserve.gate_evidence"
+    """JSON: both models' scores per holdout, rows, weights, the improvement interval."""
+    CHAMPION_LIVE = "mlserve.champion_live"
+    """The serving champion's live metric on its labels when the gate decided (back-off)."""
     DAGSTER_RUN = "dagster.run_id"
     DAGSTER_ASSET = "dagster.asset_key"
 
@@ -65,3 +73,9 @@ def versions_by_gate(client: MlflowClient, model_name: str) -> dict[GateOutcome,
     for version in client.search_model_versions(f"name='{model_name}'"):
         counts[gate_outcome(version)] += 1
     return counts
+
+
+def latest_version(client: MlflowClient, model_name: str) -> ModelVersion | None:
+    """The most recently registered version (whatever the gate made of it), or None."""
+    versions = client.search_model_versions(f"name='{model_name}'")
+    return max(versions, key=lambda v: int(v.version), default=None)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -9,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlserve_assets.ml.feedback import feature_frame, in_holdout, live_metrics
+from mlserve_assets.ml.feedback import feature_frame, feedback_role, live_metrics
 from mlserve_assets.ml.metrics import get_metric
-from mlserve_assets.ml.train import split_dataset, with_feedback
+from mlserve_assets.ml.train import mixes_for, split_dataset
 from mlserve_assets.spec import RetrainData, Split
 from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
 from serving.prediction_store import PredictionStore
@@ -96,33 +101,78 @@ def _feedback(n: int) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("policy", ["union", "weighted", "feedback_only"])
-def test_policies_mix_feedback_and_hold_out_a_stable_share(policy):
-    base_frame = _feedback(200).drop(columns=["prediction_id", "received_at"])
-    base = split_dataset(base_frame, ["a", "b"], "y", Split(test_size=0.25, seed=0))
-    fb = _feedback(100)
-    rules = RetrainData(policy=policy, feedback_weight=4.0, holdout_fraction=0.3)
-    mixed = with_feedback(base, fb, "y", rules)
+def _base(n: int) -> pd.DataFrame:
+    return _feedback(n).drop(columns=["prediction_id", "received_at"])
 
-    held = fb["prediction_id"].map(lambda i: in_holdout(i, 0.3))
-    assert mixed.feedback_test_rows == held.sum() > 0
-    assert mixed.feedback_train_rows == (~held).sum()
-    assert mixed.feedback_watermark == 99.0
-    if policy == "feedback_only":
-        assert len(mixed.x_train) == mixed.feedback_train_rows
-        assert len(mixed.x_test) == mixed.feedback_test_rows
-    else:
-        assert len(mixed.x_train) == len(base.x_train) + mixed.feedback_train_rows
-        assert len(mixed.x_test) == len(base.x_test) + mixed.feedback_test_rows
+
+def test_every_feedback_row_gets_one_role_by_its_id():
+    fb = _feedback(600)
+    rules = RetrainData(holdout_fraction=0.3, selection_fraction=0.2)
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), fb, rules)
+    roles = fb.set_index("prediction_id")["a"]
+    expected = {
+        role: sorted(roles[[feedback_role(i, 0.3, 0.2) == role for i in roles.index]])
+        for role in ("train", "select", "gate")
+    }
+    assert sorted(data.feedback_train.x["a"]) == expected["train"]
+    assert sorted(data.feedback_select.x["a"]) == expected["select"]
+    assert sorted(data.feedback_gate.x["a"]) == expected["gate"]
+    shares = [len(expected[r]) / 600 for r in ("gate", "select", "train")]
+    assert np.allclose(shares, [0.3, 0.2, 0.5], atol=0.06)
+    assert data.feedback_watermark == 599.0
+    # The same labels split again (another retraining) land in the same roles.
+    again = split_dataset(_base(200), ["a", "b"], "y", Split(), fb.sample(frac=1.0), rules)
+    assert again.feedback_gate.x.equals(data.feedback_gate.x)
+
+
+def test_roles_are_the_same_in_another_process():
+    ids = [uuid.uuid4().hex for _ in range(300)]
+    here = [feedback_role(i, 0.3, 0.2) for i in ids]
+    code = (
+        "import sys, json\n"
+        "from mlserve_assets.ml.feedback import feedback_role\n"
+        "ids = json.load(sys.stdin)\n"
+        "print(json.dumps([feedback_role(i, 0.3, 0.2) for i in ids]))\n"
+    )
+    # A fresh interpreter with its own hash seed: Python's hash() would differ, sha256 must not.
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(ids),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert json.loads(done.stdout) == here
+
+
+@pytest.mark.parametrize("policy", ["union", "weighted", "recent", "feedback_only"])
+def test_each_mix_builds_the_training_rows_it_names(policy):
+    base = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    rules = RetrainData(policy=policy, feedback_weight=4.0, recent_fraction=0.5)
+    [mix] = mixes_for(rules, base)
+    built = mix.build(base.base_train, base.feedback_train, rules)
+    fb = base.feedback_train
+    if policy in ("union", "weighted"):
+        assert len(built.rows) == len(base.base_train) + len(fb)
     if policy == "weighted":
-        assert mixed.train_weight[: len(base.x_train)].tolist() == [1.0] * len(base.x_train)
-        assert set(mixed.train_weight[len(base.x_train) :]) == {4.0}
+        assert built.weight.tolist() == [1.0] * len(base.base_train) + [4.0] * len(fb)
     else:
-        assert mixed.train_weight is None
-    assert with_feedback(base, fb, "y", rules).x_test.equals(mixed.x_test)  # same split again
+        assert built.weight is None
+    if policy == "recent":  # the newer half of the feedback only
+        assert built.rows.x.equals(fb.x.tail(math.ceil(len(fb) / 2)))
+    if policy == "feedback_only":
+        assert built.rows.x.equals(fb.x)
 
 
-def test_no_feedback_leaves_the_base_split():
-    base_frame = _feedback(100).drop(columns=["prediction_id", "received_at"])
-    base = split_dataset(base_frame, ["a", "b"], "y", Split())
-    assert with_feedback(base, _feedback(0), "y", RetrainData()) is base
+def test_auto_tries_every_mix_and_no_feedback_trains_on_base_rows_only():
+    with_labels = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    assert [m.name for m in mixes_for(RetrainData(), with_labels)] == [
+        "union",
+        "weighted",
+        "recent",
+        "feedback_only",
+    ]
+    without = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(0))
+    assert [m.name for m in mixes_for(RetrainData(), without)] == ["base"]
+    assert not without.has_feedback

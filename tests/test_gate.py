@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.metrics import accuracy_score
 
-from mlserve_assets.ml.gate import decide
+from mlserve_assets.ml.gate import Holdout, decide, gate_holdouts, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
-from mlserve_assets.spec import Gate
+from mlserve_assets.ml.train import Rows, split_dataset
+from mlserve_assets.spec import Gate, Split
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 any_score = st.floats(allow_nan=True, allow_infinity=True)
@@ -68,3 +72,82 @@ def test_examples(metric, challenger, champion, threshold, margin, promote):
 def test_negative_margin_is_refused():
     with pytest.raises(ValueError, match="min_improvement"):
         Gate(threshold=0.5, min_improvement=-0.1)
+
+
+class Fixed:
+    """A model whose answers are given: the gate's arithmetic, without fitting anything."""
+
+    def __init__(self, answers: np.ndarray) -> None:
+        self.answers = answers
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self.answers[x["i"].to_numpy()]
+
+
+def _holdout(truth: np.ndarray) -> list[Holdout]:
+    rows = Rows(pd.DataFrame({"i": np.arange(len(truth))}), pd.Series(truth))
+    return [Holdout("recent", rows, 1.0)]
+
+
+def _answers(truth: np.ndarray, wrong: int, seed: int) -> np.ndarray:
+    flip = np.random.default_rng(seed).choice(len(truth), size=wrong, replace=False)
+    answers = truth.copy()
+    answers[flip] = 1 - answers[flip]
+    return answers
+
+
+ACCURACY = get_metric("accuracy")
+GATE = Gate(threshold=0.5, min_improvement=0.0, confidence=0.9)
+
+
+def test_scores_per_holdout_are_the_metric_on_those_rows():
+    truth = np.random.default_rng(0).integers(0, 2, 200)
+    ours, theirs = _answers(truth, 20, 1), _answers(truth, 60, 2)
+    evidence = weigh(ACCURACY, _holdout(truth), Fixed(ours), Fixed(theirs), 0.9)
+    assert evidence.parts["recent"]["challenger"] == accuracy_score(truth, ours) == 0.9
+    assert evidence.parts["recent"]["champion"] == accuracy_score(truth, theirs) == 0.7
+    assert evidence.parts["recent"]["rows"] == 200
+
+
+def test_the_same_answers_give_a_zero_interval_and_are_held():
+    truth = np.random.default_rng(0).integers(0, 2, 200)
+    same = _answers(truth, 30, 1)
+    evidence = weigh(ACCURACY, _holdout(truth), Fixed(same), Fixed(same.copy()), 0.9)
+    assert evidence.interval == (0.0, 0.0)
+    decision = decide(ACCURACY, evidence.challenger, evidence.champion, GATE, evidence.interval)
+    assert not decision.promote
+
+
+def test_a_clear_win_clears_the_interval_and_a_win_within_noise_does_not():
+    truth = np.random.default_rng(0).integers(0, 2, 200)
+    champion = Fixed(_answers(truth, 60, 2))  # 0.70
+    clear = weigh(ACCURACY, _holdout(truth), Fixed(_answers(truth, 20, 1)), champion, 0.9)
+    assert clear.interval[0] > 0.1
+    assert decide(ACCURACY, clear.challenger, clear.champion, GATE, clear.interval).promote
+    # 2 points better on 40 rows: the point estimate wins, the interval straddles zero.
+    few = truth[:40]
+    ours = _answers(few, 10, 3)
+    theirs = ours.copy()
+    theirs[np.flatnonzero(ours == few)[:1]] ^= 1  # the champion gets one more row wrong
+    noisy = weigh(ACCURACY, _holdout(few), Fixed(ours), Fixed(theirs), 0.9)
+    assert noisy.challenger > noisy.champion
+    assert noisy.interval[0] <= 0 < noisy.interval[1]
+    decision = decide(ACCURACY, noisy.challenger, noisy.champion, GATE, noisy.interval)
+    assert not decision.promote
+    assert "interval" in decision.reason
+
+
+def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight():
+    frame = pd.DataFrame({"i": np.arange(100), "y": np.arange(100) % 2})
+    feedback = frame.assign(
+        prediction_id=[f"{n:032x}" for n in range(100)], received_at=np.arange(100.0)
+    )
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback)
+    holdouts = gate_holdouts(data, Gate(threshold=0.5, base_weight=0.3))
+    assert [(h.name, h.weight, len(h.rows)) for h in holdouts] == [
+        ("recent", 0.7, len(data.feedback_gate)),
+        ("base", 0.3, len(data.base_test)),
+    ]
+    assert [h.name for h in gate_holdouts(data, Gate(threshold=0.5, base_weight=0.0))] == ["recent"]
+    without = split_dataset(frame, ["i"], "y", Split(stratify=False))
+    assert [h.name for h in gate_holdouts(without, Gate(threshold=0.5))] == ["base"]

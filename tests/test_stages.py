@@ -7,6 +7,7 @@ made against figures computed here, independently.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -120,15 +121,21 @@ def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path
     result = dg.materialize([*upstream, *training_assets(model)], resources=resources)
     assert result.success
     split: DatasetSplit = output(result, model, "split")
-    assert len(split.x_test) == round(len(IRIS) * 0.25)
+    assert len(split.base_test) == math.ceil(len(IRIS) * 0.25)  # scikit-learn rounds up
+    assert len(split.base_select) == math.ceil((len(IRIS) - len(split.base_test)) * 0.2)
     board = output(result, model, "candidates")
     client = MlflowClient(resources["mlflow"].tracking_uri)
+    runs = client.search_runs(client.get_experiment_by_name("mlserve/iris").experiment_id)
     scores = {
         r.data.tags["mlserve.candidate"]: r.data.metrics["accuracy"]
-        for r in client.search_runs(client.get_experiment_by_name("mlserve/iris").experiment_id)
-        if "mlserve.candidate" in r.data.tags
+        for r in runs
+        if r.data.tags.get("mlserve.mix") == "base" and "mlserve.final" not in r.data.tags
     }
+    assert set(scores) == {"logreg", "stump"}
     assert board.best.name == max(scores, key=scores.get)
+    # Scored on the selection rows, which no trial trained on.
+    stump = next(r for r in board.results if r.name == "stump")
+    assert stump.rows == len(split.base_train)
     version = output(result, model, "registered_version")
     registered = client.get_model_version("iris", version.version)
     assert registered.tags["mlserve.candidate"] == board.best.name
@@ -154,7 +161,7 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
     split: DatasetSplit = output(again, model, "split")
     client = MlflowClient(resources["mlflow"].tracking_uri)
     loaded = mlflow.sklearn.load_model(f"models:/iris/{output(first, model, 'champion')}")
-    expected = accuracy_score(split.y_test, loaded.predict(split.x_test))
+    expected = accuracy_score(split.base_test.y, loaded.predict(split.base_test.x))
     assert np.isclose(held["champion_metric"].value, expected)
     assert (
         client.get_model_version("iris", output(again, model, "registered_version").version).tags[

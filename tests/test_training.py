@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 
+import mlflow.sklearn
 import pytest
 from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
 
 from mlserve_assets.spec_loader import load_spec
 from tests.conftest import EXAMPLES, materialization_metadata, train, write_spec
@@ -22,22 +26,27 @@ def test_every_example_trains_registers_and_promotes_the_best(settings, client: 
         runs = client.search_runs([experiment.experiment_id])
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        trials = [r for r in children if "mlserve.final" not in r.data.tags]
+        [final] = [r for r in children if "mlserve.final" in r.data.tags]
         assert len(parents) == 1
-        assert sorted(r.data.tags["mlserve.candidate"] for r in children) == sorted(
+        # No feedback yet: one trial per candidate, on the base rows.
+        assert sorted(r.data.tags["mlserve.candidate"] for r in trials) == sorted(
             c.name for c in model.candidates
         )
+        assert {r.data.tags["mlserve.mix"] for r in trials} == {"base"}
         for run in children:
-            assert model.metric in run.data.metrics
             assert run.data.tags["dagster.run_id"] == result.run_id
             assert run.data.tags["mlserve.data_version"]
             assert run.info.artifact_uri.startswith(settings.artifact_location)
+        assert all(model.metric in run.data.metrics for run in trials)
 
-        scores = {r.data.tags["mlserve.candidate"]: r.data.metrics[model.metric] for r in children}
+        scores = {r.data.tags["mlserve.candidate"]: r.data.metrics[model.metric] for r in trials}
         pick = max if model.scorer.higher_is_better else min
         best = pick(scores, key=scores.get)
 
         champion = client.get_model_version_by_alias(model.name, "champion")
-        assert champion.tags["mlserve.candidate"] == best
+        assert champion.run_id == final.info.run_id
+        assert champion.tags["mlserve.candidate"] == best == final.data.tags["mlserve.candidate"]
         assert champion.tags["mlserve.gate"] == "passed"
         assert champion.tags["mlserve.metric"] == model.metric
         assert math.isclose(float(champion.tags["mlserve.score"]), scores[best])
@@ -115,3 +124,33 @@ def test_a_better_challenger_takes_over(settings, client, tmp_path):
     assert meta["promoted"] is True
     assert meta["improvement"] > 0
     assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
+
+
+TREE = {
+    "name": "tree",
+    "estimator": "sklearn.tree.DecisionTreeClassifier",
+    "params": {"random_state": 0},
+}
+
+
+def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, client, tmp_path):
+    # An unpruned tree scores 1.0 on its own training rows: judged there, it would never lose.
+    first = write_spec(tmp_path / "tree.yaml", [_breast_cancer([TREE], 0.5)])
+    assert train(settings, [first]).success
+    both = write_spec(tmp_path / "both.yaml", [_breast_cancer([TREE, STRONG], 0.5)])
+    result = train(settings, [both])
+    assert result.success
+    meta = materialization_metadata(result, "bc", "champion")
+    assert meta["promoted"] is True
+    assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
+
+    # The split the spec declares (defaults: 25% test, seed 0, stratified), computed here.
+    frame = load_breast_cancer(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    _, x_test, _, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    tree = mlflow.sklearn.load_model("models:/bc/1")
+    assert meta["champion_metric"] == pytest.approx(accuracy_score(y_test, tree.predict(x_test)))
+    assert meta["champion_metric"] < 1.0
+    assert meta["base_rows"] == len(y_test)
+    assert meta["improvement_low"] > 0

@@ -8,6 +8,7 @@ received_at), so the loop's arithmetic is testable without a server or a databas
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import pandas as pd
 
@@ -53,7 +54,17 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
     return deduped[columns].reset_index(drop=True)
 
 
-def in_holdout(prediction_id: str, fraction: float) -> bool:
-    """Whether a feedback row is held out for scoring: stable for a given id across retrainings."""
+FeedbackRole = Literal["gate", "select", "train"]
+
+
+def feedback_role(prediction_id: str, gate_fraction: float, select_fraction: float) -> FeedbackRole:
+    """A label's role, from a hash of its prediction id: the same in every process and retraining.
+
+    The first ``gate_fraction`` of the hash range only ever judges challenger against champion,
+    the next ``select_fraction`` chooses the candidate and the data mix, the rest trains. A label
+    that gated once never trains a later model, so the gate never scores a model on its own rows.
+    """
     bucket = int(hashlib.sha256(prediction_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return bucket < fraction
+    if bucket < gate_fraction:
+        return "gate"
+    return "select" if bucket < gate_fraction + select_fraction else "train"

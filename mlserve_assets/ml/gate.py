@@ -1,7 +1,10 @@
 """The promotion gate: the one rule deciding whether a challenger may become ``champion``.
 
-A pure function so that it can be property-tested on its own: whatever the metric's direction,
-a challenger that is worse than the champion on the same held-out data is never promoted.
+Challenger and champion are judged on the same held-out rows: the recent labels held out for the
+gate (the traffic being served) and, at ``gate.base_weight``, the base test split. A paired
+bootstrap over those rows gives an interval of the challenger's improvement, and the challenger is
+promoted only when the interval's lower end clears ``gate.min_improvement``: a win that noise could
+explain moves nothing. ``decide`` is pure so that it can be property-tested on its own.
 """
 
 from __future__ import annotations
@@ -9,8 +12,34 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from sklearn.base import BaseEstimator
+
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.ml.train import DatasetSplit, Rows
 from mlserve_assets.spec import Gate
+
+RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One set of gate rows and its weight in the gate's score."""
+
+    name: str
+    rows: Rows
+    weight: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Both models' scores on each holdout, the weighted scores, and the improvement interval."""
+
+    challenger: float
+    champion: float | None
+    interval: tuple[float, float] | None
+    confidence: float
+    parts: dict[str, dict[str, float | int | None]]
 
 
 @dataclass(frozen=True)
@@ -25,17 +54,86 @@ class GateDecision:
     champion: float | None
     min_improvement: float
     improvement: float | None
+    interval: tuple[float, float] | None = None
 
     def serving_version(self, challenger: str, current: str | None) -> str | None:
         """The version that serves after this decision (None while nothing has passed)."""
         return challenger if self.promote else current
 
 
-def decide(metric: Metric, challenger: float, champion: float | None, gate: Gate) -> GateDecision:
+def gate_holdouts(data: DatasetSplit, gate: Gate) -> list[Holdout]:
+    """The recent gate labels and the base test rows, weighted; base alone without feedback."""
+    if not len(data.feedback_gate):
+        return [Holdout("base", data.base_test, 1.0)]
+    parts = [
+        Holdout("recent", data.feedback_gate, 1.0 - gate.base_weight),
+        Holdout("base", data.base_test, gate.base_weight),
+    ]
+    return [h for h in parts if h.weight > 0]
+
+
+def weigh(
+    metric: Metric,
+    holdouts: list[Holdout],
+    challenger: BaseEstimator,
+    champion: BaseEstimator | None,
+    confidence: float,
+    seed: int = 0,
+) -> Evidence:
+    """Both models on the holdouts, and a paired bootstrap interval of the improvement.
+
+    Paired: each resample draws the same rows for both models, so the interval measures their
+    difference on the same cases rather than each one's own noise.
+    """
+    rng = np.random.default_rng(seed)
+    improvement = np.zeros(RESAMPLES)
+    parts: dict[str, dict[str, float | int | None]] = {}
+    totals = [0.0, 0.0]
+    for holdout in holdouts:
+        y = holdout.rows.y.to_numpy()
+        ours = challenger.predict(holdout.rows.x)
+        theirs = None if champion is None else champion.predict(holdout.rows.x)
+        part = {
+            "rows": len(y),
+            "weight": holdout.weight,
+            "challenger": float(metric.score(y, ours)),
+            "champion": None if theirs is None else float(metric.score(y, theirs)),
+        }
+        parts[holdout.name] = part
+        totals[0] += holdout.weight * part["challenger"]
+        if theirs is not None:
+            totals[1] += holdout.weight * part["champion"]
+            rows = rng.integers(0, len(y), size=(RESAMPLES, len(y)))
+            gain = metric.improvement(
+                metric.resampled(y, ours, rows), metric.resampled(y, theirs, rows)
+            )
+            improvement += holdout.weight * gain
+    interval = None
+    if champion is not None:
+        alpha = 1 - confidence
+        low, high = np.quantile(improvement, [alpha / 2, 1 - alpha / 2])
+        interval = (float(low), float(high))
+    return Evidence(
+        challenger=totals[0],
+        champion=None if champion is None else totals[1],
+        interval=interval,
+        confidence=confidence,
+        parts=parts,
+    )
+
+
+def decide(
+    metric: Metric,
+    challenger: float,
+    champion: float | None,
+    gate: Gate,
+    interval: tuple[float, float] | None = None,
+) -> GateDecision:
     """Promote only past ``gate.threshold`` AND ahead of the champion by ``gate.min_improvement``.
 
-    Both scores must come from the same held-out rows. A non-finite score never promotes, and a tie
-    never moves the alias: churn without gain only makes rollbacks harder to read. Every rule of the
+    Both scores must come from the same held-out rows; with an ``interval`` of the improvement,
+    its lower end must clear the margin too. A non-finite score never promotes, and a tie never
+    moves the alias: churn without gain only makes rollbacks harder to read. Every rule of the
     gate lives here and reads the spec's ``Gate``, so a new rule is one field and one branch.
     """
     threshold, min_improvement = gate.threshold, gate.min_improvement
@@ -43,7 +141,15 @@ def decide(metric: Metric, challenger: float, champion: float | None, gate: Gate
 
     def verdict(promote: bool, reason: str) -> GateDecision:
         return GateDecision(
-            promote, reason, metric.name, challenger, threshold, champion, min_improvement, gain
+            promote,
+            reason,
+            metric.name,
+            challenger,
+            threshold,
+            champion,
+            min_improvement,
+            gain,
+            interval,
         )
 
     if not math.isfinite(challenger):
@@ -64,8 +170,20 @@ def decide(metric: Metric, challenger: float, champion: float | None, gate: Gate
             f"challenger {metric.name}={challenger:.4f} does not beat champion {champion:.4f} "
             f"by {min_improvement:.4f} (improvement {gain:+.4f})",
         )
+    if interval is not None and not (interval[0] > 0 and interval[0] >= min_improvement):
+        return verdict(
+            False,
+            f"challenger {metric.name}={challenger:.4f} beats champion {champion:.4f} by "
+            f"{gain:+.4f}, but the {gate.confidence:.0%} interval of the improvement "
+            f"[{interval[0]:+.4f}, {interval[1]:+.4f}] does not clear {min_improvement:.4f}",
+        )
     return verdict(
         True,
         f"challenger {metric.name}={challenger:.4f} beats champion {champion:.4f} "
-        f"by {gain:+.4f} (needed {min_improvement:.4f})",
+        f"by {gain:+.4f} (needed {min_improvement:.4f})"
+        + (
+            ""
+            if interval is None
+            else f"; {gate.confidence:.0%} interval [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+        ),
     )

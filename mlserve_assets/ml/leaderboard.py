@@ -1,4 +1,4 @@
-"""Ranking a training's candidates by the spec's metric: the one place "best" is decided."""
+"""Ranking trials (candidate x data mix) by the spec's metric: the one place "best" is decided."""
 
 from __future__ import annotations
 
@@ -6,30 +6,43 @@ import math
 from dataclasses import dataclass
 
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.ml.train import Skipped
 
 
 @dataclass(frozen=True)
 class CandidateResult:
-    """A candidate as trained and logged: what the leaderboard and registration need."""
+    """One candidate fitted on one mix, scored on the selection rows and logged as a run."""
 
     name: str
+    mix: str
     score: float
     run_id: str
-    model_uri: str
     estimator: str
+    rows: int
 
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """All candidates of one training, best first by the spec's metric."""
+    """All trials of one training, best first; the skipped ones with their reason.
+
+    ``model_uri`` is the final model: the best trial's candidate refitted on its mix over the
+    train and selection rows together.
+    """
 
     parent_run_id: str
     metric: str
     results: list[CandidateResult]
+    skipped: list[Skipped]
+    model_uri: str = ""
+    model_run_id: str = ""
 
     @classmethod
     def ranked(
-        cls, parent_run_id: str, metric: Metric, results: list[CandidateResult]
+        cls,
+        parent_run_id: str,
+        metric: Metric,
+        results: list[CandidateResult],
+        skipped: list[Skipped],
     ) -> Leaderboard:
         """Best first in the metric's direction; a non-finite score ranks last, never best."""
 
@@ -38,7 +51,7 @@ class Leaderboard:
             value = result.score if metric.higher_is_better else -result.score
             return (not finite, -value if finite else 0.0)
 
-        return cls(parent_run_id, metric.name, sorted(results, key=order))
+        return cls(parent_run_id, metric.name, sorted(results, key=order), skipped)
 
     @property
     def best(self) -> CandidateResult:
@@ -46,9 +59,14 @@ class Leaderboard:
         return self.results[0]
 
     def markdown(self) -> str:
-        """A table for the Dagster UI."""
+        """A table for the Dagster UI: candidate x mix, the score that chose, the run."""
+        header = (
+            f"| candidate | mix | estimator | {self.metric} | train rows | MLflow run |\n"
+            "|---|---|---|---|---|---|"
+        )
         rows = [
-            f"| {r.name} | {r.estimator} | {r.score:.4f} | `{r.run_id}` |" for r in self.results
+            f"| {r.name} | {r.mix} | {r.estimator} | {r.score:.4f} | {r.rows} | `{r.run_id}` |"
+            for r in self.results
         ]
-        header = f"| candidate | estimator | {self.metric} | MLflow run |\n|---|---|---|---|"
+        rows += [f"| {s.name} | {s.mix} | skipped: {s.reason} | | | |" for s in self.skipped]
         return "\n".join([header, *rows])

@@ -90,6 +90,33 @@ class MlflowRegistry(dg.ConfigurableResource):
         ) as run:
             yield run.info.run_id
 
+    def log_trial(
+        self,
+        *,
+        model_name: str,
+        parent_run_id: str,
+        candidate: str,
+        mix: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> str:
+        """One nested run for a candidate fitted on a mix: params and metrics, no model.
+
+        Only the final model is logged as an artifact: logging every trial's model cost about
+        half a second each, and nothing loads them.
+        """
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name),
+            run_name=f"{candidate} x {mix}",
+            parent_run_id=parent_run_id,
+            nested=True,
+            tags={**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.MIX: mix},
+        ) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics(metrics)
+            return run.info.run_id
+
     def log_candidate(
         self,
         *,
@@ -105,10 +132,10 @@ class MlflowRegistry(dg.ConfigurableResource):
         """One nested run with params, metrics and the model (signature and input example)."""
         with mlflow.start_run(
             experiment_id=self.experiment_id(model_name),
-            run_name=candidate,
+            run_name=f"final: {candidate}",
             parent_run_id=parent_run_id,
             nested=True,
-            tags={**tags, contract.Tag.CANDIDATE: candidate},
+            tags={**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.FINAL: "true"},
         ) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics(metrics)
@@ -130,6 +157,10 @@ class MlflowRegistry(dg.ConfigurableResource):
     def champion(self, model_name: str) -> ModelVersion | None:
         """The version the ``champion`` alias points at, or None before the first promotion."""
         return contract.champion(self._client, model_name)
+
+    def latest_version(self, model_name: str) -> ModelVersion | None:
+        """The most recently registered version, whatever the gate made of it."""
+        return contract.latest_version(self._client, model_name)
 
     def champion_uri(self, model_name: str) -> str:
         """The model URI that always resolves to the current champion."""

@@ -1,11 +1,15 @@
 """The release stage: the gate moves ``champion`` or holds it, then the champion becomes a bento."""
 
+import json
+
 import dagster as dg
 
-from mlserve_assets.ml.gate import GateDecision, decide
-from mlserve_assets.ml.train import DatasetSplit, score
+from mlserve_assets.ml.feedback import live_metrics, version_live_metric
+from mlserve_assets.ml.gate import Evidence, GateDecision, decide, gate_holdouts, weigh
+from mlserve_assets.ml.train import DatasetSplit
 from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
+from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.stages.naming import ModelAssets
 from mlserve_assets.stages.training import RegisteredVersion
 from serving.contract import CHAMPION, Tag
@@ -13,8 +17,10 @@ from serving.contract import CHAMPION, Tag
 NO_CHAMPION = "none"
 
 
-def _gate_metadata(decision: GateDecision, version: RegisteredVersion) -> dict[str, object]:
-    return {
+def _gate_metadata(
+    decision: GateDecision, evidence: Evidence, version: RegisteredVersion
+) -> dict[str, object]:
+    figures: dict[str, object] = {
         "promoted": decision.promote,
         "reason": decision.reason,
         "metric": decision.metric,
@@ -24,7 +30,14 @@ def _gate_metadata(decision: GateDecision, version: RegisteredVersion) -> dict[s
         "champion_metric": decision.champion if decision.champion is not None else "none",
         "min_improvement": decision.min_improvement,
         "improvement": decision.improvement if decision.improvement is not None else "n/a",
+        "confidence": evidence.confidence,
     }
+    if evidence.interval is not None:
+        figures["improvement_low"], figures["improvement_high"] = evidence.interval
+    for holdout, part in evidence.parts.items():
+        for figure, value in part.items():
+            figures[f"{holdout}_{figure}"] = "none" if value is None else value
+    return figures
 
 
 def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
@@ -35,25 +48,45 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         key=m.key(CHAMPION),
         ins=m.ins("registered_version", "split"),
         kinds={"mlflow"},
-        description="Moves the champion alias to the new version only if it passes the gate.",
+        description=(
+            "Moves the champion alias to the new version only if the gate passes it: on held-out "
+            "recent labels and the base test rows, with a paired bootstrap interval."
+        ),
         **m.common(),
     )
     def champion(
-        registered_version: RegisteredVersion, split: DatasetSplit, mlflow: MlflowRegistry
+        registered_version: RegisteredVersion,
+        split: DatasetSplit,
+        mlflow: MlflowRegistry,
+        prediction_log: PredictionLogResource,
     ) -> dg.Output[str]:
         current = mlflow.champion(m.name)
-        champion_score = (
-            None
-            if current is None
-            else score(mlflow.load(mlflow.champion_uri(m.name)), split, metric)
+        challenger = mlflow.load(f"models:/{m.name}/{registered_version.version}")
+        incumbent = None if current is None else mlflow.load(mlflow.champion_uri(m.name))
+        evidence = weigh(
+            metric,
+            gate_holdouts(split, spec.gate),
+            challenger,
+            incumbent,
+            spec.gate.confidence,
+            seed=int(split.data_version[:8], 16),
         )
-        decision = decide(metric, registered_version.score, champion_score, spec.gate)
+        decision = decide(
+            metric, evidence.challenger, evidence.champion, spec.gate, evidence.interval
+        )
+        live = None
+        if current is not None:
+            labelled = prediction_log.store.labelled(m.name)
+            live = version_live_metric(live_metrics(labelled, metric), current.version, metric)
+        metadata = _gate_metadata(decision, evidence, registered_version)
         mlflow.tag_version(
             m.name,
             registered_version.version,
             {
                 Tag.GATE: "passed" if decision.promote else "held",
                 Tag.GATE_REASON: decision.reason,
+                Tag.GATE_EVIDENCE: json.dumps(metadata, default=str),
+                **({} if live is None else {Tag.CHAMPION_LIVE: repr(live)}),
             },
         )
         if decision.promote:
@@ -63,10 +96,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         )
         return dg.Output(
             serving or NO_CHAMPION,
-            metadata={
-                **_gate_metadata(decision, registered_version),
-                "champion_version": serving or NO_CHAMPION,
-            },
+            metadata={**metadata, "champion_version": serving or NO_CHAMPION},
         )
 
     @dg.asset(

@@ -1,12 +1,18 @@
 """The training stage: the split, every candidate fitted and logged, the best one registered."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import pandas as pd
 
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
-from mlserve_assets.ml.train import DatasetSplit, fit_candidate, split_dataset, with_feedback
+from mlserve_assets.ml.train import (
+    DatasetSplit,
+    fit,
+    refit,
+    select_candidates,
+    split_dataset,
+)
 from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.stages.naming import ModelAssets
@@ -30,34 +36,36 @@ def run_tags(context: dg.AssetExecutionContext, data: DatasetSplit) -> dict[str,
         Tag.DAGSTER_RUN: context.run.run_id,
         Tag.DAGSTER_ASSET: context.asset_key.to_user_string(),
         Tag.DATA_VERSION: data.data_version,
-        Tag.FEEDBACK_TRAIN_ROWS: str(data.feedback_train_rows),
-        Tag.FEEDBACK_TEST_ROWS: str(data.feedback_test_rows),
+        Tag.FEEDBACK_TRAIN_ROWS: str(len(data.feedback_train)),
+        Tag.FEEDBACK_TEST_ROWS: str(len(data.feedback_gate)),
     }
 
 
 def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
     """``split``, ``candidates`` and ``registered_version`` for one model."""
     spec, metric = m.spec, m.spec.scorer
+    policy = spec.retrain.data
 
     @dg.asset(
         key=m.key("split"),
         ins=m.ins("validated_dataset", "feedback"),
         kinds={"sklearn"},
-        description="Train rows and the held-out rows that score candidates and champion alike.",
+        description="Every row in its role: train, selection (chooses) and test/gate (judges).",
         **m.common(),
     )
     def split(validated_dataset: pd.DataFrame, feedback: pd.DataFrame) -> dg.Output[DatasetSplit]:
         features = feature_columns(spec, validated_dataset)
-        base = split_dataset(validated_dataset, features, spec.target, spec.split)
-        data = with_feedback(base, feedback, spec.target, spec.retrain.data)
+        data = split_dataset(validated_dataset, features, spec.target, spec.split, feedback, policy)
         return dg.Output(
             data,
             metadata={
-                "train_rows": len(data.x_train),
-                "test_rows": len(data.x_test),
-                "feedback_train_rows": data.feedback_train_rows,
-                "feedback_test_rows": data.feedback_test_rows,
-                "policy": spec.retrain.data.policy,
+                "base_train_rows": len(data.base_train),
+                "base_selection_rows": len(data.base_select),
+                "base_test_rows": len(data.base_test),
+                "feedback_train_rows": len(data.feedback_train),
+                "feedback_selection_rows": len(data.feedback_select),
+                "feedback_gate_rows": len(data.feedback_gate),
+                "policy": policy.policy,
                 "features": len(data.features),
                 "data_version": data.data_version,
             },
@@ -67,41 +75,68 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         key=m.key("candidates"),
         ins=m.ins("split"),
         kinds={"sklearn", "mlflow"},
-        description="Every candidate fitted and logged as a nested MLflow run.",
+        description=(
+            "Every candidate fitted on every data mix and scored on the selection rows; the best "
+            "refitted on train and selection rows and logged as the final model."
+        ),
         **m.common(),
     )
     def candidates(
         context: dg.AssetExecutionContext, split: DatasetSplit, mlflow: MlflowRegistry
     ) -> dg.Output[Leaderboard]:
         tags = run_tags(context, split)
-        results = []
+        selection = select_candidates(spec.candidates, split, metric, policy, spec.gate.base_weight)
+        if not selection.fitted:
+            reasons = "; ".join(f"{s.name} x {s.mix}: {s.reason}" for s in selection.skipped)
+            raise dg.Failure(f"no candidate could be fitted on any mix ({reasons})")
         with mlflow.training_run(m.name, tags) as parent:
-            for candidate in spec.candidates:
-                fitted = fit_candidate(candidate, split, metric)
-                logged = mlflow.log_candidate(
-                    model_name=m.name,
-                    parent_run_id=parent,
-                    candidate=candidate.name,
-                    estimator=fitted.estimator,
-                    params=fitted.estimator.get_params(deep=False),
-                    metrics={metric.name: fitted.score, "fit_seconds": fitted.fit_seconds},
-                    example=split.x_train.head(5),
-                    tags=tags,
+            results = [
+                CandidateResult(
+                    trial.name,
+                    trial.mix,
+                    trial.score,
+                    mlflow.log_trial(
+                        model_name=m.name,
+                        parent_run_id=parent,
+                        candidate=trial.name,
+                        mix=trial.mix,
+                        params=trial.estimator.get_params(deep=False),
+                        metrics={
+                            metric.name: trial.score,
+                            "fit_seconds": trial.fit_seconds,
+                            "train_rows": trial.rows,
+                        },
+                        tags=tags,
+                    ),
+                    type(trial.estimator).__name__,
+                    trial.rows,
                 )
-                estimator = type(fitted.estimator).__name__
-                results.append(
-                    CandidateResult(
-                        candidate.name, fitted.score, logged.run_id, logged.model_uri, estimator
-                    )
-                )
-        board = Leaderboard.ranked(parent, metric, results)
+                for trial in selection.fitted
+            ]
+            board = Leaderboard.ranked(parent, metric, results, selection.skipped)
+            chosen = next(c for c in spec.candidates if c.name == board.best.name)
+            final_set = refit(chosen, board.best.mix, split, policy)
+            estimator, seconds = fit(chosen, final_set)
+            logged = mlflow.log_candidate(
+                model_name=m.name,
+                parent_run_id=parent,
+                candidate=chosen.name,
+                estimator=estimator,
+                params=estimator.get_params(deep=False),
+                metrics={"fit_seconds": seconds, "train_rows": len(final_set.rows)},
+                example=split.base_train.x.head(5),
+                tags={**tags, Tag.MIX: board.best.mix},
+            )
+        board = replace(board, model_uri=logged.model_uri, model_run_id=logged.run_id)
         return dg.Output(
             board,
             metadata={
                 "leaderboard": dg.MetadataValue.md(board.markdown()),
                 "best_candidate": board.best.name,
+                "best_mix": board.best.mix,
                 f"best_{metric.name}": board.best.score,
                 "mlflow_parent_run": parent,
+                **{f"{metric.name}/{r.name}/{r.mix}": r.score for r in board.results},
             },
         )
 
@@ -109,7 +144,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         key=m.key("registered_version"),
         ins=m.ins("candidates", "split"),
         kinds={"mlflow"},
-        description="The best candidate registered as a new model version (not yet promoted).",
+        description="The final model registered as a new version (not yet promoted).",
         **m.common(),
     )
     def registered_version(
@@ -121,24 +156,28 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         best = candidates.best
         version = mlflow.register(
             m.name,
-            best.model_uri,
+            candidates.model_uri,
             tags={
                 **run_tags(context, split),
                 Tag.CANDIDATE: best.name,
+                Tag.MIX: best.mix,
                 Tag.METRIC: metric.name,
                 Tag.SCORE: f"{best.score}",
-                Tag.FEEDBACK_ROWS: str(split.feedback_train_rows),
+                Tag.FEEDBACK_ROWS: str(split.feedback_rows),
                 Tag.FEEDBACK_WATERMARK: repr(split.feedback_watermark),
             },
         )
-        registered = RegisteredVersion(m.name, version, best.score, best.run_id, split.data_version)
+        registered = RegisteredVersion(
+            m.name, version, best.score, candidates.model_run_id, split.data_version
+        )
         return dg.Output(
             registered,
             metadata={
                 "version": version,
                 "candidate": best.name,
+                "mix": best.mix,
                 metric.name: best.score,
-                "mlflow_run": best.run_id,
+                "mlflow_run": candidates.model_run_id,
             },
         )
 
