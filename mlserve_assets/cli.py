@@ -138,12 +138,32 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
 @main.command()
 @click.option("--url", default="http://127.0.0.1:3000", show_default=True, help="The service.")
 @click.option("--model", "model_name", default="drift", show_default=True)
+@click.option(
+    "--scenario",
+    type=click.Choice(["rotation", "features", "gradual"]),
+    default="rotation",
+    show_default=True,
+    help="The kind of shift: the boundary turns, other features matter, or it turns gradually.",
+)
 @click.option("--rounds", default=15, show_default=True, help="Batches of shifted traffic.")
 @click.option("--batch", default=100, show_default=True, help="Records per batch.")
 @click.option("--pause", default=3.0, show_default=True, help="Seconds between batches.")
 @click.option("--label-noise", default=0.0, show_default=True, help="Share of labels flipped.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG of the accuracy per round, with each promotion marked.",
+)
 def simulate(
-    url: str, model_name: str, rounds: int, batch: int, pause: float, label_noise: float
+    url: str,
+    model_name: str,
+    scenario: str,
+    rounds: int,
+    batch: int,
+    pause: float,
+    label_noise: float,
+    plot_path: Path | None,
 ) -> None:
     """Send shifted traffic and delayed labels to a running service; show what the loop did."""
     from mlflow import MlflowClient
@@ -155,17 +175,27 @@ def simulate(
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     before = {str(v.version) for v in client.search_model_versions(f"name='{model_name}'")}
     report = run(
-        url, rounds=rounds, batch=batch, pause=pause, label_noise=label_noise, say=click.echo
+        url,
+        scenario=scenario,
+        rounds=rounds,
+        batch=batch,
+        pause=pause,
+        label_noise=label_noise,
+        say=click.echo,
     )
     first, last = report.rounds[0], report.rounds[-1]
     click.echo(
         f"accuracy on shifted traffic: {first['accuracy']:.3f} (v{first['version']}) -> "
-        f"{last['accuracy']:.3f} (v{last['version']})"
+        f"{last['accuracy']:.3f} (v{last['version']}); post-shift model {last['oracle']:.3f}"
     )
     for version in client.search_model_versions(f"name='{model_name}'"):
         if str(version.version) not in before:
             click.echo(
                 f"v{version.version} trained on {version.tags.get(Tag.FEEDBACK_ROWS)} "
-                f"feedback rows: gate {gate_outcome(version)} — "
+                f"feedback rows ({version.tags.get(Tag.CANDIDATE)} x {version.tags.get(Tag.MIX)}): "
+                f"gate {gate_outcome(version)} — "
                 f"{version.tags.get(Tag.GATE_REASON, 'the run is still going')}"
             )
+    if plot_path is not None:
+        report.plot(plot_path)
+        click.echo(f"plot written to {plot_path}")

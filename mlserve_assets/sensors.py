@@ -4,12 +4,15 @@ What a run has used is read from the registry, not kept in the sensor: every reg
 records the latest label its training saw, so labels count as used once a run has registered a
 version with them, whether the gate passed or held it, and a run that failed releases its labels
 by registering nothing. Guardrails keep a steady or noisy label stream from turning into a training
-per tick: no request while a run of the model is in flight, a cooldown between runs, a cap per day,
-and after a held gate a back-off until ``min_feedback_rows`` new labels arrive (or the live metric
-is clearly worse than when the gate held). The run key is derived from the labels and the last
-run, so two evaluations of the same state request the same run, across daemon restarts.
+per tick: no request while a run of the model is in flight, a cooldown between runs, a cap per day
+(both counted from the requests the cursor records as well as the runs the instance shows: a run
+just launched can take seconds to appear), and after a held gate a back-off until
+``min_feedback_rows`` new labels arrive (or the live metric is clearly worse than when the gate
+held). The run key is derived from the labels and the last run, so two evaluations of the same
+state request the same run, across daemon restarts.
 """
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -99,18 +102,23 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
             )
 
         now = time.time()
+        # The cursor keeps the time of every request of the last day: a run the daemon has just
+        # launched may not show in the instance yet, and must still count for cooldown and cap.
+        requested = [t for t in json.loads(context.cursor or "[]") if t > now - DAY_SECONDS]
+        started = [*requested]
         if last_run is not None:
-            since_last = now - last_run.create_timestamp.timestamp()
-            if since_last < rules.cooldown_seconds:
-                return dg.SkipReason(
-                    f"cooldown: the last run started {since_last:.0f} s ago "
-                    f"(cooldown_seconds {rules.cooldown_seconds:g}); would retrain: "
-                    + "; ".join(reasons)
-                )
-        today = instance.get_runs_count(
-            dg.RunsFilter(
-                job_name=job_name, created_after=datetime.fromtimestamp(now - DAY_SECONDS, UTC)
+            started.append(last_run.create_timestamp.timestamp())
+        since_last = now - max(started, default=0.0)
+        if since_last < rules.cooldown_seconds:
+            return dg.SkipReason(
+                f"cooldown: the last run was requested {since_last:.0f} s ago "
+                f"(cooldown_seconds {rules.cooldown_seconds:g}); would retrain: "
+                + "; ".join(reasons)
             )
+        day_ago = datetime.fromtimestamp(now - DAY_SECONDS, UTC)
+        today = max(
+            len(requested),
+            instance.get_runs_count(dg.RunsFilter(job_name=job_name, created_after=day_ago)),
         )
         if today >= rules.max_runs_per_day:
             return dg.SkipReason(
@@ -127,6 +135,7 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
                     },
                 )
             ],
+            cursor=json.dumps([*requested, now]),
         )
 
     return retrain

@@ -50,7 +50,7 @@ class Gate(_Strict):
     threshold: float
     min_improvement: float = Field(default=0.0, ge=0)
     confidence: float = Field(default=0.9, gt=0, lt=1)
-    base_weight: float = Field(default=0.2, ge=0, le=1)
+    base_weight: float = Field(default=0.1, ge=0, le=1)
 
 
 class RetrainData(_Strict):

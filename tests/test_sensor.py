@@ -51,11 +51,13 @@ class Harness:
         self.instance = dg.DagsterInstance.ephemeral()
         self.spec = next(m for m in _specs(settings) if m.name == "breast_cancer")
 
-    def tick(self, **retrain: object):
+    def tick(self, cursor: str | None = None, **retrain: object):
         """One evaluation with the spec's default retraining settings and ``retrain`` on top."""
         spec = self.spec.model_copy(update={"retrain": Retrain(**retrain)})
         sensor = build_retrain_sensor(spec, JOB)
-        with dg.build_sensor_context(instance=self.instance, resources=self.resources) as context:
+        with dg.build_sensor_context(
+            instance=self.instance, resources=self.resources, cursor=cursor
+        ) as context:
             return sensor.evaluate_tick(context)
 
     def run(self, *, failed: bool) -> dg.DagsterRun:
@@ -129,6 +131,19 @@ def test_a_failed_run_releases_its_labels_after_the_cooldown(harness):
     retry = harness.tick(cooldown_seconds=0)
     assert len(retry.run_requests) == 1
     assert retry.run_requests[0].run_key != before  # a new key: Dagster would skip the old one
+
+
+def test_requests_count_for_cooldown_and_cap_before_their_runs_show(harness):
+    # The daemon stores the cursor at once; the run it launched may take seconds to appear.
+    _label(harness.store, 200)
+    first = harness.tick()
+    assert len(first.run_requests) == 1
+    cooling = harness.tick(first.cursor)
+    assert cooling.run_requests == []
+    assert "cooldown" in cooling.skip_message
+    capped = harness.tick(first.cursor, cooldown_seconds=0, max_runs_per_day=1)
+    assert "cap: 1 runs in the last 24 h" in capped.skip_message
+    assert len(harness.tick(first.cursor, cooldown_seconds=0).run_requests) == 1
 
 
 def test_the_daily_cap_stops_requests(harness):

@@ -61,12 +61,23 @@ class GateDecision:
         return challenger if self.promote else current
 
 
-def gate_holdouts(data: DatasetSplit, gate: Gate) -> list[Holdout]:
-    """The recent gate labels and the base test rows, weighted; base alone without feedback."""
+def gate_holdouts(data: DatasetSplit, gate: Gate, served_since: float = 0.0) -> list[Holdout]:
+    """The recent gate labels and the base test rows, weighted; base alone without feedback.
+
+    Recent means the traffic since the champion was trained (labels after ``served_since``, its
+    training's latest label): under a drift that keeps moving, older labels describe a concept
+    that no longer serves. With none since, every gate label counts.
+    """
     if not len(data.feedback_gate):
         return [Holdout("base", data.base_test, 1.0)]
+    recent = data.feedback_gate
+    newer = np.asarray(data.feedback_gate_received) > served_since
+    if newer.any():
+        recent = Rows(
+            recent.x[newer].reset_index(drop=True), recent.y[newer].reset_index(drop=True)
+        )
     parts = [
-        Holdout("recent", data.feedback_gate, 1.0 - gate.base_weight),
+        Holdout("recent", recent, 1.0 - gate.base_weight),
         Holdout("base", data.base_test, gate.base_weight),
     ]
     return [h for h in parts if h.weight > 0]

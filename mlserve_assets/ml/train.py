@@ -60,6 +60,8 @@ class DatasetSplit:
     feedback_gate: Rows
     data_version: str
     feedback_watermark: float = 0.0
+    feedback_gate_received: tuple[float, ...] = ()
+    """When each gate label arrived, so the gate can judge on the traffic since the champion."""
 
     @property
     def features(self) -> list[str]:
@@ -172,7 +174,7 @@ def split_dataset(
     train, select = _split(rest.x, rest.y, split.validation_size, split)
     empty = Rows(frame[features].iloc[:0], frame[target].iloc[:0])
     parts = {"train": empty, "select": empty, "gate": empty}
-    watermark = 0.0
+    watermark, gate_received = 0.0, ()
     if feedback is not None and len(feedback):
         policy = policy or RetrainData()
         ordered = feedback.sort_values("received_at", kind="stable")
@@ -186,9 +188,10 @@ def split_dataset(
                 chosen[target].astype(frame[target].dtype).reset_index(drop=True),
             )
         watermark = float(feedback["received_at"].max())
+        gate_received = tuple(ordered.loc[roles == "gate", "received_at"].astype(float))
     every = [train, select, test, parts["train"], parts["select"], parts["gate"]]
     version = data_version(pd.concat([p.x.assign(_y=p.y.to_numpy()) for p in every]))
-    return DatasetSplit(train, select, test, *parts.values(), version, watermark)
+    return DatasetSplit(train, select, test, *parts.values(), version, watermark, gate_received)
 
 
 def mixes_for(policy: RetrainData, data: DatasetSplit) -> list[Mix]:

@@ -12,7 +12,7 @@ from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.stages.naming import ModelAssets
 from mlserve_assets.stages.training import RegisteredVersion
-from serving.contract import CHAMPION, Tag
+from serving.contract import CHAMPION, Tag, feedback_watermark
 
 NO_CHAMPION = "none"
 
@@ -65,7 +65,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         incumbent = None if current is None else mlflow.load(mlflow.champion_uri(m.name))
         evidence = weigh(
             metric,
-            gate_holdouts(split, spec.gate),
+            gate_holdouts(split, spec.gate, feedback_watermark(current)),
             challenger,
             incumbent,
             spec.gate.confidence,
