@@ -103,14 +103,14 @@ class Report:
         for before, after in zip(self.rounds, self.rounds[1:], strict=False):
             if after["version"] != before["version"]:
                 ax.axvline(after["round"] - 0.5, color="green", alpha=0.5)
-                ax.annotate(f"v{after['version']}", (after["round"] - 0.45, 0.52), color="green")
+                ax.annotate(f"v{after['version']}", (after["round"] - 0.45, 0.98), color="green")
         ax.set(
             xlabel="round of traffic (labels arrive one round late)",
             ylabel="accuracy on the round's traffic",
-            ylim=(0.5, 1.0),
+            ylim=(min(0.5, *(r["accuracy"] - 0.05 for r in self.rounds)), 1.0),
             title=f"mlserve closed loop: {self.scenario} shift",
         )
-        ax.legend(loc="lower right")
+        ax.legend(loc="center left")
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)

@@ -92,10 +92,10 @@ BAD = [
     ),
     ("colour", "blue", "colour", "Extra inputs are not permitted"),
     (
-        "candidates",
-        [{"name": "knn", "estimator": "sklearn.neighbors.KNeighborsClassifier"}],
-        "(top level)",
-        "does not accept",
+        "retrain",
+        {"data": {"holdout_fraction": 0.6, "selection_fraction": 0.5}},
+        "retrain.data",
+        "must leave labels to train on",
     ),
 ]
 
@@ -113,6 +113,17 @@ def test_bad_spec_names_file_model_field_and_problem(tmp_path, field, value, whe
     assert f"model {model!r}" in message
     assert f"field '{where}" in message
     assert problem in message
+
+
+KNN = [{"name": "knn", "estimator": "sklearn.neighbors.KNeighborsClassifier"}]
+
+
+def test_the_weighted_policy_needs_candidates_that_take_sample_weights(tmp_path):
+    spec = {**_with("candidates", KNN), "retrain": {"data": {"policy": "weighted"}}}
+    with pytest.raises(SpecError, match="'knn' does not accept"):
+        load_spec(write_spec(tmp_path / "weighted.yaml", [spec]))
+    # Under the default policy the weighted mix is only skipped for such a candidate.
+    assert load_spec(write_spec(tmp_path / "auto.yaml", [_with("candidates", KNN)]))
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path):
