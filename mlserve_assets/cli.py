@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -33,23 +34,43 @@ def main() -> None:
 @main.command()
 @click.argument("specs", nargs=-1, type=click.Path(path_type=Path))
 def validate(specs: tuple[Path, ...]) -> None:
-    """Check spec files (default: the configured ones) without running anything."""
+    """Check spec files, and what training on their data would hit, without training.
+
+    Exit 1 with every problem, each naming file or model, field, candidate and column.
+    """
+    from mlserve_assets.ml.validation import training_problems
+
     paths = list(specs) or Settings.from_env().spec_paths
     try:
         models = load_specs(paths)
     except SpecError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    failed = False
     for model in models:
-        click.echo(
-            f"ok  {model.name}: {model.task}, {len(model.candidates)} candidates, {model.metric}"
+        # A SQL source is read when its run starts (the blocking checks cover it then).
+        problems = (
+            [] if model.source.kind == "sql" else training_problems(model, model.source.load())
         )
+        for problem in problems:
+            click.echo(problem, err=True)
+        failed = failed or bool(problems)
+        if not problems:
+            candidates = f"{len(model.candidates)} candidates"
+            click.echo(f"ok  {model.name}: {model.task}, {candidates}, {model.metric}")
+    if failed:
+        sys.exit(1)
 
 
 @main.command()
 @click.option("--model", "model_name", help="Train only this model (default: every model).")
-def train(model_name: str | None) -> None:
-    """Run the training job in-process on the configured Dagster instance."""
+@click.option("--verbose", is_flag=True, help="Show Dagster's event log and full tracebacks.")
+def train(model_name: str | None, verbose: bool) -> None:
+    """Run the training job in-process on the configured Dagster instance.
+
+    Prints each model's gate decision; a failed step is reported as model, step, the error's
+    message and what to change, in one screen (the traceback only with --verbose).
+    """
     settings = Settings.from_env()
     os.environ.update(embedded_environment(settings))
 
@@ -57,14 +78,21 @@ def train(model_name: str | None) -> None:
 
     from mlserve_assets.definitions import build_definitions
 
+    if not verbose:  # the one-screen summary below is the report
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
     try:
         defs = build_definitions(settings)
     except SpecError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     job = defs.resolve_job_def(f"train_{model_name}" if model_name else "train_all")
+    level = "DEBUG" if verbose else "CRITICAL"
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+        )
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization is not None and materialization.asset_key.path[-1] == "champion":
@@ -74,8 +102,53 @@ def train(model_name: str | None) -> None:
                 f" — {meta['reason'].value}"
             )
     if not result.success:
-        click.echo(f"run {result.run_id} failed; open `mlserve dev` to see which step", err=True)
+        for event in result.all_events:
+            if event.is_step_failure:
+                click.echo(_explain_failure(event.step_key, event.step_failure_data.error, verbose))
+        click.echo(f"run {result.run_id} failed (`mlserve dev` shows it in the UI)", err=True)
         sys.exit(1)
+
+
+def _explain_failure(step: str, error: object, verbose: bool) -> str:
+    """One failed step: model, step, the deepest error's message, and what to change."""
+    model, _, stage = step.partition("__")
+    cause = error
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    message = cause.message.strip()  # "ValueError: ..." already
+    hint = next((h for pattern, h in _HINTS if pattern in message), _HINTS[-1][1])
+    lines = [
+        f"{model} / {stage} failed: {message.splitlines()[0][:300]}",
+        f"  what to change: {hint}",
+    ]
+    if verbose:
+        lines.append(error.to_string() if hasattr(error, "to_string") else str(error))
+    return "\n".join(lines)
+
+
+_HINTS = [
+    (
+        "could not convert string to float",
+        "a text column reaches a numeric step: remove "
+        "prepare: none (mlserve then encodes it) or leave the column out of features",
+    ),
+    (
+        "contains NaN",
+        "a column has gaps and a candidate cannot take them: remove prepare: none "
+        "(mlserve then imputes) or start the candidate with an imputer",
+    ),
+    (
+        "least populated class",
+        "a class has too few rows to stratify: add rows, merge classes or "
+        "set split.stratify: false",
+    ),
+    ("check", "a blocking data check failed: its message names the column and the rule"),
+    (
+        "",
+        "run `mlserve validate` for what the spec and data would trip over; "
+        "`mlserve train --verbose` shows the traceback",
+    ),
+]
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -123,6 +123,9 @@ class ModelSpec(_Strict):
     gate: Gate
     retrain: Retrain = Field(default_factory=Retrain)
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    prepare: Literal["auto", "none"] = "auto"
+    """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;
+    ``none``: the candidates get the columns as they are (bring your own Pipeline)."""
 
     @field_validator("name")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 import numpy as np
@@ -22,6 +22,15 @@ from serving.contract import CHAMPION, Tag
 
 _INTEGER_TYPES = {"long", "integer"}
 _NUMBER_TYPES = {"double", "float", "long", "integer"}
+_TEXT_TYPES = {"string", "boolean"}
+
+
+class Feature(NamedTuple):
+    """One input of the model's signature: its name, MLflow type, and whether null is refused."""
+
+    name: str
+    type: str
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class ServedModel:
     metric: str | None
     score: float | None
     estimator: BaseEstimator
-    features: list[tuple[str, str]]
+    features: list[Feature]
 
     @property
     def classes(self) -> list[Any] | None:
@@ -65,15 +74,21 @@ class ServedModel:
             "training_metric": {"name": self.metric, "value": self.score},
             "task": "classification" if self.classes is not None else "regression",
             "classes": self.classes,
-            "features": [{"name": n, "type": t} for n, t in self.features],
+            "features": [
+                {"name": f.name, "type": f.type, "nullable": not f.required} for f in self.features
+            ],
         }
 
     def check(self, records: list[Any]) -> tuple[np.ndarray | None, list[FieldError]]:
-        """The feature matrix in signature order, or every problem found."""
+        """The feature matrix in signature order, or every problem found.
+
+        All-numeric models get a float array (a gap is NaN, which the model imputes); a model with
+        text or boolean inputs gets an object array with those values as text, as it was trained.
+        """
         errors: list[FieldError] = []
-        names = [n for n, _ in self.features]
-        expected = set(names)
-        matrix = np.empty((len(records), len(names)), dtype=np.float64)
+        expected = {f.name for f in self.features}
+        text = any(f.type in _TEXT_TYPES for f in self.features)
+        matrix = np.empty((len(records), len(self.features)), dtype=object if text else np.float64)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 errors.append(FieldError(i, "", "a record must be a JSON object"))
@@ -83,12 +98,18 @@ class ServedModel:
                 for k in record
                 if k not in expected
             )
-            for j, (name, kind) in enumerate(self.features):
-                problem = _field_problem(record, name, kind)
+            for j, feature in enumerate(self.features):
+                problem = _field_problem(record, feature)
                 if problem:
-                    errors.append(FieldError(i, name, problem))
+                    errors.append(FieldError(i, feature.name, problem))
+                    continue
+                value = record[feature.name]
+                if value is None:
+                    matrix[i, j] = np.nan
+                elif feature.type in _TEXT_TYPES:
+                    matrix[i, j] = str(value)
                 else:
-                    matrix[i, j] = record[name]
+                    matrix[i, j] = value
         return (None, errors) if errors else (matrix, [])
 
     def predict(self, matrix: np.ndarray) -> tuple[list[Any], list[dict[str, float]] | None]:
@@ -119,10 +140,12 @@ class ServedModel:
         return None
 
 
-def _field_problem(record: dict[str, Any], name: str, kind: str) -> str | None:
-    if name not in record:
+def _field_problem(record: dict[str, Any], feature: Feature) -> str | None:
+    if feature.name not in record:
         return "missing field"
-    value = record[name]
+    value, kind = record[feature.name], feature.type
+    if value is None:
+        return None if not feature.required else f"null is not allowed: expected {_expected(kind)}"
     if kind in _NUMBER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected a number ({kind}), got {type(value).__name__}"
@@ -131,14 +154,24 @@ def _field_problem(record: dict[str, Any], name: str, kind: str) -> str | None:
         if kind in _INTEGER_TYPES and not float(value).is_integer():
             return f"expected an integer ({kind}), got {value}"
         return None
+    if kind == "string":
+        return None if isinstance(value, str) else f"expected text, got {type(value).__name__}"
+    if kind == "boolean":
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
     return f"unsupported feature type {kind} in the model signature"
 
 
-def _features(model_dir: Path) -> list[tuple[str, str]]:
+def _expected(kind: str) -> str:
+    if kind in _NUMBER_TYPES:
+        return f"a number ({kind})"
+    return {"string": "text", "boolean": "true or false"}.get(kind, kind)
+
+
+def _features(model_dir: Path) -> list[Feature]:
     signature = Model.load(str(model_dir)).signature
     if signature is None:
         raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
-    return [(col.name, col.type.name) for col in signature.inputs.inputs]
+    return [Feature(col.name, col.type.name, col.required) for col in signature.inputs.inputs]
 
 
 def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:

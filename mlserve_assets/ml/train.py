@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from mlserve_assets.candidates import Candidate
 from mlserve_assets.ml.feedback import feedback_role
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.ml.prepare import Kind, as_text, input_schema, preparation
 from mlserve_assets.spec import RetrainData, Split
 
 # Below this many rows a feedback-only mix is not tried: a model fitted on a handful of labels
@@ -62,6 +64,14 @@ class DatasetSplit:
     feedback_watermark: float = 0.0
     feedback_gate_received: tuple[float, ...] = ()
     """When each gate label arrived, so the gate can judge on the traffic since the champion."""
+    kinds: dict[str, Kind] | None = None
+    """Each feature's kind when mlserve prepares the columns; None under ``prepare: none``."""
+    schema: tuple[tuple[str, str, bool], ...] = ()
+    """(name, type, required) of each feature as the source gave it: the served contract."""
+
+    def preparation(self) -> ColumnTransformer | None:
+        """A fresh, unfitted preparation for these columns (None under ``prepare: none``)."""
+        return None if self.kinds is None else preparation(self.kinds)
 
     @property
     def features(self) -> list[str]:
@@ -168,8 +178,16 @@ def split_dataset(
     split: Split,
     feedback: pd.DataFrame | None = None,
     policy: RetrainData | None = None,
+    kinds: dict[str, Kind] | None = None,
 ) -> DatasetSplit:
-    """Base rows split by the spec's seed; feedback rows by their prediction ids' stable roles."""
+    """Base rows split by the spec's seed; feedback rows by their prediction ids' stable roles.
+
+    With ``kinds``, categorical columns are turned to text first (see ``prepare.as_text``).
+    """
+    schema = tuple(input_schema(frame[features]))
+    if kinds is not None:
+        frame = as_text(frame, kinds)
+        feedback = None if feedback is None else as_text(feedback, kinds)
     rest, test = _split(frame[features], frame[target], split.test_size, split)
     train, select = _split(rest.x, rest.y, split.validation_size, split)
     empty = Rows(frame[features].iloc[:0], frame[target].iloc[:0])
@@ -191,7 +209,9 @@ def split_dataset(
         gate_received = tuple(ordered.loc[roles == "gate", "received_at"].astype(float))
     every = [train, select, test, parts["train"], parts["select"], parts["gate"]]
     version = data_version(pd.concat([p.x.assign(_y=p.y.to_numpy()) for p in every]))
-    return DatasetSplit(train, select, test, *parts.values(), version, watermark, gate_received)
+    return DatasetSplit(
+        train, select, test, *parts.values(), version, watermark, gate_received, kinds, schema
+    )
 
 
 def mixes_for(policy: RetrainData, data: DatasetSplit) -> list[Mix]:
@@ -239,7 +259,7 @@ def select_candidates(
             if reason:
                 selection.skipped.append(Skipped(candidate.name, mix.name, reason))
                 continue
-            estimator, seconds = fit(candidate, train)
+            estimator, seconds = fit(candidate, train, data.preparation())
             value = selection_score(estimator, data, metric, base_weight)
             selection.fitted.append(
                 FittedCandidate(
@@ -259,18 +279,31 @@ def refit(
     return mix.build(base, feedback, policy)
 
 
-def fit(candidate: Candidate, train: TrainingSet) -> tuple[BaseEstimator, float]:
-    """A fresh estimator fitted on the set; sample weights go to a Pipeline's final step."""
+def fit(
+    candidate: Candidate, train: TrainingSet, prepare: ColumnTransformer | None = None
+) -> tuple[BaseEstimator, float]:
+    """A fresh estimator, behind ``prepare`` when given, fitted on the set.
+
+    Sample weights go to the final estimator, however deep the Pipelines nest.
+    """
     estimator = candidate.build()
+    if prepare is not None:
+        estimator = Pipeline([("prepare", prepare), ("model", estimator)])
     started = time.perf_counter()
     x, y = train.rows.x, train.rows.y
     if train.weight is None:
         estimator.fit(x, y)
-    elif isinstance(estimator, Pipeline):
-        estimator.fit(x, y, **{f"{estimator.steps[-1][0]}__sample_weight": train.weight})
     else:
-        estimator.fit(x, y, sample_weight=train.weight)
+        estimator.fit(x, y, **{_weight_parameter(estimator): train.weight})
     return estimator, time.perf_counter() - started
+
+
+def _weight_parameter(estimator: BaseEstimator) -> str:
+    path = []
+    while isinstance(estimator, Pipeline):
+        name, estimator = estimator.steps[-1]
+        path.append(name)
+    return "__".join([*path, "sample_weight"])
 
 
 def score(estimator: BaseEstimator, rows: Rows, metric: Metric) -> float:

@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from pandas.api import types as ptypes
+from sklearn.pipeline import Pipeline
 
+from mlserve_assets.ml.train import split_dataset
 from mlserve_assets.spec import ColumnRule, ModelSpec
 
+# scikit-learn's stratified split refuses a class with fewer rows than this.
+MIN_PER_CLASS = 2
 CHECK_NAMES = ("schema_matches", "target_present", "no_all_null_columns", "column_rules_hold")
 
 
@@ -116,3 +120,68 @@ def run_checks(model: ModelSpec, frame: pd.DataFrame) -> list[CheckOutcome]:
         CheckOutcome("no_all_null_columns", _all_null(frame)),
         CheckOutcome("column_rules_hold", _rules(model, frame)),
     ]
+
+
+def training_problems(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
+    """What training on ``frame`` would trip over, each naming model, candidate and column.
+
+    ``mlserve validate`` runs this on the source's rows, so a spec that parses but cannot train
+    fails there, with what to change, instead of halfway through a run.
+    """
+    where = f"model {model.name!r}"
+    problems = []
+    target = frame[model.target]
+    if target.isna().any():
+        problems.append(
+            f"{where}: column {model.target!r}: the target has {int(target.isna().sum())} missing "
+            "values: drop those rows or fill them in the source"
+        )
+    elif model.task == "classification" and model.split.stratify:
+        try:
+            split_dataset(frame, feature_columns(model, frame), model.target, model.split)
+        except ValueError:
+            counts = target.value_counts()
+            rare = {str(k): int(v) for k, v in counts[counts < MIN_PER_CLASS].items()}
+            problems.append(
+                f"{where}: column {model.target!r}: classes {rare} have too few rows to stratify "
+                f"the test and selection splits (at least {MIN_PER_CLASS} each): add rows, merge "
+                "those classes, or set split.stratify: false"
+            )
+    if model.prepare == "none":
+        problems.extend(_unprepared(model, frame[feature_columns(model, frame)]))
+    return problems
+
+
+def _unprepared(model: ModelSpec, features: pd.DataFrame) -> list[str]:
+    problems = []
+    for candidate in model.candidates:
+        built = candidate.build()
+        steps = [s for _, s in built.steps] if isinstance(built, Pipeline) else [built]
+        where = f"model {model.name!r}: candidate {candidate.name!r}"
+        refuses_gaps = _first_to_refuse_gaps(steps)
+        takes_text = steps[0].__sklearn_tags__().input_tags.string
+        for column in features.columns:
+            values = features[column]
+            if values.isna().any() and refuses_gaps is not None:
+                problems.append(
+                    f"{where}: column {column!r} has {int(values.isna().sum())} missing values "
+                    f"and {refuses_gaps} cannot take them: remove prepare: none (mlserve then "
+                    "imputes) or start the candidate with an imputer"
+                )
+            if not ptypes.is_numeric_dtype(values) and not takes_text:
+                problems.append(
+                    f"{where}: column {column!r} holds text and {type(steps[0]).__name__} takes "
+                    "numbers only: remove prepare: none (mlserve then one-hot encodes it) or "
+                    "encode it in the candidate's steps"
+                )
+    return problems
+
+
+def _first_to_refuse_gaps(steps: list) -> str | None:
+    """The first step a missing value would break, or None once an imputer has filled them."""
+    for step in steps:
+        if "Imputer" in type(step).__name__:
+            return None
+        if not step.__sklearn_tags__().input_tags.allow_nan:
+            return type(step).__name__
+    return None

@@ -20,7 +20,8 @@ import skops.io
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
@@ -127,9 +128,15 @@ class MlflowRegistry(dg.ConfigurableResource):
         params: dict[str, Any],
         metrics: dict[str, float],
         example: pd.DataFrame,
+        schema: tuple[tuple[str, str, bool], ...],
         tags: dict[str, str],
     ) -> LoggedCandidate:
-        """One nested run with params, metrics and the model (signature and input example)."""
+        """One nested run with params, metrics and the model (signature and input example).
+
+        The input signature is ``schema`` (name, type, required), taken from the rows as the
+        source gave them, not inferred from the example: the example holds the prepared text and
+        a few rows, which would hide booleans and the columns that may be missing.
+        """
         with mlflow.start_run(
             experiment_id=self.experiment_id(model_name),
             run_name=f"final: {candidate}",
@@ -142,7 +149,12 @@ class MlflowRegistry(dg.ConfigurableResource):
             info = mlflow.sklearn.log_model(
                 sk_model=estimator,
                 name="model",
-                signature=infer_signature(example, estimator.predict(example)),
+                signature=ModelSignature(
+                    inputs=Schema(
+                        [ColSpec(kind, name, required) for name, kind, required in schema]
+                    ),
+                    outputs=infer_signature(example, estimator.predict(example)).outputs,
+                ),
                 input_example=example,
                 # Given explicitly: inferring them costs about 4 s per model.
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),

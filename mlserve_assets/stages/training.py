@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
+from mlserve_assets.ml.prepare import column_kinds, needs_preparation
 from mlserve_assets.ml.train import (
     DatasetSplit,
     fit,
@@ -55,7 +56,12 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
     )
     def split(validated_dataset: pd.DataFrame, feedback: pd.DataFrame) -> dg.Output[DatasetSplit]:
         features = feature_columns(spec, validated_dataset)
-        data = split_dataset(validated_dataset, features, spec.target, spec.split, feedback, policy)
+        kinds = column_kinds(spec, validated_dataset, features)
+        if spec.prepare == "none" or not needs_preparation(validated_dataset, kinds):
+            kinds = None
+        data = split_dataset(
+            validated_dataset, features, spec.target, spec.split, feedback, policy, kinds
+        )
         return dg.Output(
             data,
             metadata={
@@ -67,6 +73,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "feedback_gate_rows": len(data.feedback_gate),
                 "policy": policy.policy,
                 "features": len(data.features),
+                "prepared": dg.MetadataValue.json(data.kinds or {}),
                 "data_version": data.data_version,
             },
         )
@@ -116,7 +123,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             board = Leaderboard.ranked(parent, metric, results, selection.skipped)
             chosen = next(c for c in spec.candidates if c.name == board.best.name)
             final_set = refit(chosen, board.best.mix, split, policy)
-            estimator, seconds = fit(chosen, final_set)
+            estimator, seconds = fit(chosen, final_set, split.preparation())
             logged = mlflow.log_candidate(
                 model_name=m.name,
                 parent_run_id=parent,
@@ -125,6 +132,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 params=estimator.get_params(deep=False),
                 metrics={"fit_seconds": seconds, "train_rows": len(final_set.rows)},
                 example=split.base_train.x.head(5),
+                schema=split.schema,
                 tags={**tags, Tag.MIX: board.best.mix},
             )
         board = replace(board, model_uri=logged.model_uri, model_run_id=logged.run_id)
