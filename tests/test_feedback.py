@@ -16,7 +16,8 @@ import pytest
 
 from mlserve_assets.ml.feedback import feature_frame, feedback_role, live_metrics
 from mlserve_assets.ml.metrics import get_metric
-from mlserve_assets.ml.train import mixes_for, split_dataset
+from mlserve_assets.ml.mixes import mixes_for
+from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.spec import RetrainData, Split
 from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
 from serving.prediction_store import PredictionStore

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
 
-from mlserve_assets.ml.train import DatasetSplit
+from mlserve_assets.ml.split import DatasetSplit
 from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.ml.train import DatasetSplit, Rows
+from mlserve_assets.ml.split import DatasetSplit, Rows
 from mlserve_assets.spec import Gate
 
 RESAMPLES = 1000

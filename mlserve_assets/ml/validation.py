@@ -12,7 +12,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.pipeline import Pipeline
 
-from mlserve_assets.ml.train import split_dataset
+from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.spec import ColumnRule, ModelSpec
 
 # scikit-learn's stratified split refuses a class with fewer rows than this.

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlserve_assets.ml.train import data_version
+from mlserve_assets.ml.split import data_version
 from mlserve_assets.ml.validation import CHECK_NAMES, feature_columns, run_checks
 from mlserve_assets.stages.naming import ModelAssets
 

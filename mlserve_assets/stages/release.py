@@ -6,7 +6,7 @@ import dagster as dg
 
 from mlserve_assets.ml.feedback import live_metrics, version_live_metric
 from mlserve_assets.ml.gate import Evidence, GateDecision, decide, gate_holdouts, weigh
-from mlserve_assets.ml.train import DatasetSplit
+from mlserve_assets.ml.split import DatasetSplit
 from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource

@@ -6,14 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
+from mlserve_assets.ml.mixes import final_training_set
 from mlserve_assets.ml.prepare import column_kinds, needs_preparation
-from mlserve_assets.ml.train import (
-    DatasetSplit,
-    fit,
-    refit,
-    select_candidates,
-    split_dataset,
-)
+from mlserve_assets.ml.split import DatasetSplit, split_dataset
+from mlserve_assets.ml.train import fit, select_candidates
 from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.stages.naming import ModelAssets
@@ -122,7 +118,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             ]
             board = Leaderboard.ranked(parent, metric, results, selection.skipped)
             chosen = next(c for c in spec.candidates if c.name == board.best.name)
-            final_set = refit(chosen, board.best.mix, split, policy)
+            final_set = final_training_set(board.best.mix, split, policy)
             estimator, seconds = fit(chosen, final_set, split.preparation())
             logged = mlflow.log_candidate(
                 model_name=m.name,
