@@ -91,6 +91,28 @@ class MlflowRegistry(dg.ConfigurableResource):
         ) as run:
             yield run.info.run_id
 
+    @contextmanager
+    def _nested_run(
+        self,
+        model_name: str,
+        parent_run_id: str,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> Iterator[mlflow.ActiveRun]:
+        """A run under the training's parent run, with its params and metrics logged."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name),
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            nested=True,
+            tags=tags,
+        ) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics(metrics)
+            yield run
+
     def log_trial(
         self,
         *,
@@ -107,15 +129,9 @@ class MlflowRegistry(dg.ConfigurableResource):
         Only the final model is logged as an artifact: logging every trial's model cost about
         half a second each, and nothing loads them.
         """
-        with mlflow.start_run(
-            experiment_id=self.experiment_id(model_name),
-            run_name=f"{candidate} x {mix}",
-            parent_run_id=parent_run_id,
-            nested=True,
-            tags={**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.MIX: mix},
-        ) as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_metrics(metrics)
+        tags = {**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.MIX: mix}
+        name = f"{candidate} x {mix}"
+        with self._nested_run(model_name, parent_run_id, name, params, metrics, tags) as run:
             return run.info.run_id
 
     def log_candidate(
@@ -137,15 +153,9 @@ class MlflowRegistry(dg.ConfigurableResource):
         source gave them, not inferred from the example: the example holds the prepared text and
         a few rows, which would hide booleans and the columns that may be missing.
         """
-        with mlflow.start_run(
-            experiment_id=self.experiment_id(model_name),
-            run_name=f"final: {candidate}",
-            parent_run_id=parent_run_id,
-            nested=True,
-            tags={**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.FINAL: "true"},
-        ) as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_metrics(metrics)
+        tags = {**tags, contract.Tag.CANDIDATE: candidate, contract.Tag.FINAL: "true"}
+        name = f"final: {candidate}"
+        with self._nested_run(model_name, parent_run_id, name, params, metrics, tags) as run:
             info = mlflow.sklearn.log_model(
                 sk_model=estimator,
                 name="model",
@@ -174,10 +184,6 @@ class MlflowRegistry(dg.ConfigurableResource):
         """The most recently registered version, whatever the gate made of it."""
         return contract.latest_version(self._client, model_name)
 
-    def champion_uri(self, model_name: str) -> str:
-        """The model URI that always resolves to the current champion."""
-        return f"models:/{model_name}@{contract.CHAMPION}"
-
     def promote(self, model_name: str, version: str) -> None:
         """Move ``champion`` to ``version``."""
         self._client.set_registered_model_alias(model_name, contract.CHAMPION, version)
@@ -187,6 +193,6 @@ class MlflowRegistry(dg.ConfigurableResource):
         for key, value in tags.items():
             self._client.set_model_version_tag(model_name, version, key, value)
 
-    def load(self, model_uri: str) -> BaseEstimator:
-        """The scikit-learn estimator behind a model URI such as ``models:/name@champion``."""
-        return mlflow.sklearn.load_model(model_uri)
+    def load(self, model_name: str, version: str) -> BaseEstimator:
+        """The scikit-learn estimator of one registered version."""
+        return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")

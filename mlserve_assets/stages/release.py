@@ -61,8 +61,9 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         prediction_log: PredictionLogResource,
     ) -> dg.Output[str]:
         current = mlflow.champion(m.name)
-        challenger = mlflow.load(f"models:/{m.name}/{registered_version.version}")
-        incumbent = None if current is None else mlflow.load(mlflow.champion_uri(m.name))
+        # By version, not alias: the champion scored is the one whose watermark and tags were read.
+        challenger = mlflow.load(m.name, registered_version.version)
+        incumbent = None if current is None else mlflow.load(m.name, str(current.version))
         evidence = weigh(
             metric,
             gate_holdouts(split, spec.gate, feedback_watermark(current)),
