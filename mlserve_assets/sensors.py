@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from mlserve_assets.ml.feedback import live_metrics, version_live_metric
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.spec import ModelSpec
@@ -71,16 +70,9 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
             reasons.append(
                 f"{new} new labelled rows >= min_feedback_rows {rules.min_feedback_rows}"
             )
-        live = None
         if rules.min_live_metric is not None and new:
-            labelled = prediction_log.store.labelled(name)
             version = str(champion.version)
-            live = version_live_metric(
-                live_metrics(labelled[labelled.model_version == version], metric),
-                version,
-                metric,
-                MIN_ROWS_FOR_LIVE_METRIC,
-            )
+            live = prediction_log.live_metric(name, version, metric, MIN_ROWS_FOR_LIVE_METRIC)
             if live is not None and not metric.meets(live, rules.min_live_metric):
                 at_decision = decided.tags.get(Tag.CHAMPION_LIVE) if held else None
                 worse = at_decision is None or (

@@ -274,20 +274,41 @@ class PredictionStore:
 
     def labelled(self, model_name: str) -> pd.DataFrame:
         """Every labelled prediction of a model: id, version, times, features, prediction, label."""
+        return self._labelled(
+            model_name,
+            predictions.c.prediction_id,
+            predictions.c.model_version,
+            predictions.c.created_at,
+            predictions.c.features,
+            predictions.c.prediction,
+            feedback.c.ground_truth,
+            feedback.c.received_at,
+        )
+
+    def outcomes(self, model_name: str, version: str) -> pd.DataFrame:
+        """What one version predicted and what the label said: its live metric's only inputs.
+
+        Leaves the features out, which are most of a row's bytes.
+        """
+        return self._labelled(
+            model_name,
+            predictions.c.model_version,
+            predictions.c.prediction,
+            feedback.c.ground_truth,
+            where=predictions.c.model_version == str(version),
+        )
+
+    def _labelled(
+        self, model_name: str, *columns: sa.Column, where: sa.ColumnElement | None = None
+    ) -> pd.DataFrame:
         query = (
-            sa.select(
-                predictions.c.prediction_id,
-                predictions.c.model_version,
-                predictions.c.created_at,
-                predictions.c.features,
-                predictions.c.prediction,
-                feedback.c.ground_truth,
-                feedback.c.received_at,
-            )
+            sa.select(*columns)
             .join(feedback, feedback.c.prediction_id == predictions.c.prediction_id)
             .where(predictions.c.model_name == model_name)
             .order_by(feedback.c.received_at)
         )
+        if where is not None:
+            query = query.where(where)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))

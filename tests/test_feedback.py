@@ -62,6 +62,17 @@ def test_live_metric_per_version(store):
     ]
 
 
+def test_outcomes_hold_one_versions_labelled_answers_and_nothing_else(store):
+    store.add_feedback("m", _predict(store, "1", 0.1, 1), 0)
+    store.add_feedback("m", _predict(store, "2", 0.2, 0), 0)
+    _predict(store, "2", 0.3, 1)  # never labelled
+    store.add_feedback("other", _predict(store, "2", 0.4, 1, model="other"), 1)
+    outcomes = store.outcomes("m", "2")
+    assert outcomes.to_dict("records") == [
+        {"model_version": "2", "prediction": 0, "ground_truth": 0}
+    ]
+
+
 def test_a_second_label_is_refused_and_the_first_kept(store):
     pid = _predict(store, "1", 0.3, 1)
     store.add_feedback("m", pid, 1)

@@ -3,6 +3,8 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
+from mlserve_assets.ml.feedback import live_metrics, version_live_metric
+from mlserve_assets.ml.metrics import Metric
 from serving.prediction_store import PredictionStore
 
 
@@ -20,6 +22,13 @@ class PredictionLogResource(dg.ConfigurableResource):
             self._store = PredictionStore(self.url)
             self._store.create_schema()
         return self._store
+
+    def live_metric(
+        self, model_name: str, version: str, metric: Metric, min_labelled: int = 1
+    ) -> float | None:
+        """One served version's metric on its own labels; None below ``min_labelled`` of them."""
+        outcomes = self.store.outcomes(model_name, version)
+        return version_live_metric(live_metrics(outcomes, metric), version, metric, min_labelled)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close pooled connections."""

@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 
-from mlserve_assets.ml.feedback import live_metrics, version_live_metric
 from mlserve_assets.ml.gate import Evidence, GateDecision, decide, gate_holdouts, weigh
 from mlserve_assets.ml.split import DatasetSplit
 from mlserve_assets.resources.bento_packager import BentoPackager
@@ -75,10 +74,9 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         decision = decide(
             metric, evidence.challenger, evidence.champion, spec.gate, evidence.interval
         )
-        live = None
-        if current is not None:
-            labelled = prediction_log.store.labelled(m.name)
-            live = version_live_metric(live_metrics(labelled, metric), current.version, metric)
+        live = (
+            None if current is None else prediction_log.live_metric(m.name, current.version, metric)
+        )
         metadata = _gate_metadata(decision, evidence, registered_version)
         mlflow.tag_version(
             m.name,
