@@ -188,3 +188,23 @@ def test_auto_tries_every_mix_and_no_feedback_trains_on_base_rows_only():
     without = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(0))
     assert [m.name for m in mixes_for(RetrainData(), without)] == ["base"]
     assert not without.has_feedback
+
+
+def test_the_selection_score_weighs_recent_labels_against_base_rows_like_the_gate():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+
+    from mlserve_assets.ml.train import selection_score
+
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    model = LogisticRegression().fit(data.base_train.x, data.base_train.y)
+    recent = accuracy_score(data.feedback_select.y, model.predict(data.feedback_select.x))
+    base = accuracy_score(data.base_select.y, model.predict(data.base_select.x))
+    accuracy = get_metric("accuracy")
+    assert selection_score(model, data, accuracy, 0.25) == pytest.approx(
+        0.75 * recent + 0.25 * base
+    )
+    without = split_dataset(_base(200), ["a", "b"], "y", Split())
+    assert selection_score(model, without, accuracy, 0.25) == pytest.approx(
+        accuracy_score(without.base_select.y, model.predict(without.base_select.x))
+    )

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score
 
-from mlserve_assets.ml.gate import Holdout, decide, gate_holdouts, weigh
+from mlserve_assets.ml.gate import decide, gate_holdouts, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
-from mlserve_assets.ml.split import Rows, split_dataset
+from mlserve_assets.ml.split import Holdout, Rows, split_dataset
 from mlserve_assets.spec import Gate, Split
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)

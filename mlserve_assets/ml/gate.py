@@ -16,19 +16,10 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.ml.split import DatasetSplit, Rows
+from mlserve_assets.ml.split import DatasetSplit, Holdout, Rows, weighted_holdouts
 from mlserve_assets.spec import Gate
 
 RESAMPLES = 1000
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """One set of gate rows and its weight in the gate's score."""
-
-    name: str
-    rows: Rows
-    weight: float
 
 
 @dataclass(frozen=True)
@@ -68,19 +59,13 @@ def gate_holdouts(data: DatasetSplit, gate: Gate, served_since: float = 0.0) -> 
     training's latest label): under a drift that keeps moving, older labels describe a concept
     that no longer serves. With none since, every gate label counts.
     """
-    if not len(data.feedback_gate):
-        return [Holdout("base", data.base_test, 1.0)]
     recent = data.feedback_gate
     newer = np.asarray(data.feedback_gate_received) > served_since
     if newer.any():
         recent = Rows(
             recent.x[newer].reset_index(drop=True), recent.y[newer].reset_index(drop=True)
         )
-    parts = [
-        Holdout("recent", recent, 1.0 - gate.base_weight),
-        Holdout("base", data.base_test, gate.base_weight),
-    ]
-    return [h for h in parts if h.weight > 0]
+    return weighted_holdouts(recent, data.base_test, gate.base_weight)
 
 
 def weigh(

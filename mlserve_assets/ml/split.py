@@ -40,6 +40,27 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """Rows that judge a model, and their weight in its score."""
+
+    name: str
+    rows: Rows
+    weight: float
+
+
+def weighted_holdouts(recent: Rows, base: Rows, base_weight: float) -> list[Holdout]:
+    """Recent labels, with base rows at ``base_weight``; base rows alone while no label is there.
+
+    The one weighting of traffic against the original data, for choosing (selection rows) and for
+    judging (gate rows) alike.
+    """
+    if not len(recent):
+        return [Holdout("base", base, 1.0)]
+    parts = [Holdout("recent", recent, 1.0 - base_weight), Holdout("base", base, base_weight)]
+    return [h for h in parts if h.weight > 0]
+
+
+@dataclass(frozen=True)
 class DatasetSplit:
     """Every row in its role: train, selection (chooses) and test/gate (judges)."""
 

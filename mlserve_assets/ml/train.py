@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 from mlserve_assets.candidates import Candidate
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.mixes import Mix, TrainingSet, mixes_for
-from mlserve_assets.ml.split import DatasetSplit, Rows
+from mlserve_assets.ml.split import DatasetSplit, Rows, weighted_holdouts
 from mlserve_assets.spec import RetrainData
 
 # Below this many rows a feedback-only mix is not tried: a model fitted on a handful of labels
@@ -57,11 +57,8 @@ def selection_score(
     estimator: BaseEstimator, data: DatasetSplit, metric: Metric, base_weight: float
 ) -> float:
     """Score on the selection rows: the recent labels, with the base rows at ``base_weight``."""
-    base = score(estimator, data.base_select, metric)
-    if not len(data.feedback_select):
-        return base
-    recent = score(estimator, data.feedback_select, metric)
-    return (1 - base_weight) * recent + base_weight * base
+    parts = weighted_holdouts(data.feedback_select, data.base_select, base_weight)
+    return sum(h.weight * score(estimator, h.rows, metric) for h in parts)
 
 
 def _unusable(candidate: Candidate, mix: Mix, train: TrainingSet, classification: bool) -> str:
