@@ -82,6 +82,17 @@ class Candidate(_Strict):
 
     def accepts_sample_weight(self) -> bool:
         """Whether fitting can weigh rows (the final step of a Pipeline takes the weights)."""
-        final = self.build()
-        final = final.steps[-1][1] if isinstance(final, Pipeline) else final
-        return has_fit_parameter(final, "sample_weight")
+        return has_fit_parameter(final_step(self.build())[1], "sample_weight")
+
+
+def final_step(estimator: BaseEstimator) -> tuple[str, BaseEstimator]:
+    """The estimator that predicts, however deep Pipelines nest, and its fit-parameter prefix.
+
+    ``("model__step1", LogisticRegression())`` for a prepared two-step candidate: fit parameters
+    such as ``sample_weight`` reach it as ``model__step1__sample_weight``.
+    """
+    path = []
+    while isinstance(estimator, Pipeline):
+        name, estimator = estimator.steps[-1]
+        path.append(name)
+    return "__".join(path), estimator

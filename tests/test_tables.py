@@ -28,7 +28,7 @@ from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec import ModelSpec
 from serving.prediction_store import PredictionStore
-from tests.conftest import service_env, write_spec
+from tests.conftest import materialization_metadata, service_env, write_spec
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
 TICKETS = pd.read_csv(PROJECT_ROOT / "examples/data/tickets.csv")
@@ -139,6 +139,10 @@ def test_labels_on_text_and_gaps_feed_the_next_training(served):
 
     result = _train(settings)
     assert result.success
+    # Each trial is named by its own estimator, not by the preparation Pipeline around it.
+    board = materialization_metadata(result, "tickets", "candidates")["leaderboard"]
+    assert "| logreg | weighted | LogisticRegression |" in board
+    assert "| boosting | weighted | GradientBoostingClassifier |" in board
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     newest = max(client.search_model_versions("name='tickets'"), key=lambda v: int(v.version))
     assert int(newest.tags["mlserve.feedback_rows"]) > 0

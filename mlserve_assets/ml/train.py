@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from mlserve_assets.candidates import Candidate
+from mlserve_assets.candidates import Candidate, final_step
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.mixes import Mix, TrainingSet, mixes_for
 from mlserve_assets.ml.split import DatasetSplit, Rows, weighted_holdouts
@@ -113,16 +113,9 @@ def fit(
     if train.weight is None:
         estimator.fit(x, y)
     else:
-        estimator.fit(x, y, **{_weight_parameter(estimator): train.weight})
+        prefix, _ = final_step(estimator)
+        estimator.fit(x, y, **{"__".join(filter(None, [prefix, "sample_weight"])): train.weight})
     return estimator, time.perf_counter() - started
-
-
-def _weight_parameter(estimator: BaseEstimator) -> str:
-    path = []
-    while isinstance(estimator, Pipeline):
-        name, estimator = estimator.steps[-1]
-        path.append(name)
-    return "__".join([*path, "sample_weight"])
 
 
 def score(estimator: BaseEstimator, rows: Rows, metric: Metric) -> float:

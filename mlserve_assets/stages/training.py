@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 import dagster as dg
 import pandas as pd
 
+from mlserve_assets.candidates import final_step
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
 from mlserve_assets.ml.mixes import final_training_set
 from mlserve_assets.ml.prepare import column_kinds, needs_preparation
@@ -111,7 +112,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                         },
                         tags=tags,
                     ),
-                    type(trial.estimator).__name__,
+                    type(final_step(trial.estimator)[1]).__name__,
                     trial.rows,
                 )
                 for trial in selection.fitted
