@@ -103,6 +103,10 @@ def train(model_name: str | None, verbose: bool) -> None:
             )
     if not result.success:
         for event in result.all_events:
+            check = event.event_specific_data
+            if event.event_type_value == "ASSET_CHECK_EVALUATION" and not check.passed:
+                model = check.asset_key.path[0]
+                click.echo(f"{model} / check {check.check_name} failed: {check.description}")
             if event.is_step_failure:
                 click.echo(_explain_failure(event.step_key, event.step_failure_data.error, verbose))
         click.echo(f"run {result.run_id} failed (`mlserve dev` shows it in the UI)", err=True)
@@ -142,7 +146,10 @@ _HINTS = [
         "a class has too few rows to stratify: add rows, merge classes or "
         "set split.stratify: false",
     ),
-    ("check", "a blocking data check failed: its message names the column and the rule"),
+    (
+        "blocking asset check failed",
+        "the data broke a rule: fix the rows the failed check above names, or the rule",
+    ),
     (
         "",
         "run `mlserve validate` for what the spec and data would trip over; "

@@ -248,3 +248,19 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
     # Only the column that had gaps may be null.
     _, refused = served.check([{**record, "malic_acid": None}])
     assert [p.field for p in refused] == ["malic_acid"]
+
+
+def test_cli_train_shows_what_a_blocking_check_found(tmp_path):
+    frame = TICKETS.copy()
+    frame.loc[:3, "priority"] = np.nan
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    source = {"kind": "file", "path": str(tmp_path / "t.csv")}
+    spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(source=source)])
+    env = {**os.environ, "MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
+    trained = subprocess.run(
+        [MLSERVE, "train"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert trained.returncode == 1
+    out = trained.stdout + trained.stderr
+    assert "tickets / check target_present failed: column 'priority': target has 4 nulls" in out
+    assert "what to change: the data broke a rule" in out
