@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -58,7 +59,7 @@ class ServedModel:
     estimator: BaseEstimator
     features: list[Feature]
 
-    @property
+    @cached_property
     def classes(self) -> list[Any] | None:
         """Class labels for a classifier, None for a regressor."""
         classes = getattr(self.estimator, "classes_", None)
@@ -86,9 +87,8 @@ class ServedModel:
         text or boolean inputs gets an object array with those values as text, as it was trained.
         """
         errors: list[FieldError] = []
-        expected = {f.name for f in self.features}
-        text = any(f.type in _TEXT_TYPES for f in self.features)
-        matrix = np.empty((len(records), len(self.features)), dtype=object if text else np.float64)
+        expected = self._names
+        matrix = np.empty((len(records), len(self.features)), dtype=self._dtype)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 errors.append(FieldError(i, "", "a record must be a JSON object"))
@@ -111,6 +111,15 @@ class ServedModel:
                 else:
                     matrix[i, j] = value
         return (None, errors) if errors else (matrix, [])
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.features)
+
+    @cached_property
+    def _dtype(self) -> type:
+        """Object for a model with text or boolean inputs (given as text), else float."""
+        return object if any(f.type in _TEXT_TYPES for f in self.features) else np.float64
 
     def predict(self, matrix: np.ndarray) -> tuple[list[Any], list[dict[str, float]] | None]:
         """Predictions, and per-class probabilities where the estimator has them.
