@@ -175,11 +175,12 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
     if refused is not None:
         service.metrics.rejected("predict", 422)
         return refused
-    matrix, problems = service.model.check(body.records)
+    model = service.model  # one read: a hot swap must not predict with another signature
+    matrix, problems = model.check(body.records)
     if matrix is None:
         service.metrics.rejected("predict", 422)
         return error_response(422, [p.as_dict() for p in problems])
-    result = await service.batcher.predict(service.model, matrix)
+    result = await service.batcher.predict(model, matrix)
     model, labels, probabilities = result.model, result.labels, result.probabilities
     now = time.time()
     rows = [
@@ -223,8 +224,8 @@ def feedback(body: Feedback, service: Service) -> JSONResponse:
     """Attach ground truth to one logged prediction (201; 404 unknown; 409 labelled; 422; 503)."""
     status, text = service.store_feedback(body)
     if text:
-        field = "prediction_id" if status in (404, 409) else "ground_truth"
-        return error_response(status, [problem(field if status != 503 else "", text)])
+        field = {404: "prediction_id", 409: "prediction_id", 422: "ground_truth"}.get(status, "")
+        return error_response(status, [problem(field, text)])
     return JSONResponse({"prediction_id": body.prediction_id, "status": "stored"}, status_code=201)
 
 
