@@ -6,7 +6,7 @@ lands once, and feedback's key is the prediction's id, so a second label is a co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,3 +60,7 @@ class UnknownPredictionError(LookupError):
 
 class DuplicateFeedbackError(ValueError):
     """A second label for a prediction that already has one."""
+
+
+# Column names are PredictionRow's fields, in the order a row's values are sent to the database.
+LOGGED_COLUMNS = tuple(field.name for field in fields(PredictionRow))
