@@ -22,11 +22,6 @@ class Locations:
     predictions_url: str
     bentoml_home: Path
 
-    @staticmethod
-    def home_from_env(default: Path) -> Path:
-        """``$MLSERVE_HOME``, else ``default``."""
-        return Path(os.environ.get("MLSERVE_HOME") or default).resolve()
-
     @classmethod
     def from_env(cls, default_home: Path | None = None) -> Locations:
         """Read MLSERVE_HOME, MLFLOW_TRACKING_URI, MLSERVE_ARTIFACT_ROOT, MLSERVE_PREDICTIONS_URL.
@@ -34,7 +29,8 @@ class Locations:
         Without ``MLSERVE_HOME`` the home is ``default_home``, or ``./.mlserve`` in the working
         directory (where ``bentoml serve`` and ``mlserve`` are started).
         """
-        home = cls.home_from_env(default_home or Path.cwd() / ".mlserve")
+        default = default_home or Path.cwd() / ".mlserve"
+        home = Path(os.environ.get("MLSERVE_HOME") or default).resolve()
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         # A tracking server decides where artifacts go (it proxies them to S3); a local store
         # keeps them beside it under the home.
