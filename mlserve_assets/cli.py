@@ -26,6 +26,13 @@ def embedded_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def auth_headers(api_key: str | None, home: Path) -> dict[str, str]:
+    """The header carrying the given key, else the embedded default's local key, if any."""
+    local = home / "api-key"
+    key = api_key or (local.read_text().strip() if local.exists() else None)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @click.group()
 def main() -> None:
     """Declarative ML pipelines: spec -> Dagster assets -> MLflow -> champion -> BentoML."""
@@ -182,6 +189,10 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     """Serve the newest bento of MODEL_NAME, as its `bento` asset built it, with `bentoml serve`.
 
+    Without MLSERVE_API_KEYS or MLSERVE_API_KEYS_FILE it makes a local key with every scope
+    ($MLSERVE_HOME/api-key) that `mlserve simulate` uses; predictions stay open unless
+    MLSERVE_OPEN_SCOPES says otherwise.
+
     The bento holds the promoted version, so the service starts without MLflow; once running it
     follows the `champion` alias like any other instance. It is handed this project's locations,
     so it logs to the prediction store the feedback assets and the sensor read, and follows the
@@ -190,6 +201,12 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     settings = Settings.from_env()
     # BentoML reads BENTOML_HOME once, on import; the service reads the rest when it starts.
     os.environ.update(settings.environment())
+    if not os.environ.get("MLSERVE_API_KEYS") and not os.environ.get("MLSERVE_API_KEYS_FILE"):
+        from serving.auth import local_key
+
+        _, keys_file = local_key(settings.home)
+        os.environ["MLSERVE_API_KEYS_FILE"] = str(keys_file)
+        click.echo(f"feedback and admin need the key in {settings.home / 'api-key'}")
 
     import bentoml
     from bentoml.exceptions import NotFound
@@ -216,6 +233,30 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
 
 
 @main.command()
+@click.option(
+    "--scopes",
+    default="predict,feedback",
+    show_default=True,
+    help="Comma-separated: predict, feedback, admin.",
+)
+def key(scopes: str) -> None:
+    """Make a new API key: the key for the client, and the line for the service's keys file.
+
+    Only the line's hash reaches the service. To rotate, add the new line, move the clients to
+    the new key, then delete the old line; every line in the file is valid at once.
+    """
+    from serving.auth import KeyConfigError, entry, new_key
+
+    secret = new_key()
+    try:
+        line = entry(scopes, secret)
+    except KeyConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scopes") from exc
+    click.echo(f"key (give to the client):  {secret}")
+    click.echo(f"entry (MLSERVE_API_KEYS_FILE):  {line}")
+
+
+@main.command()
 @click.option("--url", default="http://127.0.0.1:3000", show_default=True, help="The service.")
 @click.option("--model", "model_name", default="drift", show_default=True)
 @click.option(
@@ -230,6 +271,11 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
 @click.option("--pause", default=3.0, show_default=True, help="Seconds between batches.")
 @click.option("--label-noise", default=0.0, show_default=True, help="Share of labels flipped.")
 @click.option(
+    "--api-key",
+    envvar="MLSERVE_API_KEY",
+    help="A key with the feedback scope [default: $MLSERVE_HOME/api-key, made by mlserve serve].",
+)
+@click.option(
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -243,6 +289,7 @@ def simulate(
     batch: int,
     pause: float,
     label_noise: float,
+    api_key: str | None,
     plot_path: Path | None,
 ) -> None:
     """Send shifted traffic and delayed labels to a running service; show what the loop did."""
@@ -261,6 +308,7 @@ def simulate(
         batch=batch,
         pause=pause,
         label_noise=label_noise,
+        headers=auth_headers(api_key, settings.home),
         say=click.echo,
     )
     first, last = report.rounds[0], report.rounds[-1]

@@ -1,64 +1,91 @@
-"""The HTTP contract: request bodies, the one error shape, and the app the service mounts.
+"""The HTTP contract: request bodies, access by scope, the one error shape, and the app.
 
-Every error a client can cause is answered as ``{"errors": [{"record", "field", "problem"}]}``,
-whichever layer found it (pydantic, the model's signature checks, the stores), so clients parse
-one shape.
+Every error a client can cause, whichever layer finds it, is answered in the shape of
+``serving.errors``; the handlers below turn FastAPI's and Starlette's own refusals into it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse as JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from serving import config
+from serving.auth import HEADER, presented_key
+from serving.errors import ApiError, error_response, problem
 from serving.json_body import OrjsonRoute
-from serving.limits import BodySizeLimit
+from serving.limits import BodySizeLimit, Deadline
+
+logger = logging.getLogger("mlserve.serving")
+
+PREDICTION_ID = r"^[0-9a-f]{32}$"
 
 
-class PredictRequest(BaseModel):
+class Body(BaseModel):
+    """A request body: a key the contract does not name is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(Body):
     """One or many records, each a mapping of feature name to value."""
 
     records: list[dict[str, Any]] = Field(min_length=1)
 
 
-class Feedback(BaseModel):
+class Feedback(Body):
     """The ground truth for one prediction."""
 
-    prediction_id: str = Field(min_length=1, max_length=36)
+    prediction_id: str = Field(pattern=PREDICTION_ID)
     ground_truth: Any
 
 
-class FeedbackBatch(BaseModel):
+class FeedbackBatch(Body):
     """Ground truth for many predictions; each item gets its own status."""
 
     feedback: list[Feedback] = Field(min_length=1)
 
 
-def problem(field: str, text: str, record: int | None = None) -> dict[str, Any]:
-    """One entry of an error answer."""
-    return {"record": record, "field": field, "problem": text}
-
-
-def error_response(status: int, errors: list[dict[str, Any]]) -> JSONResponse:
-    """The error answer every endpoint gives."""
-    return JSONResponse({"errors": errors}, status_code=status)
-
-
-def too_many(field: str, count: int) -> JSONResponse | None:
-    """A 422 when a list is longer than the configured ``MLSERVE_MAX_RECORDS``."""
+def too_many(field: str, count: int) -> None:
+    """Refuse (422) a list longer than the configured ``MLSERVE_MAX_RECORDS``."""
     limit = config.current().max_records
-    if count <= limit:
-        return None
-    return error_response(422, [problem(field, f"at most {limit} items, got {count}")])
+    if count > limit:
+        raise ApiError(422, [problem(field, f"at most {limit} items, got {count}")])
 
 
-app = FastAPI(title="mlserve", description="Predictions, feedback and model info.")
+def require(scope: str) -> Callable[[Request], None]:
+    """A route dependency admitting only requests whose key grants ``scope`` (or open scopes)."""
+
+    def check(request: Request) -> None:
+        allowed = config.current().keys.allows(scope, presented_key(request.headers.get(HEADER)))
+        if allowed is None:
+            raise ApiError(
+                401, [problem(HEADER, f"an API key with the {scope!r} scope is required")]
+            )
+        if not allowed:
+            raise ApiError(403, [problem(HEADER, f"this API key lacks the {scope!r} scope")])
+
+    return check
+
+
+# The document and the docs page are ``serving.openapi``'s, written from the served model.
+app = FastAPI(title="mlserve", docs_url=None, redoc_url=None)
 app.router.route_class = OrjsonRoute
+app.add_middleware(Deadline, seconds=lambda: config.current().request_timeout)
 app.add_middleware(BodySizeLimit, max_bytes=lambda: config.current().max_body_bytes)
+
+
+@app.exception_handler(ApiError)
+async def explain_api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    """Errors raised below the routes (keys, content type, limits)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return error_response(exc.status, exc.errors, headers)
 
 
 @app.exception_handler(RequestValidationError)
@@ -70,9 +97,32 @@ async def explain_validation_error(_request: Request, exc: RequestValidationErro
         loc = [p for p in error.get("loc", ()) if p != "body"]
         if error.get("type") == "json_invalid":
             status = 400
-            errors.append(problem("body", f"malformed JSON: {error['msg']}"))
+            reason = error.get("ctx", {}).get("error") or error["msg"]
+            errors.append(problem("body", f"malformed JSON: {reason}"))
             continue
         record = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
         field = ".".join(str(p) for p in loc) or "body"
-        errors.append(problem(field, error["msg"], record))
+        text = error["msg"]
+        if error.get("type") == "extra_forbidden":
+            text = "unexpected field: the contract has no such key"
+        errors.append(problem(field, text, record))
     return error_response(status, errors)
+
+
+@app.exception_handler(HTTPException)
+async def explain_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Routing and body-reading errors (404, 405, an unreadable body) in the common shape."""
+    if exc.status_code == 404:
+        error = problem("path", f"no endpoint {request.url.path}")
+    elif exc.status_code == 405:
+        error = problem("method", f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = problem("body", f"unreadable body: {exc.detail}")
+    return error_response(exc.status_code, [error], exc.headers)
+
+
+@app.exception_handler(Exception)
+async def explain_fault(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours: the detail goes to the log, the client gets a short message only."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, [problem("", "internal error; the service log has the detail")])

@@ -24,6 +24,7 @@ class Prediction:
     model: ServedModel
     labels: list[Any]
     probabilities: list[dict[str, float]] | None
+    unscorable: list[int]  # rows of this request whose output is not a number
 
 
 class PredictBatcher:
@@ -60,7 +61,9 @@ class PredictBatcher:
     @staticmethod
     def _predict_together(model: ServedModel, items: list[tuple[Any, np.ndarray, Any]]) -> None:
         try:
-            labels, probabilities = model.predict(np.vstack([matrix for _, matrix, _ in items]))
+            labels, probabilities, unscorable = model.predict(
+                np.vstack([matrix for _, matrix, _ in items])
+            )
         except Exception as exc:
             for _, _, done in items:
                 if not done.done():
@@ -70,6 +73,7 @@ class PredictBatcher:
         for _, matrix, done in items:
             end = start + len(matrix)
             share = None if probabilities is None else probabilities[start:end]
+            bad = [row - start for row in unscorable if start <= row < end]
             if not done.done():
-                done.set_result(Prediction(model, labels[start:end], share))
+                done.set_result(Prediction(model, labels[start:end], share, bad))
             start = end

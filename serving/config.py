@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from serving.auth import ApiKeys
 from serving.locations import Locations
 
 
@@ -47,11 +48,14 @@ class ServingConfig:
     log_predictions: bool
     max_records: int
     max_body_bytes: int
+    request_timeout: float
+    keys: ApiKeys
 
     @classmethod
     def from_env(cls) -> ServingConfig:
-        """Read MLSERVE_MODEL, MLSERVE_BENTO_MODEL, MLSERVE_POLL_SECONDS and the locations."""
+        """Read MLSERVE_MODEL, MLSERVE_BENTO_MODEL, the limits, the API keys and the locations."""
         locations = Locations.from_env()
+        keys_file = os.environ.get("MLSERVE_API_KEYS_FILE")
         return cls(
             model_name=os.environ.get("MLSERVE_MODEL", ""),
             bento_model=os.environ.get("MLSERVE_BENTO_MODEL") or _bento_model(),
@@ -62,6 +66,12 @@ class ServingConfig:
             log_predictions=_flag("MLSERVE_LOG_PREDICTIONS", True),
             max_records=int(os.environ.get("MLSERVE_MAX_RECORDS", "1000")),
             max_body_bytes=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", str(1 << 20))),
+            request_timeout=float(os.environ.get("MLSERVE_REQUEST_TIMEOUT", "30")),
+            keys=ApiKeys.read(
+                os.environ.get("MLSERVE_API_KEYS", ""),
+                Path(keys_file) if keys_file else None,
+                os.environ.get("MLSERVE_OPEN_SCOPES", "predict"),
+            ),
         )
 
 

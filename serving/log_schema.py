@@ -7,7 +7,7 @@ lands once, and feedback's key is the prediction's id, so a second label is a co
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -54,12 +54,23 @@ class PredictionRow:
     probabilities: dict[str, float] | None = None
 
 
+class Labelled(NamedTuple):
+    """A label accepted, with the version that made the prediction and what it said.
+
+    ``new`` is False when an identical label was already stored: a client's retry.
+    """
+
+    model_version: str
+    prediction: Any
+    new: bool
+
+
 class UnknownPredictionError(LookupError):
     """Feedback for an id the log does not hold."""
 
 
 class DuplicateFeedbackError(ValueError):
-    """A second label for a prediction that already has one."""
+    """A different label for a prediction that already has one: labels are final."""
 
 
 # Column names are PredictionRow's fields, in the order a row's values are sent to the database.

@@ -21,7 +21,9 @@ from sklearn.base import BaseEstimator
 
 from serving.contract import CHAMPION, Tag
 
-_INTEGER_TYPES = {"long", "integer"}
+# The range of each integer type; a double must convert to a finite float.
+_INTEGER_RANGE = {"long": 1 << 63, "integer": 1 << 31}
+_INTEGER_TYPES = set(_INTEGER_RANGE)
 _NUMBER_TYPES = {"double", "float", "long", "integer"}
 _TEXT_TYPES = {"string", "boolean"}
 
@@ -32,6 +34,14 @@ class Feature(NamedTuple):
     name: str
     type: str
     required: bool = True
+
+
+class Scored(NamedTuple):
+    """A matrix's predictions, probabilities (classifiers) and the rows with non-finite output."""
+
+    labels: list[Any]
+    probabilities: list[dict[str, float]] | None
+    unscorable: list[int]
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class ServedModel:
     score: float | None
     estimator: BaseEstimator
     features: list[Feature]
+    example: dict[str, Any] | None = None
 
     @cached_property
     def classes(self) -> list[Any] | None:
@@ -109,6 +120,9 @@ class ServedModel:
                 elif feature.type in _TEXT_TYPES:
                     matrix[i, j] = str(value)
                 else:
+                    if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+                        # Logged as the model reads it: JSON encoders stop at 64-bit integers.
+                        value = record[feature.name] = float(value)
                     matrix[i, j] = value
         return (None, errors) if errors else (matrix, [])
 
@@ -121,22 +135,34 @@ class ServedModel:
         """Object for a model with text or boolean inputs (given as text), else float."""
         return object if any(f.type in _TEXT_TYPES for f in self.features) else np.float64
 
-    def predict(self, matrix: np.ndarray) -> tuple[list[Any], list[dict[str, float]] | None]:
-        """Predictions, and per-class probabilities where the estimator has them.
+    def predict(self, matrix: np.ndarray) -> Scored:
+        """Predictions, per-class probabilities where the estimator has them, and bad rows.
 
         A classifier with ``predict_proba`` is called once: its label is the most probable class,
-        as scikit-learn's own ``predict`` computes it, at half the cost of calling both.
+        as scikit-learn's own ``predict`` computes it, at half the cost of calling both. Values
+        far outside the training data can overflow inside a model (a probability of NaN, an
+        infinite regression); such rows are named so they are refused, not answered.
         """
         classes = self.classes
         if classes is None or not hasattr(self.estimator, "predict_proba"):
-            return self.estimator.predict(matrix).tolist(), None
+            output = self.estimator.predict(matrix)
+            finite = np.isfinite(output) if classes is None else np.ones(len(output), bool)
+            return Scored(output.tolist(), None, np.flatnonzero(~finite).tolist())
         proba = self.estimator.predict_proba(matrix)
         labels = [classes[i] for i in proba.argmax(axis=1)]
         keys = [str(c) for c in classes]
-        return labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+        unscorable = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
+        return Scored(
+            labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()], unscorable
+        )
 
     def check_label(self, value: Any) -> str | None:
-        """Why ``value`` cannot be ground truth for this model, or None if it can."""
+        """Why ``value`` cannot be ground truth for this model, or None if it can.
+
+        A regression label must square to a finite float: the live RMSE and the retraining
+        metrics square it, and a label stored but then failing that arithmetic would turn a
+        success into an error.
+        """
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             return "ground truth must be a number or a class label"
         classes = self.classes
@@ -144,8 +170,10 @@ class ServedModel:
             if value not in classes:
                 return f"unknown class {value!r}; the model's classes are {classes}"
             return None
-        if isinstance(value, str) or not math.isfinite(value):
-            return "ground truth for a regression model must be a finite number"
+        if isinstance(value, str):
+            return "ground truth for a regression model must be a number"
+        if not -LABEL_LIMIT <= value <= LABEL_LIMIT:  # False for NaN too
+            return "ground truth for a regression model must be a finite number within ±2^511"
         return None
 
 
@@ -158,10 +186,16 @@ def _field_problem(record: dict[str, Any], feature: Feature) -> str | None:
     if kind in _NUMBER_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected a number ({kind}), got {type(value).__name__}"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return f"expected a finite number, got {value}"
-        if kind in _INTEGER_TYPES and not float(value).is_integer():
-            return f"expected an integer ({kind}), got {value}"
+        if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
+            return f"number out of range for {kind}: |value| must be at most 2^1023"
+        if kind in _INTEGER_TYPES:
+            if isinstance(value, float) and not value.is_integer():
+                return f"expected an integer ({kind}), got {value}"
+            bound = _INTEGER_RANGE[kind]
+            if not -bound <= value < bound:
+                return f"integer out of range for {kind} ({-bound} to {bound - 1})"
         return None
     if kind == "string":
         return None if isinstance(value, str) else f"expected text, got {type(value).__name__}"
@@ -170,21 +204,41 @@ def _field_problem(record: dict[str, Any], feature: Feature) -> str | None:
     return f"unsupported feature type {kind} in the model signature"
 
 
+# Exact powers of two: Python compares them exactly with integers of any size and with floats,
+# and the OpenAPI document states them as exact integers, so the service and any validator of
+# the document draw the same line. A label within 2^511 squares finitely (live RMSE, retraining).
+NUMBER_LIMIT = 2**1023
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+LABEL_LIMIT = 2**511
+
+
 def _expected(kind: str) -> str:
     if kind in _NUMBER_TYPES:
         return f"a number ({kind})"
     return {"string": "text", "boolean": "true or false"}.get(kind, kind)
 
 
-def _features(model_dir: Path) -> list[Feature]:
-    signature = Model.load(str(model_dir)).signature
-    if signature is None:
+def _features(model: Model, model_dir: Path) -> list[Feature]:
+    if model.signature is None:
         raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
-    return [Feature(col.name, col.type.name, col.required) for col in signature.inputs.inputs]
+    return [Feature(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
+
+
+def _example(model: Model, model_dir: Path) -> dict[str, Any] | None:
+    """The first record of the input example logged with the model (training data)."""
+    frame = model.load_input_example(str(model_dir))
+    if frame is None or len(frame) == 0:
+        return None
+    row = frame.iloc[0]
+    return {
+        k: None if v is None or v != v else getattr(v, "item", lambda v=v: v)()
+        for k, v in row.items()
+    }
 
 
 def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
     """A model from a local MLflow model folder (a bento's copy) and its recorded metadata."""
+    model = Model.load(str(model_dir))
     return ServedModel(
         name=meta["name"],
         version=str(meta["version"]),
@@ -192,7 +246,8 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
         metric=meta.get("metric"),
         score=float(meta["score"]) if meta.get("score") is not None else None,
         estimator=mlflow.sklearn.load_model(str(model_dir)),
-        features=_features(model_dir),
+        features=_features(model, model_dir),
+        example=_example(model, model_dir),
     )
 
 

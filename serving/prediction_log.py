@@ -82,6 +82,11 @@ class PredictionLog:
         # Shielded: a request that is cancelled must not cancel the commit its group waits for.
         await asyncio.shield(group)
 
+    @property
+    def spool(self) -> PredictionStore | None:
+        """The spool the writer falls back to (None before the writer has created it)."""
+        return self._spool
+
     def spooled(self) -> int:
         """Rows waiting in the spool for the database to return (0 before the writer starts)."""
         return 0 if self._spool is None else self._spool.count_predictions()

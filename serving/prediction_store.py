@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from serving.log_schema import (
     LOGGED_COLUMNS,
     DuplicateFeedbackError,
+    Labelled,
     PredictionRow,
     UnknownPredictionError,
     feedback,
@@ -116,6 +117,14 @@ class PredictionStore:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def probe(self) -> None:
+        """Raise unless the store takes a write now (the service's readiness).
+
+        SQLite rewrites its header, so a full disk or a held lock fails; PostgreSQL answers a query.
+        """
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA user_version = 1" if self._sqlite else "SELECT 1")
+
     def create_schema(self) -> None:
         """Create the tables if they are missing (idempotent)."""
         metadata.create_all(self.engine)
@@ -164,15 +173,15 @@ class PredictionStore:
             "ON CONFLICT (prediction_id) DO NOTHING"
         )
 
-    def add_feedback(
-        self, model_name: str, prediction_id: str, ground_truth: Any
-    ) -> tuple[str, Any]:
+    def add_feedback(self, model_name: str, prediction_id: str, ground_truth: Any) -> Labelled:
         """Attach the ground truth; raise if the id is unknown, another model's, or labelled.
+
+        The same label sent again is accepted as stored (``new`` False): a retry after a lost
+        answer must not look like a conflict.
 
         One log may hold several models' predictions (the embedded default shares one file), and a
         label is only meaningful for the model that made the prediction: a regression value must
-        never land as another model's class. Returns the version that made the prediction and what
-        it predicted, so the caller can count each served version's live metric as labels arrive.
+        never land as another model's class.
         """
         with self.engine.begin() as conn:
             known = conn.execute(
@@ -193,8 +202,14 @@ class PredictionStore:
                 .on_conflict_do_nothing(index_elements=["prediction_id"])
             ).rowcount
             if not inserted:
-                raise DuplicateFeedbackError(prediction_id)
-        return str(known.model_version), known.prediction
+                stored = conn.execute(
+                    sa.select(feedback.c.ground_truth).where(
+                        feedback.c.prediction_id == prediction_id
+                    )
+                ).scalar_one()
+                if stored != ground_truth:
+                    raise DuplicateFeedbackError(prediction_id)
+        return Labelled(str(known.model_version), known.prediction, bool(inserted))
 
     def prediction(self, prediction_id: str) -> PredictionRow | None:
         """One logged prediction, or None."""

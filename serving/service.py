@@ -5,7 +5,8 @@ follows the registry's ``champion``; each endpoint is one route below it. The ro
 app mounted on the ``@bentoml.service`` class: it keeps BentoML's serving, probes and ``/metrics``
 while letting every error body name the record and field, and it measured more than twice the
 throughput of ``@bentoml.api`` here. Configuration is by environment variable only, read when the
-service starts (``serving.config``).
+service starts (``serving.config``). Access is by API key and scope (``serving.auth``); the
+OpenAPI document and the docs page are generated from the served model (``serving.openapi``).
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ from serving.api import (
     FeedbackBatch,
     PredictRequest,
     app,
-    error_response,
-    problem,
+    require,
     too_many,
 )
 from serving.batching import PredictBatcher
 from serving.contract import CHAMPION, champion, versions_by_gate
+from serving.errors import ApiError, CommonShape, error_response, problem
 from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
-from serving.metrics import ServiceMetrics
+from serving.metrics import CountRejections, ServiceMetrics
 from serving.model import ServedModel, load_from_dir, load_version
+from serving.openapi import AppDocs, install_openapi
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_log import PredictionLog
 from serving.prediction_store import PredictionStore
@@ -51,7 +53,9 @@ logger = logging.getLogger("mlserve.serving")
 
 @bentoml.service(
     name="mlserve",
-    traffic={"timeout": 30},
+    # A backstop: serving.limits.Deadline answers first (MLSERVE_REQUEST_TIMEOUT, in the common
+    # error shape); BentoML's own timeout answers in its shape and must not fire before it.
+    traffic={"timeout": 300},
     workers=1,
     # Per-request access logging and tracing cost about a fifth of throughput here; the
     # Prometheus metrics carry the same counts and latencies.
@@ -63,6 +67,13 @@ class ModelService:
 
     def __init__(self) -> None:
         self.config = config.current()
+        logger.info("access: %s", self.config.keys.summary())
+        if "predict" in self.config.keys.open_scopes:
+            logger.warning(
+                "predictions need no API key (MLSERVE_OPEN_SCOPES=%s): anyone who reaches the "
+                "port can predict; set MLSERVE_OPEN_SCOPES= to require one",
+                ",".join(sorted(self.config.keys.open_scopes)),
+            )
         # Inputs are checked for NaN and infinity before they reach scikit-learn, and arrive as
         # an array in signature order whose names were checked already: skip both of its checks.
         set_config(assume_finite=True)
@@ -82,6 +93,7 @@ class ModelService:
         self._client = MlflowClient(self.config.tracking_uri, self.config.tracking_uri)
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
+        app.state.count_rejection = self.metrics.rejected
         self._stop = threading.Event()
         # Everything loaded so far (MLflow, scikit-learn, pandas, BentoML: about a million objects)
         # lives as long as the process. Frozen, the collector stops rescanning it, which removed
@@ -105,18 +117,41 @@ class ModelService:
         """Follow the champion alias; a failed poll keeps the loaded model serving."""
         while not self._stop.wait(self.config.poll_seconds):
             try:
-                name = self.model.name
-                self.metrics.registered(name, versions_by_gate(self._client, name))
-                current = champion(self._client, name)
-                if current is not None and str(current.version) != self.model.version:
-                    new = load_version(self._client, name, str(current.version), self._workdir)
-                    self.model = new  # one reference swap: in-flight requests keep the old model
-                    self.metrics.served(new)
-                    logger.info("now serving %s v%s", new.name, new.version)
+                self.follow_champion()
             except Exception as exc:
                 logger.warning(
                     "champion poll failed, still serving v%s: %s", self.model.version, exc
                 )
+
+    def follow_champion(self) -> bool:
+        """Serve the registry's current champion; True if that changed the served version."""
+        name = self.model.name
+        self.metrics.registered(name, versions_by_gate(self._client, name))
+        current = champion(self._client, name)
+        if current is None or str(current.version) == self.model.version:
+            return False
+        new = load_version(self._client, name, str(current.version), self._workdir)
+        self.model = new  # one reference swap: in-flight requests keep the old model
+        self.metrics.served(new)
+        logger.info("now serving %s v%s", new.name, new.version)
+        return True
+
+    def __is_ready__(self) -> bool:
+        """Ready while an answered prediction can be logged: to the database, else the spool.
+
+        BentoML's ``/readyz`` asks this; a load balancer then stops sending traffic that could
+        only be refused with 503, and sends it again once either store takes writes.
+        """
+        if self.log is None:
+            return True
+        for store in filter(None, (self.store, self.log.spool)):
+            try:
+                store.probe()
+            except Exception as exc:
+                logger.warning("readiness: %s cannot take writes: %s", store.engine.url, exc)
+            else:
+                return True
+        return False
 
     @bentoml.on_startup
     async def start_log(self) -> None:
@@ -131,28 +166,50 @@ class ModelService:
         if self.log is not None:
             await self.log.close()
 
+    def check_labels(self, items: list[Feedback], field: str) -> None:
+        """Refuse (422) the request if any label cannot be ground truth for the served model.
+
+        A batch is checked whole before anything is stored, as its schema is: a label of the
+        wrong type is a bad request, not one item's outcome.
+        """
+        single = len(items) == 1 and field == "ground_truth"
+        errors = [
+            problem(field if single else f"{field}.{i}.ground_truth", text, None if single else i)
+            for i, item in enumerate(items)
+            if (text := self.model.check_label(item.ground_truth))
+        ]
+        if errors:
+            self.metrics.feedback(self.model.name, 422)
+            raise ApiError(422, errors)
+
     def store_feedback(self, item: Feedback) -> tuple[int, str | None]:
-        """Store one label: the HTTP status and, when refused, the problem."""
+        """Store one checked label: the HTTP status and, when refused, the problem.
+
+        201 for a new label, 200 for the same label sent again (a retry), else the refusal's.
+        """
         model = self.model
-        status, text = 201, model.check_label(item.ground_truth)
-        if text:
-            status = 422
+        text = None
+        # A regression label is stored as the float the metrics read (a 150-digit integer is
+        # a valid label, but no JSON encoder on the way to the store takes it as an integer).
+        truth = float(item.ground_truth) if model.classes is None else item.ground_truth
+        try:
+            labelled = self.store.add_feedback(model.name, item.prediction_id, truth)
+        except UnknownPredictionError:
+            status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
+        except DuplicateFeedbackError:
+            status, text = 409, "this prediction already has another label; labels are final"
+        except sa.exc.SQLAlchemyError:
+            logger.exception("feedback store failed")
+            status, text = 503, "feedback store unavailable, retry later"
         else:
-            try:
-                version, prediction = self.store.add_feedback(
-                    model.name, item.prediction_id, item.ground_truth
-                )
-            except UnknownPredictionError:
-                status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
-            except DuplicateFeedbackError:
-                status, text = 409, "this prediction already has ground truth; labels are final"
-            except sa.exc.SQLAlchemyError:
-                logger.exception("feedback store failed")
-                status, text = 503, "feedback store unavailable, retry later"
-            else:
-                regression = model.classes is None
+            status = 201 if labelled.new else 200
+            if labelled.new:
                 self.metrics.labelled(
-                    model.name, version, prediction, item.ground_truth, regression=regression
+                    model.name,
+                    labelled.model_version,
+                    labelled.prediction,
+                    truth,
+                    regression=model.classes is None,
                 )
         self.metrics.feedback(model.name, status)
         return status, text
@@ -167,20 +224,20 @@ async def _service() -> ModelService:
 Service = Annotated[ModelService, Depends(_service)]
 
 
-@app.post("/predict")
+@app.post("/predict", dependencies=[Depends(require("predict"))])
 async def predict(body: PredictRequest, service: Service) -> JSONResponse:
     """Predict every record with the current champion; each is logged before the answer."""
     started = time.perf_counter()
-    refused = too_many("records", len(body.records))
-    if refused is not None:
-        service.metrics.rejected("predict", 422)
-        return refused
+    too_many("records", len(body.records))
     model = service.model  # one read: a hot swap must not predict with another signature
     matrix, problems = model.check(body.records)
     if matrix is None:
-        service.metrics.rejected("predict", 422)
         return error_response(422, [p.as_dict() for p in problems])
     result = await service.batcher.predict(model, matrix)
+    if result.unscorable:
+        text = "the model's output for this record is not a number: its values are too far "
+        text += "outside the data the model was trained on"
+        return error_response(422, [problem("", text, i) for i in result.unscorable])
     model, labels, probabilities = result.model, result.labels, result.probabilities
     now = time.time()
     rows = [
@@ -200,7 +257,6 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
             await service.log.log(rows)
         except Exception:
             logger.exception("prediction log and spool both failed")
-            service.metrics.rejected("predict", 503)
             return error_response(503, [problem("", "prediction log unavailable, retry later")])
     service.metrics.predicted(model, len(rows), time.perf_counter() - started)
     return JSONResponse(
@@ -219,33 +275,64 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
     )
 
 
-@app.post("/feedback")
+@app.post("/feedback", status_code=201, dependencies=[Depends(require("feedback"))])
 def feedback(body: Feedback, service: Service) -> JSONResponse:
-    """Attach ground truth to one logged prediction (201; 404 unknown; 409 labelled; 422; 503)."""
+    """Attach ground truth to one logged prediction."""
+    service.check_labels([body], "ground_truth")
     status, text = service.store_feedback(body)
     if text:
-        field = {404: "prediction_id", 409: "prediction_id", 422: "ground_truth"}.get(status, "")
-        return error_response(status, [problem(field, text)])
-    return JSONResponse({"prediction_id": body.prediction_id, "status": "stored"}, status_code=201)
+        return error_response(status, [problem("prediction_id" if status < 500 else "", text)])
+    state = "stored" if status == 201 else "already stored"
+    return JSONResponse({"prediction_id": body.prediction_id, "status": state}, status_code=status)
 
 
-@app.post("/feedback/batch")
+@app.post("/feedback/batch", dependencies=[Depends(require("feedback"))])
 def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
-    """Ground truth for many predictions; each item reports its own status."""
-    refused = too_many("feedback", len(body.feedback))
-    if refused is not None:
-        return refused
+    """Ground truth for many predictions; each item reports its own status.
+
+    If the store fails, the batch stops there and the answer is a 503 naming the items not
+    stored: a retry of the whole batch is safe, items already stored answer 200.
+    """
+    too_many("feedback", len(body.feedback))
+    service.check_labels(body.feedback, "feedback")
     results = []
-    for item in body.feedback:
+    for i, item in enumerate(body.feedback):
         status, text = service.store_feedback(item)
+        if status == 503:
+            missing = [problem("prediction_id", text, j) for j in range(i, len(body.feedback))]
+            return error_response(503, missing)
         results.append({"prediction_id": item.prediction_id, "status": status, "problem": text})
     return JSONResponse({"results": results})
 
 
-@app.get("/model")
+@app.get("/model", dependencies=[Depends(require("predict"))])
 def model_info(service: Service) -> JSONResponse:
     """The served model: name, version, alias, MLflow run, training metric, feature schema."""
     info = service.model.info()
     if service.log is not None:
         info["prediction_log_spooled"] = service.log.spooled()
     return JSONResponse(info)
+
+
+@app.post("/admin/reload", dependencies=[Depends(require("admin"))])
+def reload(service: Service) -> JSONResponse:
+    """Follow the registry's champion now rather than at the next poll (after a rollback)."""
+    try:
+        changed = service.follow_champion()
+    except Exception:
+        logger.exception("reload from the registry failed")
+        return error_response(503, [problem("", "model registry unavailable, retry later")])
+    model = service.model
+    return JSONResponse({"name": model.name, "version": model.version, "changed": changed})
+
+
+install_openapi(app, lambda: bentoml.get_current_service().model)
+# Around BentoML's whole app (the first added is outermost): every answer is counted, BentoML's
+# own 404s take the common shape, and its documentation paths show this service's document.
+ModelService.add_asgi_middleware(
+    CountRejections,
+    count=lambda: getattr(app.state, "count_rejection", None),
+    endpoints=lambda: {route.path for route in app.routes},
+)
+ModelService.add_asgi_middleware(CommonShape)
+ModelService.add_asgi_middleware(AppDocs)

@@ -81,6 +81,11 @@ def postgres() -> Iterator[Postgres]:
         yield cluster
 
 
+# The key every test service accepts, with every scope; clients send AUTH.
+API_KEY = "test-key-with-every-scope"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def service_env(
     settings: Settings, model: str, predictions_url: str, spool: Path
 ) -> dict[str, str]:
@@ -91,5 +96,6 @@ def service_env(
         "MLSERVE_PREDICTIONS_URL": predictions_url,
         "MLSERVE_SPOOL": str(spool),
         "MLSERVE_POLL_SECONDS": "1",
+        "MLSERVE_API_KEYS": f"predict,feedback,admin:{API_KEY}",
         "BENTOML_HOME": str(settings.bentoml_home),
     }

@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import service_env
+from tests.conftest import AUTH, service_env
 
 BIN = Path(sys.executable).parent
 INFRA = PROJECT_ROOT / "infra"
@@ -103,8 +103,13 @@ def _live_metrics(trained, tmp_path, model: str, records: list[dict], label) -> 
         answers = httpx.post(f"{url}/predict", json={"records": records}, timeout=30).json()
         for answer in answers["predictions"]:
             item = {"prediction_id": answer["prediction_id"], "ground_truth": label(answer)}
-            httpx.post(f"{url}/feedback", json=item, timeout=30)
-        httpx.post(f"{url}/feedback", json={"prediction_id": "x", "ground_truth": 1}, timeout=30)
+            httpx.post(f"{url}/feedback", json=item, headers=AUTH, timeout=30)
+        httpx.post(
+            f"{url}/feedback",
+            json={"prediction_id": "0" * 32, "ground_truth": 1},
+            headers=AUTH,
+            timeout=30,
+        )
         httpx.post(f"{url}/predict", json={"records": [{"nope": 1}]}, timeout=30)  # a 422
         deadline = time.monotonic() + 10
         while "mlserve_registered_versions{" not in (text := _metrics(url)):

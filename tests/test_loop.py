@@ -35,7 +35,7 @@ from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
 from serving.contract import Tag, feedback_watermark, gate_outcome
 from serving.prediction_store import PredictionStore
-from tests.conftest import service_env, train, write_spec
+from tests.conftest import AUTH, service_env, train, write_spec
 
 LOOP_TIMEOUT = 300
 BATCH = 50
@@ -217,7 +217,7 @@ def closed_loop(
             url = stack.enter_context(
                 bentoml_server("serving.service:ModelService", env, tmp_path / "server.log")
             )
-        http = stack.enter_context(httpx.Client(timeout=30))
+        http = stack.enter_context(httpx.Client(timeout=30, headers=AUTH))
         store = PredictionStore(settings.predictions_url)
         stack.callback(store.dispose)
         uri = settings.mlflow_tracking_uri

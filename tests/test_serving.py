@@ -17,7 +17,7 @@ from harness.servers import bentoml_server
 from serving.log_schema import PredictionRow
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_store import PredictionStore
-from tests.conftest import service_env
+from tests.conftest import AUTH, service_env
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 
@@ -46,7 +46,7 @@ def served(request, trained, tmp_path_factory) -> Iterator[Served]:
     env = service_env(trained, "breast_cancer", url, root / "spool.db")
     with bentoml_server("serving.service:ModelService", env, root / "server.log") as base:
         store = PredictionStore(url)
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30, headers=AUTH) as http:
             yield Served(base, store, http)
         store.dispose()
 
@@ -105,9 +105,11 @@ def test_feedback_happy_unknown_duplicate_and_wrong_type(served: Served):
     labelled = served.store.labelled("breast_cancer")
     assert labelled.loc[labelled.prediction_id == pid, "ground_truth"].tolist() == [1]
 
+    retry = served.http.post(url, json={"prediction_id": pid, "ground_truth": 1})
+    assert (retry.status_code, retry.json()["status"]) == (200, "already stored")
     again = served.http.post(url, json={"prediction_id": pid, "ground_truth": 0})
     assert again.status_code == 409
-    assert "already has ground truth" in again.json()["errors"][0]["problem"]
+    assert "already has another label" in again.json()["errors"][0]["problem"]
     labelled = served.store.labelled("breast_cancer")
     assert labelled.loc[labelled.prediction_id == pid, "ground_truth"].tolist() == [1]
 
@@ -140,13 +142,20 @@ def test_feedback_batch_reports_each_item(served: Served):
     answers = served.predict(cancer_records(3, start=20)).json()["predictions"]
     items = [
         {"prediction_id": answers[0]["prediction_id"], "ground_truth": 0},
-        {"prediction_id": answers[1]["prediction_id"], "ground_truth": "x"},
         {"prediction_id": "0" * 32, "ground_truth": 1},
         {"prediction_id": answers[0]["prediction_id"], "ground_truth": 1},
+        {"prediction_id": answers[0]["prediction_id"], "ground_truth": 0},
     ]
+    bad = [*items, {"prediction_id": answers[1]["prediction_id"], "ground_truth": "x"}]
+    refused = served.http.post(f"{served.url}/feedback/batch", json={"feedback": bad})
+    assert refused.status_code == 422  # checked whole before anything is stored
+    assert [e["field"] for e in refused.json()["errors"]] == ["feedback.4.ground_truth"]
+    assert answers[0]["prediction_id"] not in set(
+        served.store.labelled("breast_cancer").prediction_id
+    )
     response = served.http.post(f"{served.url}/feedback/batch", json={"feedback": items})
     assert response.status_code == 200
-    assert [r["status"] for r in response.json()["results"]] == [201, 422, 404, 409]
+    assert [r["status"] for r in response.json()["results"]] == [201, 404, 409, 200]
 
 
 def test_model_info_reports_the_served_version(served: Served, trained):
@@ -170,7 +179,7 @@ def test_probes_and_metrics(served: Served):
     [answer] = served.predict(cancer_records(1, start=300)).json()["predictions"]
     right = {"prediction_id": answer["prediction_id"], "ground_truth": answer["prediction"]}
     assert served.http.post(f"{served.url}/feedback", json=right).status_code == 201
-    served.http.post(f"{served.url}/feedback", json={"prediction_id": "nope", "ground_truth": 1})
+    served.http.post(f"{served.url}/feedback", json={"prediction_id": "0" * 32, "ground_truth": 1})
     text = served.http.get(f"{served.url}/metrics").text
     assert 'mlserve_predictions_total{model="breast_cancer"' in text
     assert "mlserve_prediction_latency_seconds_bucket" in text
@@ -309,7 +318,7 @@ BAD_REQUESTS = [
         "/feedback",
         {"prediction_id": "a" * 99, "ground_truth": 1},
         422,
-        ["prediction_id", "at most 36"],
+        ["prediction_id", "should match pattern"],
     ),
     (
         "feedback id not a string",

@@ -28,7 +28,7 @@ from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec import ModelSpec
 from serving.prediction_store import PredictionStore
-from tests.conftest import materialization_metadata, service_env, write_spec
+from tests.conftest import AUTH, materialization_metadata, service_env, write_spec
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
 TICKETS = pd.read_csv(PROJECT_ROOT / "examples/data/tickets.csv")
@@ -132,7 +132,9 @@ def test_labels_on_text_and_gaps_feed_the_next_training(served):
         {"prediction_id": a["prediction_id"], "ground_truth": truth}
         for a, truth in zip(answers["predictions"], rows["priority"], strict=True)
     ]
-    results = httpx.post(f"{url}/feedback/batch", json={"feedback": items}, timeout=30).json()
+    results = httpx.post(
+        f"{url}/feedback/batch", json={"feedback": items}, headers=AUTH, timeout=30
+    ).json()
     assert {r["status"] for r in results["results"]} == {201}
     labelled = store.labelled("tickets")
     assert any(f["product"] is None for f in labelled["features"])  # gaps round-trip as null
@@ -243,7 +245,7 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
     matrix, problems = served.check([{**record, "alcohol": None}, record])
     assert problems == []
     assert matrix.dtype == np.float64 and np.isnan(matrix[0, 0])
-    labels, _ = served.predict(matrix)
+    labels = served.predict(matrix).labels
     assert set(labels) <= {0, 1, 2}
     # Only the column that had gaps may be null.
     _, refused = served.check([{**record, "malic_acid": None}])
