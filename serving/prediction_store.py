@@ -36,12 +36,17 @@ from serving.pg_copy import copy_predictions
 _ROWS_PER_STATEMENT = 1000
 
 
+# How long a SQLite statement waits for another writer's lock, and a readiness probe at most.
+_BUSY_WAIT_MS = 10_000
+_PROBE_WAIT_MS = 500
+
+
 def _sqlite_pragmas(log_writer: bool) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets the service write while feedback readers and the Dagster assets read.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         if log_writer:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -123,7 +128,15 @@ class PredictionStore:
         SQLite rewrites its header, so a full disk or a held lock fails; PostgreSQL answers a query.
         """
         with self.engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA user_version = 1" if self._sqlite else "SELECT 1")
+            if not self._sqlite:
+                conn.exec_driver_sql("SELECT 1")
+                return
+            # Briefly: a probe must answer within a load balancer's probe timeout.
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={_PROBE_WAIT_MS}")
+            try:
+                conn.exec_driver_sql("PRAGMA user_version = 1")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
 
     def create_schema(self) -> None:
         """Create the tables if they are missing (idempotent)."""

@@ -13,8 +13,6 @@ import json
 import re
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from sklearn.datasets import load_diabetes
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.prediction_store import PredictionStore
-from tests.conftest import service_env
+from tests.conftest import fuzz, service_env
 
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")
 OLD, NEW, PREDICT_ONLY, ADMIN = "old-feedback-key", "new-feedback-key", "predict-only", "admin-key"
@@ -390,43 +388,6 @@ def test_the_docs_page_shows_this_document_offline(contract: Contract):
 
 
 def test_a_fuzzer_finds_no_5xx_and_no_answer_outside_the_document(contract: Contract, tmp_path):
-    """Schemathesis generates valid and invalid requests from the document and checks every answer.
-
-    positive_data_acceptance is left out: a record can fit the schema and still be one the model
-    cannot score (its output overflows), which the document lists as a 422.
-    """
-    checks = [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_schema_conformance",
-        "negative_data_rejection",
-        "unsupported_method",
-    ]
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "schemathesis"),
-            "run",
-            f"{contract.url}/openapi.json",
-            "--checks",
-            ",".join(checks),
-            "--max-examples",
-            "40",
-            "--phases",
-            "examples,coverage,fuzzing",
-            "--workers",
-            "1",
-            "--seed",
-            "1",
-            "--header",
-            f"Authorization: Bearer {NEW}",
-            "--exclude-path",
-            "/admin/reload",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-    )
+    result = fuzz(contract.url, NEW, tmp_path, exclude=["/admin/reload"])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert re.search(r"\d+ generated, \d+ passed", result.stdout), result.stdout[-2000:]

@@ -17,7 +17,7 @@ from harness.servers import bentoml_server
 from serving.log_schema import PredictionRow
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_store import PredictionStore
-from tests.conftest import AUTH, service_env
+from tests.conftest import API_KEY, AUTH, fuzz, service_env
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 
@@ -358,3 +358,9 @@ def test_bad_requests_get_a_4xx_naming_the_problem(served: Served, path, body, s
         assert word.replace(" ", "") in compact, (word, response.text)
     assert "errors" in response.json()
     assert served.store.count_predictions() == before
+
+
+def test_a_fuzzer_finds_no_5xx_from_the_classifier(served: Served, tmp_path):
+    """Far-out records once gave NaN probabilities answered as nulls; now each is a 422."""
+    result = fuzz(served.url, API_KEY, tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

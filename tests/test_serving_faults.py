@@ -1,21 +1,26 @@
-"""The service under change and failure: database outage, champion hot swap, the offline bento."""
+"""The service under change and failure: database outage, both stores down, champion hot swap
+(to a version with other features), the offline bento."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import mlflow
 import sqlalchemy as sa
 from mlflow import MlflowClient
+from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
 
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bento_packager import BentoPackager
 from serving.prediction_store import PredictionStore
-from tests.conftest import service_env
+from tests.conftest import AUTH, service_env
 
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
 
@@ -102,6 +107,63 @@ def test_database_outage_loses_no_answered_prediction(trained, tmp_path):
         assert sorted(logged) == sorted(ids)  # every answered prediction, none twice, none extra
 
 
+def _status(url: str, path: str, **kwargs) -> int:
+    method = httpx.get if path == "/readyz" else httpx.post
+    return method(f"{url}{path}", headers=AUTH, timeout=60, **kwargs).status_code
+
+
+def _wait_for_status(url: str, path: str, status: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := _status(url, path)) != status:
+        assert time.monotonic() < deadline, f"{path} stayed {got}, wanted {status}"
+        time.sleep(0.2)
+
+
+def test_with_both_stores_down_nothing_is_answered_or_kept_and_readiness_says_so(trained, tmp_path):
+    spool = tmp_path / "spool.db"
+    with postgres_cluster() as pg:
+        db_url = pg.create_database("down")
+        env = service_env(trained, "breast_cancer", db_url, spool)
+        with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
+            one = {"records": RECORDS[:1]}
+            first = httpx.post(f"{url}/predict", json=one, timeout=30).json()["predictions"]
+            assert _status(url, "/readyz") == 200
+
+            pg.stop()
+            lock = sqlite3.connect(spool, isolation_level=None, timeout=30)
+            lock.execute("BEGIN EXCLUSIVE")  # the spool takes no write either
+            try:
+                _wait_for_status(url, "/readyz", 503)
+                refused = httpx.post(f"{url}/predict", json=one, timeout=60)
+                label = {"prediction_id": first[0]["prediction_id"], "ground_truth": 1}
+                single = _status(url, "/feedback", json=label)
+                batch = httpx.post(
+                    f"{url}/feedback/batch", json={"feedback": [label]}, headers=AUTH, timeout=60
+                )
+            finally:
+                lock.close()
+            _wait_for_status(url, "/readyz", 200)  # the spool is back: ready on it alone
+            spooled = httpx.post(f"{url}/predict", json=one, timeout=30).json()["predictions"]
+            pg.start()
+            deadline = time.monotonic() + 60
+            while _spooled(url) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _spooled(url) == 0
+
+        assert refused.status_code == 503
+        assert refused.json()["errors"][0]["problem"] == "prediction log unavailable, retry later"
+        assert (single, batch.status_code) == (503, 503)
+        assert batch.json()["errors"][0]["record"] == 0
+        store = PredictionStore(db_url)
+        answered = [first[0]["prediction_id"], spooled[0]["prediction_id"]]
+        with store.engine.connect() as conn:
+            logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
+        assert sorted(logged) == sorted(answered)  # the refused prediction is nowhere
+        assert store.labelled("breast_cancer").empty
+        store.dispose()
+        assert PredictionStore(f"sqlite:///{spool}").count_predictions() == 0
+
+
 def _isolated_registry(trained, tmp_path: Path) -> str:
     """A copy of the trained registry, so moving its alias does not disturb other tests."""
     copy = tmp_path / "mlflow.db"
@@ -146,6 +208,61 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
     versions = [a["model_version"] for a in traffic.answers[swapped_at:]]
     assert str(new.version) in versions
     assert info["version"] == str(old.version)
+
+
+def _register_narrow_version(uri: str, features: list[str]) -> str:
+    """A breast_cancer version over fewer features, logged as mlserve logs one."""
+    frame = load_breast_cancer(as_frame=True).frame
+    x, y = frame[features], frame["target"]
+    estimator = LogisticRegression(max_iter=1000).fit(x, y)
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        mlflow.set_experiment("narrow")
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                estimator,
+                name="model",
+                signature=infer_signature(x, estimator.predict(x)),
+                input_example=x.head(2),
+                registered_model_name="breast_cancer",
+                pip_requirements=[],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    return str(info.registered_model_version)
+
+
+def test_after_a_swap_to_other_features_the_document_shows_them(trained, tmp_path):
+    uri = _isolated_registry(trained, tmp_path)
+    narrow = ["mean radius", "mean texture", "mean area"]
+    version = _register_narrow_version(uri, narrow)
+    env = {
+        **service_env(
+            trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
+        ),
+        "MLFLOW_TRACKING_URI": uri,
+    }
+    with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
+        before = httpx.get(f"{url}/openapi.json", timeout=30).json()
+        MlflowClient(uri, uri).set_registered_model_alias("breast_cancer", "champion", version)
+        reload = httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=60).json()
+        after = httpx.get(f"{url}/openapi.json", timeout=30).json()
+        page = httpx.get(f"{url}/docs", timeout=30).text
+        old_record = {"records": RECORDS[:1]}
+        refused = httpx.post(f"{url}/predict", json=old_record, timeout=30)
+
+    assert reload == {"name": "breast_cancer", "version": version, "changed": True}
+    assert len(before["components"]["schemas"]["Record"]["properties"]) == 30
+    record = after["components"]["schemas"]["Record"]
+    assert list(record["properties"]) == narrow
+    assert record["examples"][0] == {f: RECORDS[0][f] for f in narrow}
+    assert after["info"]["title"] == f"mlserve: breast_cancer v{version}"
+    assert f"mlserve: breast_cancer v{version}" in page
+    assert refused.status_code == 422  # the old signature's extra features are now refused
+    assert "unexpected field" in refused.text
 
 
 def test_the_built_bento_serves_without_mlflow(trained, tmp_path):
