@@ -25,15 +25,18 @@ from harness.servers import bentoml_server, free_port, managed_process, postgres
 from mlserve_assets.definitions import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
+# The service runs as the production stack configures it: every route needs a key.
+KEY = "bench-key"
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
 wrk.body = [[{body}]]
 """
 
 
 def _wrk(url: str, body: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
     script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    script.write_text(LUA.format(body=body, key=KEY))
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -61,7 +64,10 @@ def _hey(url: str, body: str, seconds: int, rate: int, workdir: Path) -> dict[st
     workers = 4
     load = ["-z", f"{seconds}s", "-c", str(workers), "-q", str(rate // workers)]
     out = subprocess.run(
-        ["hey", *load, "-m", "POST", "-T", "application/json", "-D", str(payload), url],
+        [
+            *["hey", *load, "-m", "POST", "-T", "application/json"],
+            *["-H", f"Authorization: Bearer {KEY}", "-D", str(payload), url],
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -136,6 +142,8 @@ def main() -> None:
                 "MLSERVE_PREDICTIONS_URL": db[name],
                 "MLSERVE_LOG_PREDICTIONS": "false" if name == "nolog" else "true",
                 "MLSERVE_POLL_SECONDS": "0",
+                "MLSERVE_API_KEYS": f"predict:{KEY}",
+                "MLSERVE_OPEN_SCOPES": "",
             }
 
         port = free_port()

@@ -178,7 +178,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("model_name")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=3000, show_default=True)
+@click.option("--port", default=3100, show_default=True, help="The Dagster UI keeps 3000.")
 @click.option(
     "--wait",
     "wait_seconds",
@@ -257,7 +257,7 @@ def key(scopes: str) -> None:
 
 
 @main.command()
-@click.option("--url", default="http://127.0.0.1:3000", show_default=True, help="The service.")
+@click.option("--url", default="http://127.0.0.1:3100", show_default=True, help="The service.")
 @click.option("--model", "model_name", default="drift", show_default=True)
 @click.option(
     "--scenario",

@@ -38,6 +38,7 @@ CASES = [
     ("column_rules_hold", "column 'age': rule max=100", lambda f: f.assign(age=f["age"] + 50)),
     ("column_rules_hold", "column 'age': rule min=0", lambda f: f.assign(age=-f["age"])),
     ("column_rules_hold", "column 'x1': rule dtype=numeric", lambda f: f.assign(x1="high")),
+    ("column_rules_hold", "column 'age': rule dtype=integer", lambda f: f.assign(age=f.age + 0.5)),
     ("column_rules_hold", "column 'x1': rule nullable=false", lambda f: _spread_nulls(f, "x1")),
     ("column_rules_hold", "column 'y': rule allowed=[0, 1]", lambda f: f.assign(y=f["y"] + 1)),
 ]
@@ -70,6 +71,10 @@ def _assert_blocked(result, check: str, words: str, client) -> None:
     failed = evaluations[check]
     assert not failed.passed
     assert words in failed.description
+    # Stopped by the blocking check before it started, not crashed in it: a check that did not
+    # block would let split run and fail on the bad rows.
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "toy__split" not in started, started
     materialized = {tuple(e.asset_key.path) for e in result.get_asset_materialization_events()}
     assert ("toy", "split") not in materialized
     assert ("toy", "candidates") not in materialized
