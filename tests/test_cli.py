@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from sklearn.datasets import load_breast_cancer
 
 from harness.servers import free_port, managed_process, stop_group
 from mlserve_assets.settings import PROJECT_ROOT
+from serving.auth import ApiKeys, local_key
 from tests.conftest import write_spec
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
@@ -108,3 +111,28 @@ def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tm
     assert response.status_code == 200, response.text
     versions = {a["model_version"] for a in response.json()["predictions"]}
     assert versions == {str(champion.version)}
+
+
+def test_key_prints_a_key_and_an_entry_holding_only_its_hash():
+    made = _run(["key", "--scopes", "feedback,admin"], {})
+    assert made.returncode == 0, made.stderr
+    key = re.search(r"key \(give to the client\):\s+(\S+)", made.stdout).group(1)
+    entry = re.search(r"entry \(MLSERVE_API_KEYS_FILE\):\s+(\S+)", made.stdout).group(1)
+    assert entry == f"feedback,admin:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    assert key not in entry
+    keys = ApiKeys.parse(entry, open_scopes="")
+    assert keys.allows("feedback", key) and keys.allows("admin", key)
+    assert keys.allows("predict", key) is False
+    refused = _run(["key", "--scopes", "feedback,root"], {})
+    assert refused.returncode == 2
+    assert "--scopes" in refused.stderr and "root" in refused.stderr
+
+
+def test_the_local_key_is_private_stable_and_admits_every_scope(tmp_path):
+    key, keys_file = local_key(tmp_path / "home")
+    assert (tmp_path / "home" / "api-key").stat().st_mode & 0o777 == 0o600
+    assert local_key(tmp_path / "home") == (key, keys_file)  # made once, then reused
+    assert key not in keys_file.read_text()
+    keys = ApiKeys.read("", keys_file, open_scopes="")
+    assert all(keys.allows(scope, key) for scope in ("predict", "feedback", "admin"))
+    assert keys.allows("feedback", key + "x") is None

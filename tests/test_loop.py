@@ -202,12 +202,14 @@ def closed_loop(
             cmd = [mlserve, "serve", "drift", "--port", str(port)]
             # Only the home, as a user has it: `mlserve serve` hands the bento the project's
             # locations itself, and the bento must log and poll there, not in its own copy.
+            # Nor keys: `mlserve serve` makes the embedded default's local key, read below.
             located = (
                 "MLSERVE_MODEL",
                 "MLSERVE_PREDICTIONS_URL",
                 "MLFLOW_TRACKING_URI",
                 "MLSERVE_ARTIFACT_ROOT",
                 "BENTOML_HOME",
+                "MLSERVE_API_KEYS",
             )
             bento_env = {k: v for k, v in env.items() if k not in located}
             stack.enter_context(
@@ -217,7 +219,11 @@ def closed_loop(
             url = stack.enter_context(
                 bentoml_server("serving.service:ModelService", env, tmp_path / "server.log")
             )
-        http = stack.enter_context(httpx.Client(timeout=30, headers=AUTH))
+        auth = AUTH
+        if serve == "bento":
+            assert httpx.post(f"{url}/feedback", json={}, timeout=30).status_code == 401
+            auth = {"Authorization": f"Bearer {(settings.home / 'api-key').read_text().strip()}"}
+        http = stack.enter_context(httpx.Client(timeout=30, headers=auth))
         store = PredictionStore(settings.predictions_url)
         stack.callback(store.dispose)
         uri = settings.mlflow_tracking_uri
