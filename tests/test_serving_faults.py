@@ -210,7 +210,7 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
     assert info["version"] == str(old.version)
 
 
-def _register_narrow_version(uri: str, features: list[str]) -> str:
+def _register_narrow_version(uri: str, features: list[str], artifacts: Path) -> str:
     """A breast_cancer version over fewer features, logged as mlserve logs one."""
     frame = load_breast_cancer(as_frame=True).frame
     x, y = frame[features], frame["target"]
@@ -219,7 +219,8 @@ def _register_narrow_version(uri: str, features: list[str]) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        mlflow.set_experiment("narrow")
+        experiment = MlflowClient(uri).create_experiment("narrow", artifacts.as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
                 estimator,
@@ -238,7 +239,7 @@ def _register_narrow_version(uri: str, features: list[str]) -> str:
 def test_after_a_swap_to_other_features_the_document_shows_them(trained, tmp_path):
     uri = _isolated_registry(trained, tmp_path)
     narrow = ["mean radius", "mean texture", "mean area"]
-    version = _register_narrow_version(uri, narrow)
+    version = _register_narrow_version(uri, narrow, tmp_path / "artifacts")
     env = {
         **service_env(
             trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
