@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from mlserve_assets import champion_cli
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec_loader import SpecError, load_specs
 
@@ -327,3 +328,13 @@ def simulate(
     if plot_path is not None:
         report.plot(plot_path)
         click.echo(f"plot written to {plot_path}")
+
+
+# The operator's commands live in their own module; registered here, on the one group.
+for _command in (
+    champion_cli.status,
+    champion_cli.history_command,
+    champion_cli.promote,
+    champion_cli.rollback,
+):
+    main.add_command(_command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,15 @@ def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
     trained = _run(["train"], env)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "churn: champion v1" in trained.stdout
+    [move] = json.loads(_run(["history", "churn", "--json"], env).stdout)
+    assert (move["from_version"], move["to_version"]) == (None, "1")
+    assert re.fullmatch(r"gate, run [0-9a-f-]{36} \(by hand\)", move["moved_by"])
+    assert move["reason"].startswith("no champion yet")
+    assert move["evidence"]["promoted"] is True
+    status = json.loads(_run(["status", "churn", "--json"], env).stdout)
+    assert status["champion"]["moved_by"] == move["moved_by"]
+    assert status["last_training"]["gate"] == "passed"
+    assert status["last_training"]["trigger"] == "by hand"
 
     port = free_port()
     log = (tmp_path / "dev.log").open("w")

@@ -31,6 +31,7 @@ from harness.servers import (
     s3_client,
     s3_server,
 )
+from mlserve_assets.champion_moves import history
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
 from serving.contract import Tag, feedback_watermark, gate_outcome
@@ -298,6 +299,11 @@ def test_a_rotation_retrains_promotes_and_the_service_switches(
         after, _ = _accuracy(loop, probe)
         assert loop.champion() == version
         assert loop.client.get_model_version("drift", version).tags[Tag.GATE] == "passed"
+        # The move is in the champion's history, made by the gate in a sensor-started run.
+        moves = history(loop.store, "drift")
+        assert [(m.from_version, m.to_version) for m in moves] == [(None, "1"), ("1", version)]
+        assert moves[-1].moved_by.endswith("(sensor retrain_drift)"), moves[-1].moved_by
+        assert moves[-1].evidence["promoted"] is True
         assert after > before + 0.1, (before, after)
         # Whatever served, its predictions reached the store the sensor reads.
         assert loop.store.count_predictions("drift") >= 4 * BATCH

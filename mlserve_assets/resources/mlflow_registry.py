@@ -25,7 +25,9 @@ from mlflow.types import ColSpec, Schema
 from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
+from mlserve_assets.champion_moves import Move, move_champion
 from serving import contract
+from serving.prediction_store import PredictionStore
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,20 @@ class MlflowRegistry(dg.ConfigurableResource):
         """The most recently registered version, whatever the gate made of it."""
         return contract.latest_version(self._client, model_name)
 
-    def promote(self, model_name: str, version: str) -> None:
-        """Move ``champion`` to ``version``."""
-        self._client.set_registered_model_alias(model_name, contract.CHAMPION, version)
+    def promote(
+        self,
+        model_name: str,
+        version: str,
+        store: PredictionStore,
+        *,
+        by: str,
+        reason: str,
+        evidence: dict[str, Any],
+    ) -> Move:
+        """Move ``champion`` to ``version``, recorded in the champion's history."""
+        return move_champion(
+            self._client, store, model_name, version, by=by, reason=reason, evidence=evidence
+        )
 
     def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         """Record facts (such as the gate's verdict) on a registered version."""

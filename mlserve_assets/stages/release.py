@@ -39,6 +39,13 @@ def _gate_metadata(
     return figures
 
 
+def _mover(context: dg.AssetExecutionContext) -> str:
+    """Who moves the alias: the gate, in this run, started by a sensor or by hand."""
+    sensor = context.run.tags.get("dagster/sensor_name")
+    started = f"sensor {sensor}" if sensor else "by hand"
+    return f"gate, run {context.run.run_id} ({started})"
+
+
 def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
     """``champion`` and ``bento`` for one model."""
     spec, metric = m.spec, m.spec.scorer
@@ -54,6 +61,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         **m.common(),
     )
     def champion(
+        context: dg.AssetExecutionContext,
         registered_version: RegisteredVersion,
         split: DatasetSplit,
         mlflow: MlflowRegistry,
@@ -89,7 +97,14 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             },
         )
         if decision.promote:
-            mlflow.promote(m.name, registered_version.version)
+            mlflow.promote(
+                m.name,
+                registered_version.version,
+                prediction_log.store,
+                by=_mover(context),
+                reason=decision.reason,
+                evidence=metadata,
+            )
         serving = decision.serving_version(
             registered_version.version, None if current is None else str(current.version)
         )
