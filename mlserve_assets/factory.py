@@ -28,9 +28,6 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
         f"train_{spec.name}",
         selection=dg.AssetSelection.groups(spec.name),
         description=f"Load, check, train with feedback, register, gate and package {spec.name}.",
-        # One process for the whole run: a process per step re-imports MLflow, scikit-learn and
-        # Dagster nine times, which was most of the loop's feedback-to-new-version time.
-        executor_def=dg.in_process_executor,
     )
     return dg.Definitions(
         assets=[

@@ -39,7 +39,7 @@ def test_validate_lists_models_and_rejects_a_bad_spec(tmp_path):
     assert f"{bad}: model 'x': field 'task'" in refused.stderr
 
 
-def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
+def test_trained_models_show_up_in_the_dagster_ui(tmp_path, record_property):
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/churn_csv.yaml"),
@@ -84,13 +84,66 @@ def test_trained_models_show_up_in_the_dagster_ui(tmp_path):
                 pass
             assert time.monotonic() < deadline, "dagster dev did not come up"
             time.sleep(1)
+        launched = _materialize_group_as_the_ui_does(f"http://127.0.0.1:{port}/graphql", "churn")
     finally:
         stop_group(proc)
         log.close()
+    assert launched["status"] == "SUCCESS", launched
+    record_property("ui_group_seconds", round(launched["endTime"] - launched["startTime"], 1))
+    assert any("in process" in m for m in launched["messages"]), launched["messages"]
+    assert not any("multiprocess" in m for m in launched["messages"])
     keys = {tuple(node["assetKey"]["path"]) for node in answer["assetNodes"]}
     assert ("churn", "champion") in keys and ("churn", "feedback") in keys
     runs = answer["runsOrError"]["results"]
     assert {"status": "SUCCESS", "jobName": "train_all"} in runs
+
+
+_LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+_RUN = """
+query($id: ID!) {
+  runOrError(runId: $id) { ... on Run { status startTime endTime } }
+  logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent { message } } } }
+}"""
+
+
+def _materialize_group_as_the_ui_does(graphql: str, group: str) -> dict:
+    """ "Materialize all" on a group: a launchRun of the asset job over the group's assets."""
+    query = "{ assetNodes { assetKey { path } groupName } }"
+    nodes = httpx.post(graphql, json={"query": query}, timeout=30).json()["data"]["assetNodes"]
+    selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["groupName"] == group]
+    params = {
+        "selector": {
+            "repositoryLocationName": "mlserve",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": selection,
+        },
+        "mode": "default",
+    }
+    answer = httpx.post(
+        graphql, json={"query": _LAUNCH, "variables": {"params": params}}, timeout=60
+    ).json()["data"]["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    run_id = answer["run"]["runId"]
+    deadline = time.monotonic() + 180
+    while True:
+        data = httpx.post(
+            graphql, json={"query": _RUN, "variables": {"id": run_id}}, timeout=30
+        ).json()["data"]
+        run = data["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        assert time.monotonic() < deadline, f"the UI-launched run is still {run['status']}"
+        time.sleep(1)
+    events = data["logsForRun"]["events"]
+    return {**run, "messages": [e["message"] for e in events if e.get("message")]}
 
 
 def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tmp_path):
