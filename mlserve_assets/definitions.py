@@ -28,6 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     settings.home.mkdir(parents=True, exist_ok=True)
     models = load_specs(settings.spec_paths)
     tracking_uri = _wired("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+    mlflow_ui = os.environ.get("MLSERVE_MLFLOW_UI_URL")
     return dg.Definitions.merge(
         *(build_model_defs(model) for model in models),
         dg.Definitions(
@@ -46,6 +47,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "mlflow": MlflowRegistry(
                     tracking_uri=tracking_uri,
                     artifact_location=settings.artifact_location,
+                    ui_url=dg.EnvVar("MLSERVE_MLFLOW_UI_URL") if mlflow_ui else None,
                 ),
                 "prediction_log": PredictionLogResource(
                     url=_wired("MLSERVE_PREDICTIONS_URL", settings.predictions_url)

@@ -78,3 +78,13 @@ def test_locations_from_the_environment_reach_resources_as_env_vars(monkeypatch,
     result = dg.materialize([predictions])
     assert result.success
     assert (tmp_path / "log.db").exists()
+
+
+def test_checks_explain_themselves_and_assets_carry_the_specs_description():
+    settings = Settings.from_env()
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    for key in graph.asset_check_keys:
+        assert graph.get_check_spec(key).description, key
+    node = graph.get(dg.AssetKey(["breast_cancer", "dataset"]))
+    assert node.metadata["model"].startswith("Malignant (0) or benign (1)")

@@ -139,6 +139,28 @@ def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path
     version = output(result, model, "registered_version")
     registered = client.get_model_version("iris", version.version)
     assert registered.tags["mlserve.candidate"] == board.best.name
+    # Without an MLflow UI address the run is its id; with one, a link to it.
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert meta["mlflow_run"].value == board.model_run_id
+    registry = resources["mlflow"]
+    ui = MlflowRegistry(
+        tracking_uri=registry.tracking_uri,
+        artifact_location=registry.artifact_location,
+        ui_url="http://mlflow.example:5000/",
+    )
+    linked = dg.materialize(
+        [*upstream, *training_assets(model)], resources={**resources, "mlflow": ui}
+    )
+    meta = linked.get_asset_materialization_events()[-1].materialization.metadata
+    experiment = client.get_experiment_by_name("mlserve/iris").experiment_id
+    run_id = output(linked, model, "candidates").model_run_id
+    assert meta["mlflow_run"] == dg.MetadataValue.url(
+        f"http://mlflow.example:5000/#/experiments/{experiment}/runs/{run_id}"
+    )
+    number = output(linked, model, "registered_version").version
+    assert meta["mlflow_version"] == dg.MetadataValue.url(
+        f"http://mlflow.example:5000/#/models/iris/versions/{number}"
+    )
 
 
 def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, tmp_path):
@@ -158,6 +180,10 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
     held = again.get_asset_materialization_events()[-1].materialization.metadata
     assert held["promoted"].value is False
     assert output(again, model, "champion") == output(first, model, "champion")
+    challenger = output(again, model, "registered_version").version
+    serving = output(first, model, "champion")
+    assert next(iter(held)) == "decision"
+    assert held["decision"].value.startswith(f"HELD v{challenger} (v{serving} still serves): ")
     split: DatasetSplit = output(again, model, "split")
     client = MlflowClient(resources["mlflow"].tracking_uri)
     loaded = mlflow.sklearn.load_model(f"models:/iris/{output(first, model, 'champion')}")

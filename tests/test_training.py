@@ -54,6 +54,13 @@ def test_every_example_trains_registers_and_promotes_the_best(settings, client: 
         meta = materialization_metadata(result, model.name, "champion")
         assert meta["promoted"] is True
         assert meta["champion_version"] == str(champion.version)
+        assert next(iter(meta)) == "decision"  # the UI's first line says what happened
+        assert meta["decision"].startswith(f"PROMOTED v{champion.version}: no champion yet")
+        labels = materialization_metadata(result, model.name, "feedback")["labels"]
+        assert labels == "no labels yet"
+        if model.description:
+            registered = client.get_registered_model(model.name)
+            assert registered.description == model.description
         board = materialization_metadata(result, model.name, "candidates")["leaderboard"]
         assert all(c.name in board for c in model.candidates)
 

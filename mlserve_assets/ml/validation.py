@@ -17,7 +17,15 @@ from mlserve_assets.spec import ColumnRule, ModelSpec
 
 # scikit-learn's stratified split refuses a class with fewer rows than this.
 MIN_PER_CLASS = 2
-CHECK_NAMES = ("schema_matches", "target_present", "no_all_null_columns", "column_rules_hold")
+CHECK_DESCRIPTIONS = {
+    "schema_matches": "Every column the spec names (features, target, column rules) is present.",
+    "target_present": "The target has no gaps, a regression target is numeric, a classification "
+    "target has at least two classes.",
+    "no_all_null_columns": "No feature column is empty: a column with no value cannot be learned.",
+    "column_rules_hold": "The spec's column rules (dtype, min, max, nullable, allowed) hold on "
+    "every row.",
+}
+CHECK_NAMES = tuple(CHECK_DESCRIPTIONS)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class MlflowRegistry(dg.ConfigurableResource):
     tracking_uri: str
     artifact_location: str | None = None
     experiment_prefix: str = "mlserve"
+    ui_url: str | None = None
+    """The MLflow UI's address (``MLSERVE_MLFLOW_UI_URL``): runs and versions become links."""
 
     _client: MlflowClient = PrivateAttr()
 
@@ -174,9 +176,33 @@ class MlflowRegistry(dg.ConfigurableResource):
             )
             return LoggedCandidate(run.info.run_id, info.model_uri)
 
-    def register(self, model_name: str, model_uri: str, tags: dict[str, str]) -> str:
-        """A new registered version of ``model_name`` from a logged model; returns the version."""
-        return str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+    def register(
+        self, model_name: str, model_uri: str, tags: dict[str, str], description: str = ""
+    ) -> str:
+        """A new registered version of ``model_name`` from a logged model; returns the version.
+
+        The spec's description goes on the registered model, where the MLflow UI shows it.
+        """
+        version = str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+        if description:
+            self._client.update_registered_model(model_name, description=description)
+        return version
+
+    def run_link(self, run_id: str) -> dg.MetadataValue:
+        """A run, as a link when the MLflow UI's address is known, else its id."""
+        if not self.ui_url:
+            return dg.MetadataValue.text(run_id)
+        run = self._client.get_run(run_id)
+        base = self.ui_url.rstrip("/")
+        return dg.MetadataValue.url(f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}")
+
+    def version_link(self, model_name: str, version: str) -> dg.MetadataValue:
+        """A registered version, as a link when the MLflow UI's address is known."""
+        if not self.ui_url:
+            return dg.MetadataValue.text(f"{model_name} v{version}")
+        return dg.MetadataValue.url(
+            f"{self.ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
+        )
 
     def champion(self, model_name: str) -> ModelVersion | None:
         """The version the ``champion`` alias points at, or None before the first promotion."""

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from mlserve_assets.ml.split import data_version
-from mlserve_assets.ml.validation import CHECK_NAMES, feature_columns, run_checks
+from mlserve_assets.ml.validation import CHECK_DESCRIPTIONS, feature_columns, run_checks
 from mlserve_assets.stages.naming import ModelAssets
 
 
@@ -35,8 +35,8 @@ def data_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         kinds={"pandas"},
         description="Target and features only, after the spec's blocking data checks.",
         check_specs=[
-            dg.AssetCheckSpec(c, asset=m.key("validated_dataset"), blocking=True)
-            for c in CHECK_NAMES
+            dg.AssetCheckSpec(c, asset=m.key("validated_dataset"), blocking=True, description=text)
+            for c, text in CHECK_DESCRIPTIONS.items()
         ],
         **m.common(),
     )

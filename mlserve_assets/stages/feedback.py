@@ -50,6 +50,7 @@ def feedback_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         current = mlflow.champion(m.name)
         trained_until = feedback_watermark(current)
         metadata: dict[str, object] = {
+            "labels": f"{len(labelled)} labelled predictions" if len(labelled) else "no labels yet",
             "labelled_rows": len(labelled),
             "new_since_champion": int((labelled["received_at"] > trained_until).sum()),
             "live_metrics": dg.MetadataValue.md(live.to_markdown(index=False)),

@@ -29,4 +29,7 @@ class ModelAssets:
 
     def common(self) -> dict[str, Any]:
         """Arguments every asset of the model takes."""
-        return {"group_name": self.name, "tags": {"mlserve/model": self.name}}
+        common: dict[str, Any] = {"group_name": self.name, "tags": {"mlserve/model": self.name}}
+        if self.spec.description:  # the spec's words on every asset of the model
+            common["metadata"] = {"model": self.spec.description}
+        return common

@@ -108,9 +108,19 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         serving = decision.serving_version(
             registered_version.version, None if current is None else str(current.version)
         )
+        if decision.promote:
+            headline = f"PROMOTED v{registered_version.version}: {decision.reason}"
+        else:
+            kept = f"v{serving} still serves" if serving else "nothing serves yet"
+            headline = f"HELD v{registered_version.version} ({kept}): {decision.reason}"
         return dg.Output(
             serving or NO_CHAMPION,
-            metadata={**metadata, "champion_version": serving or NO_CHAMPION},
+            metadata={
+                "decision": headline,  # first: the line the UI shows on top
+                **metadata,
+                "champion_version": serving or NO_CHAMPION,
+                "champion": mlflow.version_link(m.name, serving) if serving else NO_CHAMPION,
+            },
         )
 
     @dg.asset(

@@ -140,7 +140,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "best_candidate": board.best.name,
                 "best_mix": board.best.mix,
                 f"best_{metric.name}": board.best.score,
-                "mlflow_parent_run": parent,
+                "mlflow_parent_run": mlflow.run_link(parent),
                 **{f"{metric.name}/{r.name}/{r.mix}": r.score for r in board.results},
             },
         )
@@ -171,6 +171,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 Tag.FEEDBACK_ROWS: str(split.feedback_rows),
                 Tag.FEEDBACK_WATERMARK: repr(split.feedback_watermark),
             },
+            description=spec.description,
         )
         registered = RegisteredVersion(
             m.name, version, best.score, candidates.model_run_id, split.data_version
@@ -182,7 +183,8 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "candidate": best.name,
                 "mix": best.mix,
                 metric.name: best.score,
-                "mlflow_run": candidates.model_run_id,
+                "mlflow_run": mlflow.run_link(candidates.model_run_id),
+                "mlflow_version": mlflow.version_link(m.name, version),
             },
         )
 
