@@ -3,17 +3,27 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup run dev test lint bench
+.PHONY: setup setup-dev run dev test lint bench
 
-$(STAMP): pyproject.toml scripts/system-packages.sh
-	bash scripts/system-packages.sh
+# What running needs: the package and its dependencies, nothing else.
+$(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
+# What testing adds: the test tools and the Debian packages the suite needs (PostgreSQL server
+# binaries for throw-away clusters, promtool).
+$(DEV_STAMP): $(STAMP) scripts/system-packages.sh
+	bash scripts/system-packages.sh
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
+
 setup: $(STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 run: setup
 	$(VENV)/bin/mlserve validate
@@ -22,13 +32,13 @@ run: setup
 dev: setup
 	$(VENV)/bin/mlserve dev
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup
+bench: setup-dev
 	command -v wrk >/dev/null && command -v hey >/dev/null || apt-get install -y -qq wrk hey
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-test: setup lint
+test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q

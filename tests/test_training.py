@@ -56,6 +56,11 @@ def test_every_example_trains_registers_and_promotes_the_best(settings, client: 
         assert meta["champion_version"] == str(champion.version)
         assert next(iter(meta)) == "decision"  # the UI's first line says what happened
         assert meta["decision"].startswith(f"PROMOTED v{champion.version}: no champion yet")
+        bento = materialization_metadata(result, model.name, "bento")
+        assert bento["serve"] == (
+            f"mlserve serve {model.name}  (or: BENTOML_HOME={settings.bentoml_home} "
+            f"bentoml serve {bento['bento']})"
+        )
         labels = materialization_metadata(result, model.name, "feedback")["labels"]
         assert labels == "no labels yet"
         if model.description:

@@ -139,7 +139,11 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "bento": built["bento"],
                 "bentoml_model": built["model"],
                 "mlflow_version": champion,
-                "serve": dg.MetadataValue.text(f"bentoml serve {built['bento']}"),
+                # The bento store is the project's, not BentoML's default: say where.
+                "serve": dg.MetadataValue.text(
+                    f"mlserve serve {m.name}  (or: BENTOML_HOME={bentos.bentoml_home} "
+                    f"bentoml serve {built['bento']})"
+                ),
             }
         )
 
