@@ -1,4 +1,4 @@
-"""The operator's commands: status, history, promote, rollback.
+"""The operator's commands: status, history, promote, rollback, plan.
 
 Each reads or moves the registry and the champion's history directly, so they work with or without
 a running service; a running service follows a move at its next registry poll. Read commands
@@ -207,3 +207,47 @@ def rollback(model_name: str, version: str | None, reason: str) -> None:
                 _refuse(f"no recorded champion before v{current.version}; name one with --to")
             version = arrivals[-1].from_version
         _move(p, model_name, version, reason, "rollback")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(as_json: bool) -> None:
+    """What each declared model becomes: assets, checks, job, sensor and bento (nothing runs)."""
+    from mlserve_assets.definitions import build_definitions
+    from mlserve_assets.spec_loader import SpecError
+    from serving.package import bento_name
+
+    settings = Settings.from_env()
+    try:
+        defs = build_definitions(settings)
+    except SpecError as exc:
+        _refuse(str(exc))
+    graph = defs.resolve_asset_graph()
+    sensors = {s.name: s for s in defs.sensors or []}
+    models: dict[str, dict[str, Any]] = {}
+    for key in graph.toposorted_asset_keys:  # upstream first
+        model, stage = key.path
+        models.setdefault(model, {"assets": [], "checks": []})["assets"].append(stage)
+    for check in sorted(graph.asset_check_keys, key=lambda c: (c.asset_key.path, c.name)):
+        models[check.asset_key.path[0]]["checks"].append(
+            f"{check.asset_key.path[1]}:{check.name}"
+            + (" (blocking)" if graph.get_check_spec(check).blocking else "")
+        )
+    for name, model in models.items():
+        sensor = sensors[f"retrain_{name}"]
+        model |= {
+            "job": f"train_{name}",
+            "sensor": f"{sensor.name}: {sensor.description}",
+            "bento": bento_name(name),
+        }
+    lines = []
+    for name, model in models.items():
+        lines += [
+            name,
+            f"  assets  {', '.join(model['assets'])}",
+            f"  checks  {', '.join(model['checks'])}",
+            f"  job     {model['job']}",
+            f"  sensor  {model['sensor']}",
+            f"  bento   {model['bento']}",
+        ]
+    _emit(models, as_json, lines)

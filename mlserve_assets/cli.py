@@ -336,5 +336,6 @@ for _command in (
     champion_cli.history_command,
     champion_cli.promote,
     champion_cli.rollback,
+    champion_cli.plan,
 ):
     main.add_command(_command)

@@ -199,3 +199,36 @@ def test_the_local_key_is_private_stable_and_admits_every_scope(tmp_path):
     keys = ApiKeys.read("", keys_file, open_scopes="")
     assert all(keys.allows(scope, key) for scope in ("predict", "feedback", "admin"))
     assert keys.allows("feedback", key + "x") is None
+
+
+def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
+    env = {
+        "MLSERVE_HOME": str(tmp_path / "home"),
+        "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
+    }
+    planned = _run(["plan", "--json"], env)
+    assert planned.returncode == 0, planned.stderr
+    models = json.loads(planned.stdout)
+    assert set(models) == {"breast_cancer", "wine"}
+    stages = models["wine"]["assets"]
+    assert set(stages) == {
+        "dataset",
+        "validated_dataset",
+        "predictions",
+        "feedback",
+        "split",
+        "candidates",
+        "registered_version",
+        "champion",
+        "bento",
+    }
+    chain = ["dataset", "validated_dataset", "split", "candidates", "registered_version"]
+    assert [s for s in stages if s in chain] == chain  # upstream first
+    assert stages.index("feedback") < stages.index("split") < stages.index("champion")
+    assert len(models["wine"]["checks"]) == 4
+    assert all(c.endswith("(blocking)") for c in models["wine"]["checks"])
+    assert models["wine"]["bento"] == "mlserve-wine"
+    assert models["wine"]["sensor"].startswith("retrain_wine: Retrain wine")
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing ran
+    text = _run(["plan"], env).stdout
+    assert "  job     train_breast_cancer" in text
