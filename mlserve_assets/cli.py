@@ -27,13 +27,6 @@ def embedded_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def auth_headers(api_key: str | None, home: Path) -> dict[str, str]:
-    """The header carrying the given key, else the embedded default's local key, if any."""
-    local = home / "api-key"
-    key = api_key or (local.read_text().strip() if local.exists() else None)
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 @click.group()
 def main() -> None:
     """Declarative ML pipelines: spec -> Dagster assets -> MLflow -> champion -> BentoML."""
@@ -297,6 +290,7 @@ def simulate(
     from mlflow import MlflowClient
 
     from mlserve_assets.simulation import simulate as run
+    from serving.auth import client_headers
     from serving.contract import Tag, gate_outcome
 
     settings = Settings.from_env()
@@ -309,7 +303,7 @@ def simulate(
         batch=batch,
         pause=pause,
         label_noise=label_noise,
-        headers=auth_headers(api_key, settings.home),
+        headers=client_headers(api_key, settings.home),
         say=click.echo,
     )
     first, last = report.rounds[0], report.rounds[-1]
@@ -337,5 +331,6 @@ for _command in (
     champion_cli.promote,
     champion_cli.rollback,
     champion_cli.plan,
+    champion_cli.predict,
 ):
     main.add_command(_command)

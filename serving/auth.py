@@ -139,6 +139,13 @@ def local_key(home: Path) -> tuple[str, Path]:
     return key, keys_file
 
 
+def client_headers(api_key: str | None, home: Path) -> dict[str, str]:
+    """A client's header: the given key, else the embedded default's local key, if any."""
+    local = home / "api-key"
+    key = api_key or (local.read_text().strip() if local.exists() else None)
+    return {HEADER: f"{SCHEME} {key}"} if key else {}
+
+
 def presented_key(authorization: str | None) -> str | None:
     """The key from an ``Authorization: Bearer KEY`` header."""
     if not authorization:

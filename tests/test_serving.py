@@ -3,12 +3,20 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
@@ -364,3 +372,30 @@ def test_a_fuzzer_finds_no_5xx_from_the_classifier(served: Served, tmp_path):
     """Far-out records once gave NaN probabilities answered as nulls; now each is a 422."""
     result = fuzz(served.url, API_KEY, tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_mlserve_predict_writes_a_csv_from_the_running_service(served: Served, trained, tmp_path):
+    rows = CANCER.iloc[100:350].copy()
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    mlserve = str(Path(sys.executable).parent / "mlserve")
+    env = {**os.environ, "MLSERVE_HOME": str(tmp_path), "MLSERVE_API_KEY": API_KEY}
+    args = [mlserve, "predict", "breast_cancer", str(tmp_path / "in.csv"), "--url", served.url]
+    done = subprocess.run([*args, "--batch", "100"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = pd.read_csv(io.StringIO(done.stdout))
+    assert len(out) == 250
+    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
+        "breast_cancer", "champion"
+    )
+    model = mlflow.sklearn.load_model(f"models:/breast_cancer/{champion.version}")
+    assert out["prediction"].tolist() == model.predict(rows).tolist()
+    assert np.allclose(out["probability_1"], model.predict_proba(rows)[:, 1])
+    assert set(out["model_version"].astype(str)) == {str(champion.version)}
+    assert all(served.store.prediction(pid) is not None for pid in out["prediction_id"][:5])
+
+    rows.iloc[120, 3] = "big"  # row 121 of the file
+    rows.to_csv(tmp_path / "bad.csv", index=False)
+    args[3] = str(tmp_path / "bad.csv")
+    refused = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert f"row 121: {CANCER.columns[3]}: expected a number" in refused.stderr
