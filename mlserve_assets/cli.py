@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from mlserve_assets import champion_cli
+from mlserve_assets import champion_cli, scaffold
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec_loader import SpecError, load_specs
 
@@ -332,5 +332,6 @@ for _command in (
     champion_cli.rollback,
     champion_cli.plan,
     champion_cli.predict,
+    scaffold.init,
 ):
     main.add_command(_command)

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+import yaml
 from mlflow import MlflowClient
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from harness.servers import free_port, managed_process, stop_group
 from mlserve_assets.settings import PROJECT_ROOT
@@ -232,3 +234,41 @@ def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
     assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing ran
     text = _run(["plan"], env).stdout
     assert "  job     train_breast_cancer" in text
+
+
+def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
+    wine = load_wine(as_frame=True).frame
+    wine["region"] = np.where(wine["alcohol"] > 13, "north", "south")  # a text column
+    wine.loc[::7, "magnesium"] = np.nan  # gaps
+    wine = wine.rename(columns={"target": "cultivar"})
+    wine = wine[[c for c in wine.columns if c != "cultivar"] + ["cultivar"]]  # the last column
+    (tmp_path / "data").mkdir()
+    wine.to_csv(tmp_path / "data" / "wine.csv", index=False)
+    spec = tmp_path / "wine.yaml"
+    made = _run(["init", str(tmp_path / "data" / "wine.csv"), "--output", str(spec)], {})
+    assert made.returncode == 0, made.stderr
+    [model] = yaml.safe_load(spec.read_text())["models"]
+    assert (model["target"], model["task"], model["metric"]) == (
+        "cultivar",
+        "classification",
+        "accuracy",
+    )
+    assert model["source"] == {"kind": "file", "path": "data/wine.csv"}  # relative to the spec
+    majority = wine["cultivar"].value_counts(normalize=True).max()
+    assert model["gate"]["threshold"] == round(majority + 0.01, 3)
+    assert model["columns"]["region"] == {"dtype": "string", "nullable": False}
+    assert model["columns"]["magnesium"] == {"dtype": "numeric", "nullable": True}
+    assert model["columns"]["cultivar"]["allowed"] == [0, 1, 2]
+    assert len(model["candidates"]) == 2
+    env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
+    assert _run(["validate"], env).returncode == 0
+    trained = _run(["train"], env)
+    assert trained.returncode == 0, trained.stdout + trained.stderr[-2000:]
+    assert "wine: champion v1" in trained.stdout
+
+    diabetes = load_diabetes(as_frame=True).frame
+    diabetes.to_csv(tmp_path / "diabetes.csv", index=False)
+    printed = _run(["init", str(tmp_path / "diabetes.csv"), "--name", "sugar"], {})
+    [model] = yaml.safe_load(printed.stdout)["models"]
+    assert (model["name"], model["task"], model["metric"]) == ("sugar", "regression", "rmse")
+    assert np.isclose(model["gate"]["threshold"], 0.99 * diabetes["target"].std(), rtol=1e-3)
