@@ -75,18 +75,24 @@ def guess_task(target: pd.Series) -> str:
     return "classification" if ptypes.is_integer_dtype(values) and few else "regression"
 
 
-def _rule(column: pd.Series) -> dict[str, Any]:
-    from pandas.api import types as ptypes
+# The data checks' dtype for each MLflow input type the training will log.
+_RULE_DTYPES = {"long": "integer", "double": "numeric", "string": "string", "boolean": "bool"}
 
-    if ptypes.is_bool_dtype(column):
-        dtype = "bool"
-    elif ptypes.is_integer_dtype(column):
-        dtype = "integer"
-    elif ptypes.is_numeric_dtype(column):
-        dtype = "numeric"
-    else:
-        dtype = "string"
-    return {"dtype": dtype, "nullable": bool(column.isna().any())}
+
+def _rules(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each column's type and gaps, read as the training reads them (``input_schema``).
+
+    A true/false column with gaps is read as text, which the ``bool`` rule would refuse: it gets
+    no dtype rule.
+    """
+    from mlserve_assets.ml.prepare import input_schema
+
+    rules = {}
+    for name, kind, required in input_schema(frame):
+        typed = kind != "boolean" or required
+        rules[name] = {"dtype": _RULE_DTYPES[kind]} if typed else {}
+        rules[name]["nullable"] = not required
+    return rules
 
 
 def scaffold_spec(frame: pd.DataFrame, name: str, path: str, target: str | None) -> dict[str, Any]:
@@ -103,7 +109,7 @@ def scaffold_spec(frame: pd.DataFrame, name: str, path: str, target: str | None)
     else:
         metric, threshold = "rmse", float(f"{0.99 * float(y.std()):.4g}")
         why = f"beat always answering the mean (rmse {float(y.std()):.4g}) by 1%"
-    columns = {c: _rule(frame[c]) for c in frame.columns}
+    columns = _rules(frame)
     if task == "classification" and y.nunique() <= _MAX_CLASSES:
         columns[target]["allowed"] = sorted(y.unique().tolist(), key=str)
     return {
