@@ -69,8 +69,9 @@ def validate(specs: tuple[Path, ...]) -> None:
 def train(model_name: str | None, verbose: bool) -> None:
     """Run the training job in-process on the configured Dagster instance.
 
-    Prints each model's gate decision; a failed step is reported as model, step, the error's
-    message and what to change, in one screen (the traceback only with --verbose).
+    Ends with a table: per model, the steps run and their seconds, the best candidate and data
+    mix, and the gate's decision; a failed step is reported as model, step, the error's message
+    and what to change, in one screen (the traceback only with --verbose).
     """
     settings = Settings.from_env()
     os.environ.update(embedded_environment(settings))
@@ -94,14 +95,7 @@ def train(model_name: str | None, verbose: bool) -> None:
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": level}}}},
         )
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        if materialization is not None and materialization.asset_key.path[-1] == "champion":
-            meta = materialization.metadata
-            click.echo(
-                f"{materialization.asset_key.path[0]}: champion v{meta['champion_version'].value}"
-                f" — {meta['reason'].value}"
-            )
+    click.echo(_summary(result))
     if not result.success:
         for event in result.all_events:
             check = event.event_specific_data
@@ -112,6 +106,32 @@ def train(model_name: str | None, verbose: bool) -> None:
                 click.echo(_explain_failure(event.step_key, event.step_failure_data.error, verbose))
         click.echo(f"run {result.run_id} failed (`mlserve dev` shows it in the UI)", err=True)
         sys.exit(1)
+
+
+def _summary(result: object) -> str:
+    """One row per model: what the gate did, the best candidate and mix, steps and seconds."""
+    models: dict[str, dict[str, object]] = {}
+    for event in result.all_events:
+        if event.step_key is None or "__" not in event.step_key:
+            continue
+        model = models.setdefault(event.step_key.partition("__")[0], {"steps": 0, "ms": 0.0})
+        if event.event_type_value == "STEP_SUCCESS":
+            model["steps"] += 1
+            model["ms"] += event.event_specific_data.duration_ms or 0.0
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            metadata = event.step_materialization_data.materialization.metadata
+            meta = {k: v.value for k, v in metadata.items()}
+            model.update(
+                {k: meta[k] for k in ("decision", "best_candidate", "best_mix") if k in meta}
+            )
+    lines = [f"{'model':16} {'steps':>5} {'seconds':>8}  {'best':24}  decision"]
+    for name, m in models.items():
+        best = f"{m.get('best_candidate', '-')} x {m.get('best_mix', '-')}"
+        decision = str(m.get("decision", "did not reach the gate"))
+        lines.append(
+            f"{name:16} {m['steps']:>5} {m['ms'] / 1000:>8.1f}  {best:24}  {decision[:70]}"
+        )
+    return "\n".join(lines)
 
 
 def _explain_failure(step: str, error: object, verbose: bool) -> str:

@@ -48,7 +48,7 @@ def test_trained_models_show_up_in_the_dagster_ui(tmp_path, record_property):
     }
     trained = _run(["train"], env)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert "churn: champion v1" in trained.stdout
+    assert re.search(r"^churn +9 +[\d.]+  \S+ x base +PROMOTED v1: ", trained.stdout, re.M)
     [move] = json.loads(_run(["history", "churn", "--json"], env).stdout)
     assert (move["from_version"], move["to_version"]) == (None, "1")
     assert re.fullmatch(r"gate, run [0-9a-f-]{36} \(by hand\)", move["moved_by"])
@@ -264,7 +264,7 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
     assert _run(["validate"], env).returncode == 0
     trained = _run(["train"], env)
     assert trained.returncode == 0, trained.stdout + trained.stderr[-2000:]
-    assert "wine: champion v1" in trained.stdout
+    assert re.search(r"^wine +9 +[\d.]+ .* PROMOTED v1: ", trained.stdout, re.M)
 
     diabetes = load_diabetes(as_frame=True).frame
     diabetes.to_csv(tmp_path / "diabetes.csv", index=False)
