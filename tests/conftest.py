@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -128,3 +131,37 @@ def fuzz(
     for path in exclude:
         command += ["--exclude-path", path]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=workdir)
+
+
+def registry_copy(settings: Settings, folder: Path) -> str:
+    """A consistent copy of a SQLite registry, so moving its aliases disturbs no other test.
+
+    Through SQLite's backup API, not a file copy: rows still in the write-ahead log beside the
+    file would be missing from a copy of the file alone.
+    """
+    copy = folder / "mlflow.db"
+    source = sqlite3.connect(settings.mlflow_tracking_uri.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return f"sqlite:///{copy}"
+
+
+@contextmanager
+def global_tracking(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URI set to ``uri``, then put back.
+
+    Some client calls resolve through the global URI whatever the client was given (creating a
+    version from a ``models:/m-...`` source looks the logged model up there), and earlier tests
+    leave it pointing at their own stores.
+    """
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -162,9 +162,9 @@ def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tm
     assert "no bento for 'no_such_model'" in missing.stderr
     assert "materialise no_such_model/bento first" in missing.stderr
 
-    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    champion = MlflowClient(
+        trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
+    ).get_model_version_by_alias("breast_cancer", "champion")
     records = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(2)
     port = free_port()
     cmd = [MLSERVE, "serve", "breast_cancer", "--port", str(port)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from sklearn.datasets import load_breast_cancer
 
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import AUTH, service_env
+from tests.conftest import AUTH, global_tracking, registry_copy, service_env
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()
@@ -42,14 +41,13 @@ def _wait_for_version(url: str, version: str, timeout: float = 15) -> None:
 
 
 def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_path):
-    registry = tmp_path / "mlflow.db"
-    shutil.copy(trained.mlflow_tracking_uri.removeprefix("sqlite:///"), registry)
-    uri = f"sqlite:///{registry}"
+    uri = registry_copy(trained, tmp_path)
     client = MlflowClient(uri, uri)
     first = client.get_model_version_by_alias("breast_cancer", "champion")
-    second = client.create_model_version(
-        "breast_cancer", first.source, run_id=first.run_id, tags=first.tags
-    )
+    with global_tracking(uri):
+        second = client.create_model_version(
+            "breast_cancer", first.source, run_id=first.run_id, tags=first.tags
+        )
     predictions = f"sqlite:///{tmp_path / 'predictions.db'}"
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
@@ -92,16 +90,13 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
 
 
 def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
-    registry = tmp_path / "mlflow.db"
-    shutil.copy(trained.mlflow_tracking_uri.removeprefix("sqlite:///"), registry)
+    uri = registry_copy(trained, tmp_path)
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{registry}",
+        "MLFLOW_TRACKING_URI": uri,
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
     }
-    current = MlflowClient(f"sqlite:///{registry}").get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    current = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     cases = [
         (["promote", "breast_cancer", "99", "--reason", "x"], "has no version 99"),
         (["promote", "breast_cancer", str(current.version), "--reason", "x"], "already the"),
@@ -114,7 +109,5 @@ def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
         assert words in refused.stderr, (args, refused.stderr)
     missing_reason = _mlserve(["promote", "breast_cancer", "1"], env)
     assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
-    alias = MlflowClient(f"sqlite:///{registry}").get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    alias = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     assert alias.version == current.version

@@ -66,9 +66,9 @@ def test_single_prediction_is_answered_and_logged(served: Served, trained):
     assert answer["prediction"] in (0, 1)
     assert set(answer["probabilities"]) == {"0", "1"}
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-9
-    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    champion = MlflowClient(
+        trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
+    ).get_model_version_by_alias("breast_cancer", "champion")
     assert (answer["model_name"], answer["model_version"]) == (
         "breast_cancer",
         str(champion.version),
@@ -168,9 +168,9 @@ def test_feedback_batch_reports_each_item(served: Served):
 
 def test_model_info_reports_the_served_version(served: Served, trained):
     info = served.http.get(f"{served.url}/model").json()
-    version = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    version = MlflowClient(
+        trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
+    ).get_model_version_by_alias("breast_cancer", "champion")
     assert info["name"] == "breast_cancer"
     assert info["version"] == str(version.version)
     assert info["alias"] == "champion"
@@ -384,9 +384,9 @@ def test_mlserve_predict_writes_a_csv_from_the_running_service(served: Served, t
     assert done.returncode == 0, done.stderr
     out = pd.read_csv(io.StringIO(done.stdout))
     assert len(out) == 250
-    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    champion = MlflowClient(
+        trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
+    ).get_model_version_by_alias("breast_cancer", "champion")
     model = mlflow.sklearn.load_model(f"models:/breast_cancer/{champion.version}")
     assert out["prediction"].tolist() == model.predict(rows).tolist()
     assert np.allclose(out["probability_1"], model.predict_proba(rows)[:, 1])

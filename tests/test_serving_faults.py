@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 import time
@@ -20,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bento_packager import BentoPackager
 from serving.prediction_store import PredictionStore
-from tests.conftest import AUTH, service_env
+from tests.conftest import AUTH, global_tracking, registry_copy, service_env
 
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
 
@@ -164,18 +163,14 @@ def test_with_both_stores_down_nothing_is_answered_or_kept_and_readiness_says_so
         assert PredictionStore(f"sqlite:///{spool}").count_predictions() == 0
 
 
-def _isolated_registry(trained, tmp_path: Path) -> str:
-    """A copy of the trained registry, so moving its alias does not disturb other tests."""
-    copy = tmp_path / "mlflow.db"
-    shutil.copy(trained.mlflow_tracking_uri.removeprefix("sqlite:///"), copy)
-    return f"sqlite:///{copy}"
-
-
 def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
-    uri = _isolated_registry(trained, tmp_path)
+    uri = registry_copy(trained, tmp_path)
     client = MlflowClient(uri, uri)
     old = client.get_model_version_by_alias("breast_cancer", "champion")
-    new = client.create_model_version("breast_cancer", old.source, run_id=old.run_id, tags=old.tags)
+    with global_tracking(uri):
+        new = client.create_model_version(
+            "breast_cancer", old.source, run_id=old.run_id, tags=old.tags
+        )
     env = {
         **service_env(
             trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
@@ -215,11 +210,8 @@ def _register_narrow_version(uri: str, features: list[str], artifacts: Path) -> 
     frame = load_breast_cancer(as_frame=True).frame
     x, y = frame[features], frame["target"]
     estimator = LogisticRegression(max_iter=1000).fit(x, y)
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        experiment = MlflowClient(uri).create_experiment("narrow", artifacts.as_uri())
+    with global_tracking(uri):
+        experiment = MlflowClient(uri, uri).create_experiment("narrow", artifacts.as_uri())
         mlflow.set_experiment(experiment_id=experiment)
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
@@ -230,14 +222,11 @@ def _register_narrow_version(uri: str, features: list[str], artifacts: Path) -> 
                 registered_model_name="breast_cancer",
                 pip_requirements=[],
             )
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     return str(info.registered_model_version)
 
 
 def test_after_a_swap_to_other_features_the_document_shows_them(trained, tmp_path):
-    uri = _isolated_registry(trained, tmp_path)
+    uri = registry_copy(trained, tmp_path)
     narrow = ["mean radius", "mean texture", "mean area"]
     version = _register_narrow_version(uri, narrow, tmp_path / "artifacts")
     env = {
@@ -267,9 +256,9 @@ def test_after_a_swap_to_other_features_the_document_shows_them(trained, tmp_pat
 
 
 def test_the_built_bento_serves_without_mlflow(trained, tmp_path):
-    champion = MlflowClient(trained.mlflow_tracking_uri).get_model_version_by_alias(
-        "breast_cancer", "champion"
-    )
+    champion = MlflowClient(
+        trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
+    ).get_model_version_by_alias("breast_cancer", "champion")
     packager = BentoPackager(
         bentoml_home=str(trained.bentoml_home), tracking_uri=trained.mlflow_tracking_uri
     )
