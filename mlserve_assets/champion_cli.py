@@ -1,4 +1,4 @@
-"""The operator's commands: status, history, promote, rollback, plan, predict.
+"""The operator's commands about the champion: status, history, promote, rollback.
 
 Each reads or moves the registry and the champion's history directly, so they work with or without
 a running service; a running service follows a move at its next registry poll. Read commands
@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -42,7 +41,7 @@ class Project:
     def spec(self, model_name: str) -> ModelSpec:
         """A model's spec, or exit 1 naming the models there are."""
         if model_name not in self.specs:
-            _refuse(f"no model {model_name!r} in the specs; models: {', '.join(self.specs)}")
+            refuse(f"no model {model_name!r} in the specs; models: {', '.join(self.specs)}")
         return self.specs[model_name]
 
 
@@ -60,7 +59,7 @@ def project() -> Iterator[Project]:
     try:
         specs = {spec.name: spec for spec in load_specs(settings.spec_paths)}
     except SpecError as exc:
-        _refuse(str(exc))
+        refuse(str(exc))
     uri = settings.mlflow_tracking_uri
     store = PredictionStore(settings.predictions_url)
     try:
@@ -69,7 +68,8 @@ def project() -> Iterator[Project]:
         store.dispose()
 
 
-def _refuse(message: str) -> None:
+def refuse(message: str) -> None:
+    """Exit 1 with ``message`` on stderr (the commands' one way to refuse)."""
     click.echo(message, err=True)
     sys.exit(1)
 
@@ -80,7 +80,8 @@ def _when(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
-def _emit(data: Any, as_json: bool, lines: list[str]) -> None:
+def emit(data: Any, as_json: bool, lines: list[str]) -> None:
+    """Print ``data`` as JSON or ``lines`` as text: every read command's output."""
     click.echo(json.dumps(data, indent=2, default=str) if as_json else "\n".join(lines))
 
 
@@ -121,7 +122,7 @@ def status(model_name: str | None, as_json: bool) -> None:
             )
         answering = ", ".join(f"v{v} ({n})" for v, n in s["answering"].items()) or "none"
         lines += [f"  sensor       {s['sensor']}", f"  answering    {answering} (last 10 min)"]
-    _emit(found if model_name is None else found[0], as_json, lines)
+    emit(found if model_name is None else found[0], as_json, lines)
 
 
 @click.command(name="history")
@@ -141,7 +142,7 @@ def history_command(model_name: str, as_json: bool) -> None:
         lines.append(f"{_when(m.moved_at):19}  {move:10}  {m.moved_by:{width}}  {m.reason}")
     if not moves:
         lines.append("(no recorded moves)")
-    _emit([m.as_dict() for m in moves], as_json, lines)
+    emit([m.as_dict() for m in moves], as_json, lines)
 
 
 def _move(p: Project, model_name: str, version: str, reason: str, command: str) -> None:
@@ -153,10 +154,10 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
     try:
         target = p.client.get_model_version(model_name, version)
     except MlflowException:
-        _refuse(f"{model_name} has no version {version}")
+        refuse(f"{model_name} has no version {version}")
     current = champion(p.client, model_name)
     if current is not None and str(current.version) == version:
-        _refuse(f"v{version} is already the champion of {model_name}")
+        refuse(f"v{version} is already the champion of {model_name}")
     move = move_champion(
         p.client,
         p.store,
@@ -200,121 +201,11 @@ def rollback(model_name: str, version: str | None, reason: str) -> None:
         current = champion(p.client, model_name)
         if version is None:
             if current is None:
-                _refuse(f"{model_name} has no champion to roll back from")
+                refuse(f"{model_name} has no champion to roll back from")
             arrivals = [
                 m for m in history(p.store, model_name) if m.to_version == str(current.version)
             ]
             if not arrivals or arrivals[-1].from_version is None:
-                _refuse(f"no recorded champion before v{current.version}; name one with --to")
+                refuse(f"no recorded champion before v{current.version}; name one with --to")
             version = arrivals[-1].from_version
         _move(p, model_name, version, reason, "rollback")
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan(as_json: bool) -> None:
-    """What each declared model becomes: assets, checks, job, sensor and bento (nothing runs)."""
-    from mlserve_assets.definitions import build_definitions
-    from mlserve_assets.spec_loader import SpecError
-    from serving.package import bento_name
-
-    settings = Settings.from_env()
-    try:
-        defs = build_definitions(settings)
-    except SpecError as exc:
-        _refuse(str(exc))
-    graph = defs.resolve_asset_graph()
-    sensors = {s.name: s for s in defs.sensors or []}
-    models: dict[str, dict[str, Any]] = {}
-    for key in graph.toposorted_asset_keys:  # upstream first
-        model, stage = key.path
-        models.setdefault(model, {"assets": [], "checks": []})["assets"].append(stage)
-    for check in sorted(graph.asset_check_keys, key=lambda c: (c.asset_key.path, c.name)):
-        models[check.asset_key.path[0]]["checks"].append(
-            f"{check.asset_key.path[1]}:{check.name}"
-            + (" (blocking)" if graph.get_check_spec(check).blocking else "")
-        )
-    for name, model in models.items():
-        sensor = sensors[f"retrain_{name}"]
-        model |= {
-            "job": f"train_{name}",
-            "sensor": f"{sensor.name}: {sensor.description}",
-            "bento": bento_name(name),
-        }
-    lines = []
-    for name, model in models.items():
-        lines += [
-            name,
-            f"  assets  {', '.join(model['assets'])}",
-            f"  checks  {', '.join(model['checks'])}",
-            f"  job     {model['job']}",
-            f"  sensor  {model['sensor']}",
-            f"  bento   {model['bento']}",
-        ]
-    _emit(models, as_json, lines)
-
-
-@click.command()
-@click.argument("model_name")
-@click.argument("records", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--url", default="http://127.0.0.1:3100", show_default=True, help="The service.")
-@click.option(
-    "--api-key", envvar="MLSERVE_API_KEY", help="A key with the predict scope, if needed."
-)
-@click.option("--batch", default=500, show_default=True, help="Records per request.")
-def predict(model_name: str, records: Path, url: str, api_key: str | None, batch: int) -> None:
-    """Predict every row of RECORDS (a CSV) through the running service; CSV to stdout.
-
-    Each row keeps its columns and gains prediction, the class probabilities (classifiers),
-    prediction_id (for feedback) and model_version. Every row is logged by the service like any
-    other prediction. A refused batch stops the command (exit 1) naming the row and field.
-    """
-    import httpx
-    import pandas as pd
-
-    from serving.auth import client_headers
-
-    frame = pd.read_csv(records)
-    answers: list[dict[str, Any]] = []
-    headers = client_headers(api_key, Settings.from_env().home)
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        served = http.get("/model")
-        if served.status_code != 200:
-            _refuse(f"{url}/model answered {served.status_code}: {served.text[:300]}")
-        if served.json()["name"] != model_name:
-            _refuse(f"{url} serves {served.json()['name']}, not {model_name}")
-        rows = _records(frame, served.json()["features"])
-        for start in range(0, len(rows), batch):
-            response = http.post("/predict", json={"records": rows[start : start + batch]})
-            if response.status_code != 200:
-                problems = [
-                    f"row {start + e['record'] + 1 if e['record'] is not None else '-'}: "
-                    f"{e['field']}: {e['problem']}"
-                    for e in response.json().get("errors", [])
-                ]
-                _refuse(f"{response.status_code} from {url}:\n" + "\n".join(problems[:20]))
-            answers.extend(response.json()["predictions"])
-    out = frame.copy()
-    out["prediction"] = [a["prediction"] for a in answers]
-    for label in answers[0].get("probabilities", {}) if answers else {}:
-        out[f"probability_{label}"] = [a["probabilities"][label] for a in answers]
-    out["prediction_id"] = [a["prediction_id"] for a in answers]
-    out["model_version"] = [a["model_version"] for a in answers]
-    out.to_csv(sys.stdout, index=False)
-
-
-def _records(frame: Any, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The CSV's rows as the service takes them: gaps as null, numeric features as numbers.
-
-    One stray word in a numeric column makes pandas read the whole column as text; numbers are
-    parsed back value by value, so only that row is refused, naming its field.
-    """
-    import pandas as pd
-
-    frame = frame.astype(object).where(frame.notna(), None)
-    for feature in features:
-        name = feature["name"]
-        if name in frame and feature["type"] in ("double", "float", "long", "integer"):
-            parsed = pd.to_numeric(frame[name], errors="coerce").astype(object)
-            frame[name] = parsed.where(parsed.notna(), frame[name])
-    return frame.to_dict("records")

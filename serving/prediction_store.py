@@ -10,12 +10,10 @@ bento carries it without any of the Dagster code location. The tables are in ``l
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,69 +29,10 @@ from serving.log_schema import (
     predictions,
 )
 from serving.pg_copy import copy_predictions
+from serving.store_engine import BUSY_WAIT_MS, PROBE_WAIT_MS, dumps, make_engine
 
 # Rows in one multi-row INSERT on PostgreSQL: 7000 parameters, well inside the protocol's 65535.
 _ROWS_PER_STATEMENT = 1000
-
-
-# How long a SQLite statement waits for another writer's lock, and a readiness probe at most.
-_BUSY_WAIT_MS = 10_000
-_PROBE_WAIT_MS = 500
-
-
-def _sqlite_pragmas(log_writer: bool) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets the service write while feedback readers and the Dagster assets read.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        if log_writer:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-        cursor.close()
-
-    return on_connect
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _loads(value: Any) -> Any:
-    # SQLite gives a JSON column numeric affinity: a stored "0" comes back as the integer 0.
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-
-# How long the log writer waits on PostgreSQL before it spools a batch instead.
-LOG_WRITE_TIMEOUT_MS = 5000
-
-
-def make_engine(url: str, log_writer: bool = False) -> sa.Engine:
-    """An engine that fails fast when the server is away, so callers can spool instead of hang.
-
-    JSON columns go through orjson: the standard library spent more time writing a row's 30
-    floats than the database spent storing it (76 µs against 28 µs a row, measured).
-    """
-    json_options = {"json_serializer": _dumps, "json_deserializer": _loads}
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, **json_options)
-        sa.event.listen(engine, "connect", _sqlite_pragmas(log_writer))
-        return engine
-    connect_args: dict[str, Any] = {"connect_timeout": 3}
-    if log_writer:
-        # A server that is up but stalled (a locked table, stuck storage) must not hold
-        # answers either: past the timeout the batch goes to the spool.
-        connect_args["options"] = f"-c statement_timeout={LOG_WRITE_TIMEOUT_MS}"
-    return sa.create_engine(
-        url,
-        pool_pre_ping=not log_writer,
-        pool_size=4,
-        connect_args=connect_args,
-        **json_options,
-    )
 
 
 class PredictionStore:
@@ -132,11 +71,11 @@ class PredictionStore:
                 conn.exec_driver_sql("SELECT 1")
                 return
             # Briefly: a probe must answer within a load balancer's probe timeout.
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={_PROBE_WAIT_MS}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={PROBE_WAIT_MS}")
             try:
                 conn.exec_driver_sql("PRAGMA user_version = 1")
             finally:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={_BUSY_WAIT_MS}")
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
 
     def create_schema(self) -> None:
         """Create the tables if they are missing (idempotent)."""
@@ -158,9 +97,9 @@ class PredictionStore:
                 row.created_at,
                 row.model_name,
                 row.model_version,
-                _dumps(row.features),
-                _dumps(row.prediction),
-                None if row.probabilities is None else _dumps(row.probabilities),
+                dumps(row.features),
+                dumps(row.prediction),
+                None if row.probabilities is None else dumps(row.probabilities),
             )
             for row in rows
         ]

@@ -22,7 +22,6 @@ from typing import Annotated
 
 import bentoml
 import mlflow
-import sqlalchemy as sa
 from fastapi import Depends
 from fastapi.responses import ORJSONResponse as JSONResponse
 from mlflow import MlflowClient
@@ -39,8 +38,9 @@ from serving.api import (
 )
 from serving.batching import PredictBatcher
 from serving.contract import CHAMPION, champion, versions_by_gate
-from serving.errors import ApiError, CommonShape, error_response, problem
-from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
+from serving.errors import CommonShape, error_response, problem
+from serving.feedback_intake import FeedbackIntake
+from serving.log_schema import PredictionRow
 from serving.metrics import CountRejections, ServiceMetrics
 from serving.model import ServedModel, load_from_dir, load_version
 from serving.openapi import AppDocs, install_openapi
@@ -82,6 +82,7 @@ class ModelService:
         self.batcher = PredictBatcher()
         self.store = PredictionStore(self.config.predictions_url)
         self.store.create_schema()
+        self.feedback = FeedbackIntake(self.store, self.metrics)
         self.log = (
             PredictionLog(self.config.predictions_url, self.config.spool_path)
             if self.config.log_predictions
@@ -166,54 +167,6 @@ class ModelService:
         if self.log is not None:
             await self.log.close()
 
-    def check_labels(self, items: list[Feedback], field: str) -> None:
-        """Refuse (422) the request if any label cannot be ground truth for the served model.
-
-        A batch is checked whole before anything is stored, as its schema is: a label of the
-        wrong type is a bad request, not one item's outcome.
-        """
-        single = len(items) == 1 and field == "ground_truth"
-        errors = [
-            problem(field if single else f"{field}.{i}.ground_truth", text, None if single else i)
-            for i, item in enumerate(items)
-            if (text := self.model.check_label(item.ground_truth))
-        ]
-        if errors:
-            self.metrics.feedback(self.model.name, 422)
-            raise ApiError(422, errors)
-
-    def store_feedback(self, item: Feedback) -> tuple[int, str | None]:
-        """Store one checked label: the HTTP status and, when refused, the problem.
-
-        201 for a new label, 200 for the same label sent again (a retry), else the refusal's.
-        """
-        model = self.model
-        text = None
-        # A regression label is stored as the float the metrics read (a 150-digit integer is
-        # a valid label, but no JSON encoder on the way to the store takes it as an integer).
-        truth = float(item.ground_truth) if model.classes is None else item.ground_truth
-        try:
-            labelled = self.store.add_feedback(model.name, item.prediction_id, truth)
-        except UnknownPredictionError:
-            status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
-        except DuplicateFeedbackError:
-            status, text = 409, "this prediction already has another label; labels are final"
-        except sa.exc.SQLAlchemyError:
-            logger.exception("feedback store failed")
-            status, text = 503, "feedback store unavailable, retry later"
-        else:
-            status = 201 if labelled.new else 200
-            if labelled.new:
-                self.metrics.labelled(
-                    model.name,
-                    labelled.model_version,
-                    labelled.prediction,
-                    truth,
-                    regression=model.classes is None,
-                )
-        self.metrics.feedback(model.name, status)
-        return status, text
-
 
 # Routes take the service from an async dependency: BentoML's class views resolve ``self``
 # through a sync dependency, which costs a thread-pool hop on every request.
@@ -278,8 +231,9 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
 @app.post("/feedback", status_code=201, dependencies=[Depends(require("feedback"))])
 def feedback(body: Feedback, service: Service) -> JSONResponse:
     """Attach ground truth to one logged prediction."""
-    service.check_labels([body], "ground_truth")
-    status, text = service.store_feedback(body)
+    model = service.model  # one read: a hot swap must not check with one model, store with another
+    service.feedback.check(model, [body], "ground_truth")
+    status, text = service.feedback.accept(model, body)
     if text:
         return error_response(status, [problem("prediction_id" if status < 500 else "", text)])
     state = "stored" if status == 201 else "already stored"
@@ -294,10 +248,11 @@ def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
     stored: a retry of the whole batch is safe, items already stored answer 200.
     """
     too_many("feedback", len(body.feedback))
-    service.check_labels(body.feedback, "feedback")
+    model = service.model
+    service.feedback.check(model, body.feedback, "feedback")
     results = []
     for i, item in enumerate(body.feedback):
-        status, text = service.store_feedback(item)
+        status, text = service.feedback.accept(model, item)
         if status == 503:
             missing = [problem("prediction_id", text, j) for j in range(i, len(body.feedback))]
             return error_response(503, missing)

@@ -17,7 +17,8 @@ from serving.log_schema import PredictionRow
 from serving.log_writer import LogWriter
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_log import PredictionLog, PredictionLogError
-from serving.prediction_store import LOG_WRITE_TIMEOUT_MS, PredictionStore
+from serving.prediction_store import PredictionStore
+from serving.store_engine import LOG_WRITE_TIMEOUT_MS
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 
