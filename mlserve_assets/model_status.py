@@ -51,9 +51,8 @@ def _champion(
     number = str(version.version)
     arrival = next((m for m in reversed(moves) if m.to_version == number), None)
     metric = spec.scorer
-    live = version_live_metric(
-        live_metrics(store.outcomes(spec.name, number), metric), number, metric
-    )
+    outcomes = store.outcomes(spec.name, number)  # read once: the metric and the count
+    live = version_live_metric(live_metrics(outcomes, metric), number, metric)
     labels_since, _ = store.labelled_since(spec.name, feedback_watermark(version))
     return {
         "version": number,
@@ -63,7 +62,7 @@ def _champion(
         "metric": metric.name,
         "training_score": _float(version.tags.get(Tag.SCORE)),
         "live_score": live,
-        "live_labels": int(store.outcomes(spec.name, number).shape[0]),
+        "live_labels": len(outcomes),
         "labels_since_training": labels_since,
     }
 
