@@ -104,6 +104,16 @@ class Loop:
             self.client.search_model_versions("name='drift'"), key=lambda v: int(v.version)
         )
 
+    def summary(self) -> str:
+        """What a failure message needs: each version's gate outcome and labels used, labels in."""
+        total = self.store.labelled_since("drift", 0.0)[0]
+        versions = [
+            f"v{v.version} {gate_outcome(v)} trained on "
+            f"{total - self.store.labelled_since('drift', feedback_watermark(v))[0]} labels"
+            for v in self.versions()
+        ]
+        return f"{'; '.join(versions)}; {total} labels stored"
+
     def settled(self) -> bool:
         """Every version decided, and too few labels since the last training for another run."""
         versions = self.versions()
@@ -135,7 +145,7 @@ class Loop:
     def wait(self, until, what: str) -> None:
         deadline = time.monotonic() + LOOP_TIMEOUT
         while not until():
-            assert time.monotonic() < deadline, what
+            assert time.monotonic() < deadline, f"{what}: {self.summary()}"
             time.sleep(1)
 
 
@@ -256,11 +266,12 @@ def test_default_settings_recover_from_a_shift_within_the_label_budget(
         after, version = _accuracy(loop, probe)
         record_property("accuracy_before_after_oracle", f"{before:.3f} {after:.3f} {oracle:.3f}")
         record_property("seconds_threshold_to_settled", round(time.monotonic() - crossed, 1))
-        assert version != "1", "no retrained version serves"
+        state = loop.summary()
+        assert version != "1", f"no retrained version serves: {state}"
         assert loop.store.count_predictions("drift") >= LABELS
         promoted = loop.client.get_model_version("drift", version)
-        assert promoted.tags[Tag.GATE] == "passed"
-        assert after >= oracle - 0.03, (scenario, before, after, oracle)
+        assert promoted.tags[Tag.GATE] == "passed", state
+        assert after >= oracle - 0.03, (scenario, before, after, oracle, state)
 
 
 def test_random_labels_are_held_and_runs_stay_within_the_cap(tmp_path):

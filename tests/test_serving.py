@@ -368,8 +368,12 @@ def test_bad_requests_get_a_4xx_naming_the_problem(served: Served, path, body, s
     assert served.store.count_predictions() == before
 
 
+@pytest.mark.parametrize("served", ["sqlite"], indirect=True)
 def test_a_fuzzer_finds_no_5xx_from_the_classifier(served: Served, tmp_path):
-    """Far-out records once gave NaN probabilities answered as nulls; now each is a 422."""
+    """Far-out records once gave NaN probabilities answered as nulls; now each is a 422.
+
+    One store is enough: what the fuzzer varies is the input, which both stores see the same.
+    """
     result = fuzz(served.url, API_KEY, tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
