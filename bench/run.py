@@ -22,7 +22,7 @@ import dagster as dg
 from sklearn.datasets import load_breast_cancer
 
 from harness.servers import bentoml_server, free_port, managed_process, postgres_cluster
-from mlserve_assets.definitions import build_definitions
+from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 # The service runs as the production stack configures it: every route needs a key.

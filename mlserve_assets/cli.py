@@ -79,7 +79,7 @@ def train(model_name: str | None, verbose: bool) -> None:
 
     import dagster as dg
 
-    from mlserve_assets.definitions import build_definitions
+    from mlserve_assets.assembly import build_definitions
 
     if not verbose:  # the one-screen summary below is the report
         warnings.filterwarnings("ignore", category=dg.BetaWarning)

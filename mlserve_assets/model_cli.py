@@ -20,7 +20,7 @@ from mlserve_assets.settings import Settings
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plan(as_json: bool) -> None:
     """What each declared model becomes: assets, checks, job, sensor and bento (nothing runs)."""
-    from mlserve_assets.definitions import build_definitions
+    from mlserve_assets.assembly import build_definitions
     from mlserve_assets.spec_loader import SpecError
     from serving.package import bento_name
 

@@ -79,16 +79,25 @@ def load_spec(path: str | Path) -> SpecFile:
         spec = SpecFile.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(path, [_describe(raw, e) for e in exc.errors()]) from exc
+    return SpecFile(models=located(spec.models, path, path.parent))
+
+
+def located(models: list[ModelSpec], origin: Path, folder: Path) -> list[ModelSpec]:
+    """Models with file sources resolved against ``folder``, their columns checked in the data.
+
+    A spec file and a component's ``defs.yaml`` both hold paths relative to where they are, and
+    both must fail at load time on a column the data does not have.
+    """
     models = [
-        m.model_copy(update={"source": m.source.resolved(path.parent)})
+        m.model_copy(update={"source": m.source.resolved(folder)})
         if isinstance(m.source, FileSource)
         else m
-        for m in spec.models
+        for m in models
     ]
     problems = [p for m in models for p in _check_columns(m)]
     if problems:
-        raise SpecError(path, problems)
-    return SpecFile(models=models)
+        raise SpecError(origin, problems)
+    return models
 
 
 def load_specs(paths: list[Path]) -> list[ModelSpec]:

@@ -16,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from harness.servers import Postgres, postgres_cluster
-from mlserve_assets.definitions import build_definitions
+from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))

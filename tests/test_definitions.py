@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import dagster as dg
 
-from mlserve_assets.definitions import build_definitions
+from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import CHECK_NAMES
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 

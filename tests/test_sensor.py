@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from mlserve_assets.definitions import build_definitions
+from mlserve_assets.assembly import build_definitions
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.sensors import build_retrain_sensor

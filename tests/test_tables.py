@@ -23,7 +23,7 @@ import yaml
 from mlflow import MlflowClient
 
 from harness.servers import bentoml_server
-from mlserve_assets.definitions import build_definitions
+from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec import ModelSpec
