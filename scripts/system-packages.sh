@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on a fresh machine: the PostgreSQL server binaries (throw-away
-# clusters in fixtures) and promtool (Prometheus config and alert rules checks). Installs only what
-# is missing.
+# clusters in fixtures), promtool (Prometheus config and alert rules checks) and chromium (the
+# browser test drives it with Playwright; no browser is downloaded). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -41,6 +41,8 @@ class Tag:
     """JSON: both models' scores per holdout, rows, weights, the improvement interval."""
     CHAMPION_LIVE = "mlserve.champion_live"
     """The serving champion's live metric on its labels when the gate decided (back-off)."""
+    FINGERPRINT = "mlserve.fingerprint"
+    """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"
     DAGSTER_ASSET = "dagster.asset_key"
 

@@ -166,3 +166,26 @@ def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, c
     assert meta["champion_metric"] < 1.0
     assert meta["base_rows"] == len(y_test)
     assert meta["improvement_low"] > 0
+
+
+def test_an_unchanged_rerun_reuses_the_version_and_decides_nothing(settings, client, tmp_path):
+    spec = write_spec(tmp_path / "bc.yaml", [_breast_cancer([STRONG, STUMP], 0.5)])
+    assert train(settings, [spec]).success
+    [first] = client.search_model_versions("name='bc'")
+    assert first.tags["mlserve.gate"] == "passed"
+
+    rerun = train(settings, [spec])
+    assert rerun.success
+    registered = materialization_metadata(rerun, "bc", "registered_version")
+    assert registered["registered"].startswith(f"reused v{first.version}: same rows, spec")
+    assert [v.version for v in client.search_model_versions("name='bc'")] == [first.version]
+    decided = materialization_metadata(rerun, "bc", "champion")
+    assert decided["decision"].startswith(f"UNCHANGED v{first.version} still serves")
+    # Not judged against itself: still passed, so the sensor does not back off.
+    assert client.get_model_version("bc", first.version).tags["mlserve.gate"] == "passed"
+
+    # Any change to the spec (here, a candidate's parameter) trains a new version.
+    deeper = {**STUMP, "params": {"max_depth": 2, "random_state": 0}}
+    changed = _breast_cancer([STRONG, deeper], 0.5)
+    assert train(settings, [write_spec(tmp_path / "bc2.yaml", [changed])]).success
+    assert len(client.search_model_versions("name='bc'")) == 2

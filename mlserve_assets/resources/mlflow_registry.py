@@ -188,6 +188,15 @@ class MlflowRegistry(dg.ConfigurableResource):
             self._client.update_registered_model(model_name, description=description)
         return version
 
+    def version_tagged(self, model_name: str, tag: str, value: str) -> str | None:
+        """The newest version of ``model_name`` whose ``tag`` is ``value``, if any."""
+        if not self._client.search_registered_models(f"name = '{model_name}'"):
+            return None
+        found = self._client.search_model_versions(
+            f"name = '{model_name}' and tags.`{tag}` = '{value}'"
+        )
+        return max((str(v.version) for v in found), key=int, default=None)
+
     def run_link(self, run_id: str) -> dg.MetadataValue:
         """A run, as a link when the MLflow UI's address is known, else its id."""
         if not self.ui_url:

@@ -68,6 +68,23 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         prediction_log: PredictionLogResource,
     ) -> dg.Output[str]:
         current = mlflow.champion(m.name)
+        if (
+            registered_version.reused
+            and current
+            and str(current.version) == registered_version.version
+        ):
+            # Judging the champion against itself would tag it held, and the sensor backs off
+            # after a held gate: an unchanged rerun decides nothing.
+            kept = registered_version.version
+            return dg.Output(
+                kept,
+                metadata={
+                    "decision": f"UNCHANGED v{kept} still serves: retrained from the same rows, "
+                    "spec and code, nothing to decide",
+                    "champion_version": kept,
+                    "champion": mlflow.version_link(m.name, kept),
+                },
+            )
         # By version, not alias: the champion scored is the one whose watermark and tags were read.
         challenger = mlflow.load(m.name, registered_version.version)
         incumbent = None if current is None else mlflow.load(m.name, str(current.version))

@@ -1,9 +1,12 @@
 """The training stage: the split, every candidate fitted and logged, the best one registered."""
 
+import hashlib
 from dataclasses import dataclass, replace
+from importlib import metadata
 
 import dagster as dg
 import pandas as pd
+import sklearn
 
 from mlserve_assets.candidates import final_step
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
@@ -13,6 +16,7 @@ from mlserve_assets.ml.split import DatasetSplit, split_dataset
 from mlserve_assets.ml.train import fit, select_candidates
 from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
+from mlserve_assets.spec import ModelSpec
 from mlserve_assets.stages.naming import ModelAssets
 from serving.contract import Tag
 
@@ -26,6 +30,19 @@ class RegisteredVersion:
     score: float
     run_id: str
     data_version: str
+    reused: bool = False
+    """An unchanged rerun: this version was trained from the same fingerprint before."""
+
+
+def fingerprint(spec: ModelSpec, data: DatasetSplit, candidate: str, mix: str) -> str:
+    """What a version is a function of: rows (base and labels), the spec, the code, the choice.
+
+    The code is mlserve's and scikit-learn's versions: an edited checkout of the same version
+    is not told apart, which is what a rerun after such an edit would register anew for.
+    """
+    facts = [data.data_version, spec.model_dump_json(), candidate, mix]
+    facts += [metadata.version("mlserve"), sklearn.__version__]
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:24]
 
 
 def run_tags(context: dg.AssetExecutionContext, data: DatasetSplit) -> dict[str, str]:
@@ -159,7 +176,9 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         mlflow: MlflowRegistry,
     ) -> dg.Output[RegisteredVersion]:
         best = candidates.best
-        version = mlflow.register(
+        made_from = fingerprint(spec, split, best.name, best.mix)
+        reused = mlflow.version_tagged(m.name, Tag.FINGERPRINT, made_from)
+        version = reused or mlflow.register(
             m.name,
             candidates.model_uri,
             tags={
@@ -170,15 +189,22 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 Tag.SCORE: f"{best.score}",
                 Tag.FEEDBACK_ROWS: str(split.feedback_rows),
                 Tag.FEEDBACK_WATERMARK: repr(split.feedback_watermark),
+                Tag.FINGERPRINT: made_from,
             },
             description=spec.description,
         )
         registered = RegisteredVersion(
-            m.name, version, best.score, candidates.model_run_id, split.data_version
+            m.name, version, best.score, candidates.model_run_id, split.data_version, bool(reused)
         )
         return dg.Output(
             registered,
             metadata={
+                "registered": (
+                    f"reused v{version}: same rows, spec, code and choice as its training, "
+                    "so no new version"
+                    if reused
+                    else f"new version v{version}"
+                ),
                 "version": version,
                 "candidate": best.name,
                 "mix": best.mix,
