@@ -6,6 +6,7 @@ in ``dagster dev`` with its lineage, checks and metadata.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -80,21 +81,25 @@ def train(model_name: str | None, verbose: bool) -> None:
     import dagster as dg
 
     from mlserve_assets.assembly import build_definitions
+    from mlserve_assets.train_progress import progress_logger as progress
 
-    if not verbose:  # the one-screen summary below is the report
+    if not verbose:  # the step lines and the summary below are the report
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", module="mlflow")  # hints meant for notebook users
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         defs = build_definitions(settings)
     except SpecError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     job = defs.resolve_job_def(f"train_{model_name}" if model_name else "train_all")
-    level = "DEBUG" if verbose else "CRITICAL"
+    loggers: dict[str, dict] = {"console": {"config": {"log_level": "DEBUG"}}}
+    if not verbose:  # a line per step instead of Dagster's event log
+        job = job.with_logger_defs({"console": dg.colored_console_logger, "progress": progress})
+        loggers = {"console": {"config": {"log_level": "CRITICAL"}}, "progress": {}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+            instance=instance, raise_on_error=False, run_config={"loggers": loggers}
         )
     click.echo(summary(result))
     if not result.success:

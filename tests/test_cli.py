@@ -17,7 +17,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from harness.servers import free_port, managed_process, stop_group
+from harness.servers import free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.auth import ApiKeys, local_key
 from tests.conftest import write_spec
@@ -39,113 +39,6 @@ def test_validate_lists_models_and_rejects_a_bad_spec(tmp_path):
     refused = _run(["validate", str(bad)], {})
     assert refused.returncode == 1
     assert f"{bad}: model 'x': field 'task'" in refused.stderr
-
-
-def test_trained_models_show_up_in_the_dagster_ui(tmp_path, record_property):
-    env = {
-        "MLSERVE_HOME": str(tmp_path / "home"),
-        "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/churn_csv.yaml"),
-    }
-    trained = _run(["train"], env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    assert re.search(r"^churn +9 +[\d.]+  \S+ x base +PROMOTED v1: ", trained.stdout, re.M)
-    [move] = json.loads(_run(["history", "churn", "--json"], env).stdout)
-    assert (move["from_version"], move["to_version"]) == (None, "1")
-    assert re.fullmatch(r"gate, run [0-9a-f-]{36} \(by hand\)", move["moved_by"])
-    assert move["reason"].startswith("no champion yet")
-    assert move["evidence"]["promoted"] is True
-    status = json.loads(_run(["status", "churn", "--json"], env).stdout)
-    assert status["champion"]["moved_by"] == move["moved_by"]
-    assert status["last_training"]["gate"] == "passed"
-    assert status["last_training"]["trigger"] == "by hand"
-
-    port = free_port()
-    log = (tmp_path / "dev.log").open("w")
-    proc = subprocess.Popen(
-        [MLSERVE, "dev", "-p", str(port)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        query = (
-            "{ assetNodes { assetKey { path } } "
-            "runsOrError { ... on Runs { results { status jobName } } } }"
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
-            try:
-                answer = httpx.post(
-                    f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10
-                ).json()["data"]
-                if answer["assetNodes"]:
-                    break
-            except (httpx.HTTPError, KeyError, TypeError, ValueError):
-                pass
-            assert time.monotonic() < deadline, "dagster dev did not come up"
-            time.sleep(1)
-        launched = _materialize_group_as_the_ui_does(f"http://127.0.0.1:{port}/graphql", "churn")
-    finally:
-        stop_group(proc)
-        log.close()
-    assert launched["status"] == "SUCCESS", launched
-    record_property("ui_group_seconds", round(launched["endTime"] - launched["startTime"], 1))
-    assert any("in process" in m for m in launched["messages"]), launched["messages"]
-    assert not any("multiprocess" in m for m in launched["messages"])
-    keys = {tuple(node["assetKey"]["path"]) for node in answer["assetNodes"]}
-    assert ("churn", "champion") in keys and ("churn", "feedback") in keys
-    runs = answer["runsOrError"]["results"]
-    assert {"status": "SUCCESS", "jobName": "train_all"} in runs
-
-
-_LAUNCH = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
-_RUN = """
-query($id: ID!) {
-  runOrError(runId: $id) { ... on Run { status startTime endTime } }
-  logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent { message } } } }
-}"""
-
-
-def _materialize_group_as_the_ui_does(graphql: str, group: str) -> dict:
-    """ "Materialize all" on a group: a launchRun of the asset job over the group's assets."""
-    query = "{ assetNodes { assetKey { path } groupName } }"
-    nodes = httpx.post(graphql, json={"query": query}, timeout=30).json()["data"]["assetNodes"]
-    selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["groupName"] == group]
-    params = {
-        "selector": {
-            "repositoryLocationName": "mlserve",
-            "repositoryName": "__repository__",
-            "jobName": "__ASSET_JOB",
-            "assetSelection": selection,
-        },
-        "mode": "default",
-    }
-    answer = httpx.post(
-        graphql, json={"query": _LAUNCH, "variables": {"params": params}}, timeout=60
-    ).json()["data"]["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    run_id = answer["run"]["runId"]
-    deadline = time.monotonic() + 180
-    while True:
-        data = httpx.post(
-            graphql, json={"query": _RUN, "variables": {"id": run_id}}, timeout=30
-        ).json()["data"]
-        run = data["runOrError"]
-        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        assert time.monotonic() < deadline, f"the UI-launched run is still {run['status']}"
-        time.sleep(1)
-    events = data["logsForRun"]["events"]
-    return {**run, "messages": [e["message"] for e in events if e.get("message")]}
 
 
 def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tmp_path):
