@@ -92,6 +92,19 @@ def postgres() -> Iterator[Postgres]:
         yield cluster
 
 
+# Each model's assets, in the order an in-process run materialises them.
+STAGES = [
+    "dataset",
+    "predictions",
+    "validated_dataset",
+    "feedback",
+    "split",
+    "candidates",
+    "registered_version",
+    "champion",
+    "bento",
+]
+
 # The key every test service accepts, with every scope; clients send AUTH.
 API_KEY = "test-key-with-every-scope"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -20,7 +20,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from harness.servers import free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.auth import ApiKeys, local_key
-from tests.conftest import write_spec
+from tests.conftest import STAGES, write_spec
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 
@@ -106,17 +106,7 @@ def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
     models = json.loads(planned.stdout)
     assert set(models) == {"breast_cancer", "wine"}
     stages = models["wine"]["assets"]
-    assert set(stages) == {
-        "dataset",
-        "validated_dataset",
-        "predictions",
-        "feedback",
-        "split",
-        "candidates",
-        "registered_version",
-        "champion",
-        "bento",
-    }
+    assert set(stages) == set(STAGES)
     chain = ["dataset", "validated_dataset", "split", "candidates", "registered_version"]
     assert [s for s in stages if s in chain] == chain  # upstream first
     assert stages.index("feedback") < stages.index("split") < stages.index("champion")

@@ -26,6 +26,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from harness.servers import free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
+from tests.conftest import STAGES
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 SHOTS = Path(os.environ.get("MLSERVE_SCREENSHOTS", PROJECT_ROOT / "test-artifacts/screenshots"))
@@ -84,17 +85,7 @@ def project(tmp_path_factory) -> Iterator[Project]:
 def test_train_shows_each_step_then_a_table_and_the_history_records_the_move(project):
     out = project.trained.stdout
     steps = re.findall(r"^  churn +(\w+) +[\d.]+ s$", out, re.M)
-    assert steps == [
-        "dataset",
-        "predictions",
-        "validated_dataset",
-        "feedback",
-        "split",
-        "candidates",
-        "registered_version",
-        "champion",
-        "bento",
-    ]
+    assert steps == STAGES
     assert re.search(r"^churn +9 +[\d.]+  \S+ x base +PROMOTED v1: ", out, re.M)
     assert out.index("  churn ") < out.index("model ")  # progress first, the table last
     assert "DEBUG" not in out + project.trained.stderr  # Dagster's event log only with --verbose
