@@ -175,7 +175,15 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
     first = dg.materialize(assets, resources=resources, selection=champion_only)
     assert first.success
     assert output(first, model, "champion") == output(first, model, "registered_version").version
-    # The same data again: the challenger ties the champion, and a tie never moves the alias.
+    # The same data and model again (only the description differs, so the version is not
+    # reused): the challenger ties the champion, and a tie never moves the alias.
+    reworded = ModelAssets(ModelSpec.model_validate({**SPEC, "description": "reworded"}))
+    assets = [
+        stand_in(reworded, "validated_dataset", IRIS),
+        stand_in(reworded, "feedback", pd.DataFrame(columns=[*FEATURES, "target"])),
+        *training_assets(reworded),
+        *release_assets(reworded),
+    ]
     again = dg.materialize(assets, resources=resources, selection=champion_only)
     held = again.get_asset_materialization_events()[-1].materialization.metadata
     assert held["promoted"].value is False
