@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev run dev test lint bench
+.PHONY: setup setup-dev run dev test test-containers lint bench
 
 # What running needs: the package and its dependencies, nothing else.
 $(STAMP): pyproject.toml
@@ -42,3 +42,9 @@ bench: setup-dev
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q
+
+# The production stack's images built from this repository and the loop run through them with
+# podman on this host's network (scripts/container-tools.sh installs podman and the base image).
+test-containers: setup-dev
+	bash scripts/container-tools.sh
+	$(VENV)/bin/python -m pytest -q -s -m containers tests/stack

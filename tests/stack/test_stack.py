@@ -1,0 +1,213 @@
+"""The production stack built from this repository and run with podman (`make test-containers`).
+
+The loop runs through the containers only: a model materialised through the webserver's GraphQL
+API (what the UI's button sends), the bento waited for by the serving container, predictions and
+labels sent to it, the daemon's sensor retraining, the gate promoting, the serving container
+following, and Prometheus scraping it. Figures go to ``test-artifacts/containers.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from harness.servers import s3_client
+from harness.stack import IMAGES, Built, Stack, build, podman
+from mlserve_assets.settings import PROJECT_ROOT
+from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows
+from serving.auth import entry
+
+pytestmark = pytest.mark.containers
+
+MODEL = "drift"
+KEY = "stack-test-key-with-every-scope"
+REPORT = PROJECT_ROOT / "test-artifacts" / "containers.json"
+
+
+def _env_file() -> dict[str, str]:
+    """.env.example as a user copies it, serving the drift model."""
+    lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {**env, "MLSERVE_MODEL": MODEL}
+
+
+def _graphql(stack: Stack, query: str, variables: dict | None = None) -> dict:
+    url = f"http://127.0.0.1:{stack.ports['dagster-webserver']}/graphql"
+    answer = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
+    return answer.json()["data"]
+
+
+_LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _start(stack: Stack) -> None:
+    """Every service in dependency order, each waited for as compose's healthchecks would."""
+    ports, data = stack.ports, stack.volume("mlserve-data")
+    stack.run(
+        "postgres",
+        None,
+        {**stack.environment("postgres"), "PGPORT": str(ports["postgres"])},
+        [
+            (stack.volume("postgres-data"), "/var/lib/postgresql/data"),
+            (PROJECT_ROOT / "infra/postgres/init.sh", "/docker-entrypoint-initdb.d/init.sh:ro"),
+        ],
+    )
+    stack.wait(
+        "postgres",
+        lambda: "ready to accept connections" in podman("logs", f"{stack.prefix}-postgres").stderr,
+        60,
+    )
+    stack.run("minio", ["moto_server", "-H", "127.0.0.1", "-p", str(ports["minio"])], {})
+    s3 = f"http://127.0.0.1:{ports['minio']}"
+    stack.wait("minio", lambda: s3_client(s3).create_bucket(Bucket="mlflow") is not None, 60)
+
+    mlflow_port = {"--port": str(ports["mlflow"]), "--host": "127.0.0.1"}
+    stack.run("mlflow", stack.command("mlflow", mlflow_port), stack.environment("mlflow"))
+    mlflow = f"http://127.0.0.1:{ports['mlflow']}"
+    stack.wait("mlflow", lambda: httpx.get(f"{mlflow}/health").status_code == 200, 120)
+
+    env = stack.environment("dagster-code")
+    mounts = [(data, "/var/lib/mlserve")]
+    code = {"-p": str(ports["dagster-code"]), "-h": "127.0.0.1"}
+    stack.run("dagster-code", stack.command("dagster-code", code), env, mounts)
+    health = ["exec", f"{stack.prefix}-dagster-code", "dagster", "api", "grpc-health-check"]
+    health += ["-p", str(ports["dagster-code"])]
+    stack.wait("dagster-code", lambda: podman(*health).returncode == 0, 180)
+
+    workspace = stack.root / "workspace.yaml"  # the compose one, with the code server's port
+    workspace.write_text(
+        stack.localize((PROJECT_ROOT / "infra/dagster/workspace.yaml").read_text())
+    )
+    workspace.write_text(
+        workspace.read_text()
+        .replace("host: dagster-code", "host: 127.0.0.1")
+        .replace("port: 4000", f"port: {ports['dagster-code']}")
+    )
+    mounts.append((workspace, "/opt/dagster/home/workspace.yaml:ro"))
+    web = {"-p": str(ports["dagster-webserver"]), "-h": "127.0.0.1"}
+    stack.run("dagster-webserver", stack.command("dagster-webserver", web), env, mounts)
+    stack.run("dagster-daemon", stack.command("dagster-daemon", {}), env, mounts)
+    stack.wait(
+        "dagster-webserver",
+        lambda: bool(_graphql(stack, "{ assetNodes { id } }")["assetNodes"]),
+        180,
+    )
+
+    keys = stack.root / "api-keys"
+    keys.write_text(entry("predict,feedback,admin", KEY) + "\n")
+    serve = {"--port": str(ports["serving"]), "--host": "127.0.0.1"}
+    stack.run(
+        "serving",
+        stack.command("serving", serve),
+        stack.environment("serving"),
+        [(data, "/var/lib/mlserve"), (keys, "/run/secrets/api_keys:ro")],
+    )
+
+    prometheus = stack.root / "prometheus"
+    prometheus.mkdir()
+    for name in ("prometheus.yml", "alerts.yml"):
+        text = (PROJECT_ROOT / "infra/prometheus" / name).read_text()
+        text = text.replace("localhost:9090", f"127.0.0.1:{ports['prometheus']}")
+        (prometheus / name).write_text(stack.localize(text))
+    flags = stack.command("prometheus", {})
+    flags.append(f"--web.listen-address=127.0.0.1:{ports['prometheus']}")
+    stack.run("prometheus", flags, {}, [(prometheus, "/etc/prometheus:ro")])
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, Built]:
+    built = {}
+    for image, dockerfile in sorted(set(IMAGES.values())):
+        built[image] = build(image, dockerfile)
+    return built
+
+
+def test_the_loop_runs_through_the_containers(images, tmp_path):
+    report: dict[str, object] = {
+        "images": {
+            b.image: {"build_s": round(b.seconds, 1), "mb": round(b.megabytes)}
+            for b in images.values()
+        }
+    }
+    stack = Stack(tmp_path, _env_file())
+    try:
+        started = time.monotonic()
+        _start(stack)
+        report["stack_start_s"] = round(time.monotonic() - started, 1)
+
+        # Materialise the model's group as the UI's "Materialize all" does.
+        nodes = _graphql(stack, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
+        selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["groupName"] == MODEL]
+        params = {
+            "selector": {
+                "repositoryLocationName": "mlserve",
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": selection,
+            },
+            "mode": "default",
+        }
+        launched = _graphql(stack, _LAUNCH, {"params": params})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+
+        url = f"http://127.0.0.1:{stack.ports['serving']}"
+        http = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        stack.wait("serving", lambda: httpx.get(f"{url}/readyz").status_code == 200, 300)
+        assert httpx.post(f"{url}/feedback", json={}).status_code == 401  # keys required
+
+        def served(rows) -> list[dict]:
+            answer = http.post(
+                f"{url}/predict", json={"records": rows[FEATURES].to_dict("records")}
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()["predictions"]
+
+        assert {
+            p["model_version"] for p in served(concept_rows(5, SCENARIOS["rotation"].final(), 1))
+        } == {"1"}
+
+        # Shifted traffic, each batch labelled: past min_feedback_rows (150) the sensor retrains.
+        crossed = None
+        for number in range(5):
+            rows = concept_rows(50, SCENARIOS["rotation"].final(), seed=number)
+            answers = served(rows)
+            items = [
+                {"prediction_id": a["prediction_id"], "ground_truth": int(t)}
+                for a, t in zip(answers, rows["label"], strict=True)
+            ]
+            stored = http.post(f"{url}/feedback/batch", json={"feedback": items}).json()
+            assert {r["status"] for r in stored["results"]} == {201}, stored
+            if number == 2:
+                crossed = time.monotonic()
+        probe = concept_rows(5, SCENARIOS["rotation"].final(), 99)
+        stack.wait(
+            "serving",
+            lambda: served(probe)[0]["model_version"] != "1",
+            300,
+        )
+        report["loop_s_threshold_to_new_version"] = round(time.monotonic() - crossed, 1)
+
+        # Prometheus scrapes the serving container.
+        prom = f"http://127.0.0.1:{stack.ports['prometheus']}"
+
+        def scraped() -> bool:
+            query = {"query": 'sum(mlserve_predictions_total{job="mlserve-serving"})'}
+            result = httpx.get(f"{prom}/api/v1/query", params=query).json()["data"]["result"]
+            return bool(result) and float(result[0]["value"][1]) >= 250
+
+        stack.wait("prometheus", scraped, 90)
+    finally:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(json.dumps(report, indent=2))
+        stack.stop()
+    print(json.dumps(report, indent=2))  # noqa: T201 - the figures the README quotes
