@@ -26,6 +26,17 @@ from mlserve_assets.settings import PROJECT_ROOT
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
+# MLflow's set_tracking_uri/set_registry_uri also write these into os.environ, so after any
+# in-process training every child would inherit another test's store.
+MLFLOW_PROCESS_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a child, minus MLflow's process-wide URIs, plus ``env``."""
+    inherited = {k: v for k, v in os.environ.items() if k not in MLFLOW_PROCESS_URIS}
+    return {**inherited, **env}
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
@@ -165,7 +176,7 @@ def managed_process(
         proc = subprocess.Popen(
             cmd,
             cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
+            env=child_env(env),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from harness.servers import Postgres, postgres_cluster
+from harness.servers import MLFLOW_PROCESS_URIS, Postgres, postgres_cluster
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
@@ -90,6 +91,20 @@ def trained(tmp_path_factory) -> Settings:
 def postgres() -> Iterator[Postgres]:
     with postgres_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_uri_in_the_environment() -> Iterator[None]:
+    """Each test starts and ends without MLflow's process-wide URIs in os.environ.
+
+    In-process training calls mlflow.set_tracking_uri, which also sets MLFLOW_TRACKING_URI here:
+    a later test's ``Settings.from_env()`` would read another test's store.
+    """
+    for variable in MLFLOW_PROCESS_URIS:
+        os.environ.pop(variable, None)
+    yield
+    for variable in MLFLOW_PROCESS_URIS:
+        os.environ.pop(variable, None)
 
 
 # Each model's assets, in the order an in-process run materialises them.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from harness.servers import free_port, managed_process
+from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.auth import ApiKeys, local_key
 from tests.conftest import STAGES, write_spec
@@ -27,7 +26,7 @@ MLSERVE = str(Path(sys.executable).parent / "mlserve")
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [MLSERVE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+        [MLSERVE, *args], env=child_env(env), capture_output=True, text=True, timeout=300
     )
 
 

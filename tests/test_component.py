@@ -7,7 +7,6 @@ built by the ``MLSERVE_SPECS`` code location.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
+from harness.servers import child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
@@ -28,13 +28,14 @@ def _dg(args: list[str], project: Path, home: Path) -> subprocess.CompletedProce
     """`dg` in the project's folder, as a user runs it once the project is installed."""
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(project / "src"),  # what `pip install -e .` of the project gives
-        "DAGSTER_HOME": str(home / "dagster"),
-        "MLSERVE_HOME": str(home / "mlserve"),
-    }
-    for variable in ("MLSERVE_SPECS", "MLFLOW_TRACKING_URI", "MLSERVE_PREDICTIONS_URL"):
+    env = child_env(
+        {
+            "PYTHONPATH": str(project / "src"),  # what `pip install -e .` of the project gives
+            "DAGSTER_HOME": str(home / "dagster"),
+            "MLSERVE_HOME": str(home / "mlserve"),
+        }
+    )
+    for variable in ("MLSERVE_SPECS", "MLSERVE_PREDICTIONS_URL"):
         env.pop(variable, None)
     return subprocess.run(
         [DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.servers import child_env
 from mlserve_assets.ml.feedback import feature_frame, feedback_role, live_metrics
 from mlserve_assets.ml.metrics import get_metric
 from mlserve_assets.ml.mixes import mixes_for
@@ -153,7 +153,7 @@ def test_roles_are_the_same_in_another_process():
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        env=child_env({"PYTHONHASHSEED": "12345"}),
     )
     assert json.loads(done.stdout) == here
 

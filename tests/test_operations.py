@@ -4,7 +4,6 @@ service following each move, and every move recorded."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import httpx
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from harness.servers import bentoml_server
+from harness.servers import bentoml_server, child_env
 from mlserve_assets.settings import PROJECT_ROOT
 from tests.conftest import AUTH, global_tracking, registry_copy, service_env
 
@@ -24,7 +23,7 @@ RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].
 
 def _mlserve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [MLSERVE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+        [MLSERVE, *args], env=child_env(env), capture_output=True, text=True, timeout=300
     )
 
 

@@ -4,7 +4,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from harness.servers import bentoml_server
+from harness.servers import bentoml_server, child_env
 from serving.log_schema import PredictionRow
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_store import PredictionStore
@@ -382,7 +381,7 @@ def test_mlserve_predict_writes_a_csv_from_the_running_service(served: Served, t
     rows = CANCER.iloc[100:350].copy()
     rows.to_csv(tmp_path / "in.csv", index=False)
     mlserve = str(Path(sys.executable).parent / "mlserve")
-    env = {**os.environ, "MLSERVE_HOME": str(tmp_path), "MLSERVE_API_KEY": API_KEY}
+    env = child_env({"MLSERVE_HOME": str(tmp_path), "MLSERVE_API_KEY": API_KEY})
     args = [mlserve, "predict", "breast_cancer", str(tmp_path / "in.csv"), "--url", served.url]
     done = subprocess.run([*args, "--batch", "100"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,6 @@ imbalanced three-class target). Every column kind and every gap reaches the serv
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from harness.servers import bentoml_server
+from harness.servers import bentoml_server, child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
@@ -184,7 +183,7 @@ def test_validate_refuses_a_target_with_gaps_and_classes_too_small_to_stratify(t
 
 def test_cli_validate_and_train_say_what_to_change_in_one_screen(tmp_path):
     spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(prepare="none")])
-    env = {**os.environ, "MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
+    env = child_env({"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)})
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -258,7 +257,7 @@ def test_cli_train_shows_what_a_blocking_check_found(tmp_path):
     frame.to_csv(tmp_path / "t.csv", index=False)
     source = {"kind": "file", "path": str(tmp_path / "t.csv")}
     spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(source=source)])
-    env = {**os.environ, "MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
+    env = child_env({"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)})
     trained = subprocess.run(
         [MLSERVE, "train"], env=env, capture_output=True, text=True, timeout=300
     )

@@ -24,7 +24,8 @@ from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from harness.servers import free_port, managed_process
+from harness.dagster_ui import graphql, materialize_group
+from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 from tests.conftest import STAGES
 
@@ -44,7 +45,7 @@ CHROMIUM_ARGS = [
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [MLSERVE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+        [MLSERVE, *args], env=child_env(env), capture_output=True, text=True, timeout=300
     )
 
 
@@ -147,14 +148,6 @@ def test_a_browser_finds_the_lineage_the_leaderboard_the_decision_and_the_docs(p
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
 
 
-_LAUNCH = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
 _RUN = """
 query($id: ID!) {
   runOrError(runId: $id) { ... on Run { status startTime endTime } }
@@ -162,30 +155,12 @@ query($id: ID!) {
 }"""
 
 
-def _materialize_group_as_the_ui_does(graphql: str, group: str) -> dict:
-    """ "Materialize all" on a group: a launchRun of the asset job over the group's assets."""
-    query = "{ assetNodes { assetKey { path } groupName } }"
-    nodes = httpx.post(graphql, json={"query": query}, timeout=30).json()["data"]["assetNodes"]
-    selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["groupName"] == group]
-    params = {
-        "selector": {
-            "repositoryLocationName": "mlserve",
-            "repositoryName": "__repository__",
-            "jobName": "__ASSET_JOB",
-            "assetSelection": selection,
-        },
-        "mode": "default",
-    }
-    answer = httpx.post(
-        graphql, json={"query": _LAUNCH, "variables": {"params": params}}, timeout=60
-    ).json()["data"]["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    run_id = answer["run"]["runId"]
+def _materialize_group_as_the_ui_does(url: str, group: str) -> dict:
+    """The UI's "Materialize all" on a group, followed to its end: status, times, messages."""
+    run_id = materialize_group(url, group)
     deadline = time.monotonic() + 180
     while True:
-        data = httpx.post(
-            graphql, json={"query": _RUN, "variables": {"id": run_id}}, timeout=30
-        ).json()["data"]
+        data = graphql(url, _RUN, {"id": run_id})
         run = data["runOrError"]
         if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
             break
@@ -198,8 +173,8 @@ def _materialize_group_as_the_ui_does(graphql: str, group: str) -> dict:
 def test_materialize_from_the_ui_runs_in_process_and_the_cli_run_is_listed(
     project, record_property
 ):
-    graphql = f"{project.ui}/graphql"
-    launched = _materialize_group_as_the_ui_does(graphql, "churn")
+    url = f"{project.ui}/graphql"
+    launched = _materialize_group_as_the_ui_does(url, "churn")
     assert launched["status"] == "SUCCESS", launched
     record_property("ui_group_seconds", round(launched["endTime"] - launched["startTime"], 1))
     assert any("in process" in m for m in launched["messages"]), launched["messages"]
@@ -209,5 +184,5 @@ def test_materialize_from_the_ui_runs_in_process_and_the_cli_run_is_listed(
     versions = MlflowClient(uri, uri).search_model_versions("name='churn'")
     assert [str(v.version) for v in versions] == ["1"]
     query = "{ runsOrError { ... on Runs { results { status jobName } } } }"
-    runs = httpx.post(graphql, json={"query": query}, timeout=30).json()["data"]
+    runs = graphql(url, query)
     assert {"status": "SUCCESS", "jobName": "train_all"} in runs["runsOrError"]["results"]

@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from harness.dagster_ui import graphql, materialize_group
 from harness.servers import s3_client
 from harness.stack import IMAGES, Built, Stack, build, podman
 from mlserve_assets.settings import PROJECT_ROOT
@@ -32,22 +33,6 @@ def _env_file() -> dict[str, str]:
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     return {**env, "MLSERVE_MODEL": MODEL}
-
-
-def _graphql(stack: Stack, query: str, variables: dict | None = None) -> dict:
-    url = f"http://127.0.0.1:{stack.ports['dagster-webserver']}/graphql"
-    answer = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
-    return answer.json()["data"]
-
-
-_LAUNCH = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def _start(stack: Stack) -> None:
@@ -94,12 +79,13 @@ def _start(stack: Stack) -> None:
         .replace("port: 4000", f"port: {ports['dagster-code']}")
     )
     mounts.append((workspace, "/opt/dagster/home/workspace.yaml:ro"))
-    web = {"-p": str(ports["dagster-webserver"]), "-h": "127.0.0.1"}
-    stack.run("dagster-webserver", stack.command("dagster-webserver", web), env, mounts)
+    flags = {"-p": str(ports["dagster-webserver"]), "-h": "127.0.0.1"}
+    stack.run("dagster-webserver", stack.command("dagster-webserver", flags), env, mounts)
+    web = f"http://127.0.0.1:{ports['dagster-webserver']}/graphql"
     stack.run("dagster-daemon", stack.command("dagster-daemon", {}), env, mounts)
     stack.wait(
         "dagster-webserver",
-        lambda: bool(_graphql(stack, "{ assetNodes { id } }")["assetNodes"]),
+        lambda: bool(graphql(web, "{ assetNodes { id } }")["assetNodes"]),
         180,
     )
 
@@ -146,19 +132,8 @@ def test_the_loop_runs_through_the_containers(images, tmp_path):
         report["stack_start_s"] = round(time.monotonic() - started, 1)
 
         # Materialise the model's group as the UI's "Materialize all" does.
-        nodes = _graphql(stack, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
-        selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["groupName"] == MODEL]
-        params = {
-            "selector": {
-                "repositoryLocationName": "mlserve",
-                "repositoryName": "__repository__",
-                "jobName": "__ASSET_JOB",
-                "assetSelection": selection,
-            },
-            "mode": "default",
-        }
-        launched = _graphql(stack, _LAUNCH, {"params": params})["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
+        web = f"http://127.0.0.1:{stack.ports['dagster-webserver']}/graphql"
+        materialize_group(web, MODEL)
 
         url = f"http://127.0.0.1:{stack.ports['serving']}"
         http = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
