@@ -39,6 +39,7 @@ lint: setup-dev
 bench: setup-dev
 	command -v wrk >/dev/null && command -v hey >/dev/null || apt-get install -y -qq wrk hey
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.training
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q

@@ -1,8 +1,11 @@
-"""Serving benchmark: the service against the common template, measured side by side in one run.
+"""Serving benchmark: the service against the common template and two anchors, in one run.
 
 ``python -m bench.run [--db sqlite|postgres] [--seconds 10] [--connections 8] [--rounds 3]``
 trains the breast_cancer example into a temporary store, then drives each server with wrk for
-single-record and 100-record bodies and prints requests/s, p50, p99 and the ratio to the baseline.
+single-record and 100-record bodies and prints requests/s, p50, p99, the ratio to the baseline
+(FastAPI with an INSERT per record) and to the faster anchor: what a user would pick instead,
+a plain FastAPI app or BentoML's own ``@bentoml.api`` service, both serving the same model with
+no logging at all.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from pathlib import Path
 import dagster as dg
 from sklearn.datasets import load_breast_cancer
 
+from bench.store import bench_settings
 from harness.servers import bentoml_server, free_port, managed_process, postgres_cluster
 from mlserve_assets.assembly import build_definitions
-from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 # The service runs as the production stack configures it: every route needs a key.
 KEY = "bench-key"
@@ -86,7 +89,10 @@ SERVERS = {
     "baseline": "baseline (FastAPI, INSERT per record)",
     "service": "service (durable batched log)",
     "nolog": "service (logging off)",
+    "fastapi": "anchor: plain FastAPI (no log)",
+    "bentoml": "anchor: BentoML @bentoml.api (no log)",
 }
+ANCHORS = ("fastapi", "bentoml")
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -94,9 +100,9 @@ def _median(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> None:
-    """Measure baseline, service and service without logging in one run; print the table.
+    """Measure the baseline, the service with and without logging and both anchors in one run.
 
-    All three servers run at once and each round drives them in turn, so a slow spell of the
+    Every server runs at once and each round drives them in turn, so a slow spell of the
     machine touches every server alike; the table holds each figure's median over the rounds.
     """
     parser = argparse.ArgumentParser(description=__doc__)
@@ -111,14 +117,7 @@ def main() -> None:
             sys.exit(f"{tool} is missing: apt-get install {tool} (`make bench` does)")
 
     work = Path(tempfile.mkdtemp(prefix="mlserve-bench-"))
-    settings = Settings(
-        home=work / "home",
-        mlflow_tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
-        artifact_location=(work / "artifacts").as_uri(),
-        spec_paths=[PROJECT_ROOT / "examples/classification.yaml"],
-        predictions_url=f"sqlite:///{work / 'training-feedback.db'}",
-        bentoml_home=work / "bentoml",
-    )
+    settings = bench_settings(work)
     job = build_definitions(settings).resolve_job_def("train_breast_cancer")
     assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
     features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
@@ -146,18 +145,27 @@ def main() -> None:
                 "MLSERVE_OPEN_SCOPES": "",
             }
 
-        port = free_port()
-        uvicorn = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port)]
-        uvicorn += ["--log-level", "warning", "--no-access-log"]
-        baseline = f"http://127.0.0.1:{port}"
-        stack.enter_context(
-            managed_process(uvicorn, env("baseline"), work / "baseline.log", f"{baseline}/docs")
-        )
-        urls = {"baseline": baseline}
-        for name in ("service", "nolog"):
+        urls = {}
+        for name, app in (
+            ("baseline", "bench.baseline_app:app"),
+            ("fastapi", "bench.anchor_fastapi:app"),
+        ):
+            port = free_port()
+            uvicorn = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+            uvicorn += ["--log-level", "warning", "--no-access-log"]
+            urls[name] = f"http://127.0.0.1:{port}"
+            ready = f"{urls[name]}/docs"
+            stack.enter_context(managed_process(uvicorn, env(name), work / f"{name}.log", ready))
+        targets = {
+            "service": "serving.service:ModelService",
+            "nolog": "serving.service:ModelService",
+            "bentoml": "bench.anchor_bentoml:Anchor",
+        }
+        for name, target in targets.items():
             urls[name] = stack.enter_context(
-                bentoml_server("serving.service:ModelService", env(name), work / f"{name}.log")
+                bentoml_server(target, env(name), work / f"{name}.log")
             )
+        urls = {name: urls[name] for name in SERVERS}  # the table's order
         moderate = f"1 record at {args.rate}/s"
         runs: dict[str, dict[str, list[dict[str, float]]]] = {
             name: {body: [] for body in [*bodies, moderate]} for name in SERVERS
@@ -175,18 +183,20 @@ def main() -> None:
 
     results = {name: {load: _median(r) for load, r in by.items()} for name, by in runs.items()}
     base = results["baseline"]
+    best = {load: max(results[a][load]["rps"] for a in ANCHORS) for load in base}
     lines = [
         f"prediction log on {args.db}; wrk -t2 -c{args.connections} -d{args.seconds}s (saturated), "
         f"hey at {args.rate} req/s (moderate); median of {args.rounds} interleaved rounds; "
         "breast_cancer champion",
         f"{'server':40} {'load':20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-        f"{'x baseline':>10}",
+        f"{'x baseline':>10} {'x best anchor':>13}",
     ]
     for name, by_body in results.items():
         for body, r in by_body.items():
             lines.append(
                 f"{SERVERS[name]:40} {body:20} {r['rps']:9.0f} {r['p50_ms']:8.1f} "
-                f"{r['p99_ms']:8.1f} {r['errors']:8.0f} {r['rps'] / base[body]['rps']:10.2f}"
+                f"{r['p99_ms']:8.1f} {r['errors']:8.0f} {r['rps'] / base[body]['rps']:10.2f} "
+                f"{r['rps'] / best[body]:13.2f}"
             )
     on, off = results["service"], results["nolog"]
     for body in bodies:

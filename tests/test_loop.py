@@ -115,9 +115,17 @@ class Loop:
         return f"{'; '.join(versions)}; {total} labels stored"
 
     def settled(self) -> bool:
-        """Every version decided, and too few labels since the last training for another run."""
+        """Every version decided, the alias moved to the newest passed one, and too few labels
+        since the last training for another run.
+
+        The gate tags a version passed just before it moves the alias: a loop judged settled in
+        between saw the old champion as the one to follow (CI caught it).
+        """
         versions = self.versions()
         if any(gate_outcome(v) == "pending" for v in versions):
+            return False
+        passed = [v.version for v in versions if gate_outcome(v) == "passed"]
+        if passed and str(max(passed, key=int)) != self.champion():
             return False
         used = max(feedback_watermark(v) for v in versions)
         return self.store.labelled_since("drift", used)[0] < MIN_FEEDBACK_ROWS
