@@ -13,7 +13,6 @@ type; a body with no declared type is read as JSON.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,7 +22,11 @@ from fastapi.routing import APIRoute
 
 from serving.errors import ApiError, problem
 
-_LONG_DIGITS = re.compile(rb"\d{20}")
+# Digits to "9", everything else to a space: a run of 20 digits is then a plain substring search.
+# A regex scan for it cost about 1 ms of an 80 kB body (py-spy: a seventh of a 100-record
+# request); translating and searching costs about 70 µs.
+_DIGITS_ONLY = bytes(b"9"[0] if b"0"[0] <= c <= b"9"[0] else b" "[0] for c in range(256))
+_LONG_DIGITS = b"9" * 20
 
 
 class OrjsonRequest(Request):
@@ -33,7 +36,7 @@ class OrjsonRequest(Request):
         """The parsed body; the standard library only reads what orjson refuses or rounds."""
         if not hasattr(self, "_json"):
             body = await self.body()
-            if not _LONG_DIGITS.search(body):
+            if _LONG_DIGITS not in body.translate(_DIGITS_ONLY):
                 try:
                     self._json = orjson.loads(body)
                 except orjson.JSONDecodeError:

@@ -100,7 +100,10 @@ class ServedModel:
         errors: list[FieldError] = []
         expected = self._names
         matrix = np.empty((len(records), len(self.features)), dtype=self._dtype)
+        fast = self._plain_floats(records, matrix)
         for i, record in enumerate(records):
+            if i in fast:
+                continue
             if not isinstance(record, dict):
                 errors.append(FieldError(i, "", "a record must be a JSON object"))
                 continue
@@ -125,6 +128,39 @@ class ServedModel:
                         value = record[feature.name] = float(value)
                     matrix[i, j] = value
         return (None, errors) if errors else (matrix, [])
+
+    def _plain_floats(self, records: list[Any], matrix: np.ndarray) -> set[int]:
+        """Rows filled at once: every field present, no other, each a finite float in range.
+
+        The common case, checked with a few C-level calls per record and one NumPy pass instead
+        of a Python check per field (a third of a 100-record request, py-spy). Only for models
+        whose features are all floating point; any other row takes the field-by-field path,
+        which names each problem.
+        """
+        if not self._all_floats:
+            return set()
+        names, order = self._names, self._order
+        rows = [
+            i
+            for i, record in enumerate(records)
+            if type(record) is dict
+            and record.keys() == names
+            and set(map(type, record.values())) == {float}
+        ]
+        if not rows:
+            return set()
+        block = np.array([[records[i][n] for n in order] for i in rows], dtype=np.float64)
+        good = (np.abs(block) <= NUMBER_LIMIT).all(axis=1)  # False for NaN and infinities
+        matrix[np.asarray(rows)[good]] = block[good]
+        return {i for i, ok in zip(rows, good.tolist(), strict=True) if ok}
+
+    @cached_property
+    def _all_floats(self) -> bool:
+        return all(f.type in {"double", "float"} for f in self.features)
+
+    @cached_property
+    def _order(self) -> list[str]:
+        return [f.name for f in self.features]
 
     @cached_property
     def _names(self) -> frozenset[str]:

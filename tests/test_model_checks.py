@@ -119,3 +119,34 @@ class _Overflow:
         import numpy as np
 
         return np.where(matrix[:, 0] > 1, np.inf, matrix[:, 0])
+
+
+FLOATS = _model(
+    DummyRegressor().fit([[0.0, 0.0]], [1.0]), [Feature("a", "double"), Feature("b", "float")]
+)
+
+
+def test_all_float_records_fill_the_matrix_at_once_and_bad_ones_are_still_named():
+    """Models with only floating-point features take a fast path; it must refuse the same."""
+    records = [
+        {"a": 0.5, "b": -2.25},
+        {"a": math.nan, "b": 1.0},
+        {"a": 1.0},
+        {"a": 1.0, "b": 2.0, "c": 3.0},
+        {"a": 1.7e308, "b": 0.0},  # finite, past 2^1023
+        {"b": 3.0, "a": 4.0},  # any key order
+        {"a": 1, "b": True},
+        [1.0, 2.0],
+    ]
+    _, errors = FLOATS.check(records)
+    assert {(e.record, e.field) for e in errors} == {
+        (1, "a"),
+        (2, "b"),
+        (3, "c"),
+        (4, "a"),
+        (6, "b"),
+        (7, ""),
+    }
+    matrix, errors = FLOATS.check([records[0], records[5], {"a": 7, "b": -0.0}])
+    assert errors == []
+    assert matrix.tolist() == [[0.5, -2.25], [4.0, 3.0], [7.0, -0.0]]
