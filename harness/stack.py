@@ -99,6 +99,7 @@ class Stack:
     compose: dict = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
+    started_services: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -164,6 +165,7 @@ class Stack:
         if done.returncode != 0:
             raise RuntimeError(f"podman run {service}: {done.stderr}")
         self.started.append(name)
+        self.started_services.append(service)
 
     def logs(self, service: str) -> str:
         """The tail of a container's log, for a failure message."""

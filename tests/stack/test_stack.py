@@ -181,6 +181,11 @@ def test_the_loop_runs_through_the_containers(images, tmp_path):
             return bool(result) and float(result[0]["value"][1]) >= 250
 
         stack.wait("prometheus", scraped, 90)
+    except AssertionError as failed:
+        # A failure outside a wait (an answer, a status) names no container: show them all.
+        logs = {name: stack.logs(name) for name in IMAGES if name in stack.started_services}
+        failed.add_note("\n".join(f"--- {n} ---\n{log[-1500:]}" for n, log in logs.items()))
+        raise
     finally:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=2))
