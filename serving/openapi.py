@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse
 
 from serving import config
 from serving.auth import SCOPES
-from serving.model import LABEL_LIMIT, ServedModel
+from serving.fields import LABEL_LIMIT
+from serving.model import ServedModel
 from serving.openapi_schemas import REF, component_schemas, number_schema
 
 # What each status means, whatever the route.

@@ -10,7 +10,8 @@ from typing import Any
 
 from serving import config
 from serving.api import PREDICTION_ID
-from serving.model import NUMBER_LIMIT, ServedModel
+from serving.fields import NUMBER_LIMIT
+from serving.model import ServedModel
 
 REF = "#/components/schemas/"
 

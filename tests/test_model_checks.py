@@ -10,7 +10,8 @@ import math
 import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from serving.model import Feature, ServedModel
+from serving.fields import Feature
+from serving.model import ServedModel
 
 
 def _model(estimator, features: list[Feature]) -> ServedModel:
