@@ -1,8 +1,9 @@
 """The served model: an estimator, its MLflow signature, and where it came from.
 
 Records are checked against the signature here (each value by the rules in ``fields``), so every
-client error names the record and the field; the estimator then sees a float array in signature order, which costs a
-fraction of building a DataFrame per request (338 µs against 1,173 µs a call, measured).
+client error names the record and the field; the estimator then sees a float array in signature
+order, which costs a fraction of building a DataFrame per request (338 µs against 1,173 µs a
+call, measured).
 """
 
 from __future__ import annotations
