@@ -190,8 +190,6 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     def version_tagged(self, model_name: str, tag: str, value: str) -> str | None:
         """The newest version of ``model_name`` whose ``tag`` is ``value``, if any."""
-        if not self._client.search_registered_models(f"name = '{model_name}'"):
-            return None
         found = self._client.search_model_versions(
             f"name = '{model_name}' and tags.`{tag}` = '{value}'"
         )

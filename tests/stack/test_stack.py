@@ -71,10 +71,8 @@ def _start(stack: Stack) -> None:
 
     workspace = stack.root / "workspace.yaml"  # the compose one, with the code server's port
     workspace.write_text(
-        stack.localize((PROJECT_ROOT / "infra/dagster/workspace.yaml").read_text())
-    )
-    workspace.write_text(
-        workspace.read_text()
+        (PROJECT_ROOT / "infra/dagster/workspace.yaml")
+        .read_text()
         .replace("host: dagster-code", "host: 127.0.0.1")
         .replace("port: 4000", f"port: {ports['dagster-code']}")
     )
