@@ -46,7 +46,13 @@ def fill(store: PredictionStore, start: int, stop: int) -> None:
         ]
         store.insert_predictions(rows)
         labels = [
-            {"prediction_id": pid, "ground_truth": truth[n % 569], "received_at": now + 1}
+            {
+                "prediction_id": pid,
+                "ground_truth": truth[n % 569],
+                "received_at": now + 1,
+                "model_name": MODEL,
+                "model_version": "1",
+            }
             for n, pid in enumerate(ids, first)
             if n % 10 == 0
         ]

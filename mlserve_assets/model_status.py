@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from mlserve_assets.champion_moves import Move, history
-from mlserve_assets.ml.feedback import live_metrics, version_live_metric
+from mlserve_assets.ml.feedback import outcome_metric
 from mlserve_assets.spec import ModelSpec
 from serving.contract import Tag, champion, feedback_watermark, gate_outcome, latest_version
 from serving.log_schema import predictions
@@ -51,8 +51,9 @@ def _champion(
     number = str(version.version)
     arrival = next((m for m in reversed(moves) if m.to_version == number), None)
     metric = spec.scorer
-    outcomes = store.outcomes(spec.name, number)  # read once: the metric and the count
-    live = version_live_metric(live_metrics(outcomes, metric), number, metric)
+    # Read once: the metric and how many labels it stands on, as the sensor sees them.
+    outcomes = store.outcomes(spec.name, number, latest=spec.retrain.live_window)
+    live = outcome_metric(outcomes, metric)
     labels_since, _ = store.labelled_since(spec.name, feedback_watermark(version))
     return {
         "version": number,

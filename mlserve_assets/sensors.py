@@ -20,10 +20,9 @@ import dagster as dg
 
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
-from mlserve_assets.spec import ModelSpec
+from mlserve_assets.spec import MIN_LIVE_LABELS, ModelSpec
 from serving.contract import Tag, feedback_watermark, gate_outcome
 
-MIN_ROWS_FOR_LIVE_METRIC = 30
 DAY_SECONDS = 86400
 IN_FLIGHT = {
     dg.DagsterRunStatus.QUEUED,
@@ -72,7 +71,9 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
             )
         if rules.min_live_metric is not None and new:
             version = str(champion.version)
-            live = prediction_log.live_metric(name, version, metric, MIN_ROWS_FOR_LIVE_METRIC)
+            live = prediction_log.live_metric(
+                name, version, metric, rules.live_window, MIN_LIVE_LABELS
+            )
             if live is not None and not metric.meets(live, rules.min_live_metric):
                 at_decision = decided.tags.get(Tag.CHAMPION_LIVE) if held else None
                 worse = at_decision is None or (

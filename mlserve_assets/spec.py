@@ -19,6 +19,8 @@ from mlserve_assets.ml.metrics import METRICS, Metric, Task, get_metric
 from mlserve_assets.sources import Source
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Below this many labels a live metric is noise: rules never act on it.
+MIN_LIVE_LABELS = 30
 
 
 class _Strict(BaseModel):
@@ -84,6 +86,10 @@ class Retrain(_Strict):
 
     min_feedback_rows: int = Field(default=150, ge=1)
     min_live_metric: float | None = None
+    # The live metric is the champion's metric on its latest ``live_window`` labels: a shift shows
+    # within a window's worth of labels instead of being outvoted by a long good history, and the
+    # sensor's read stays the same size however long the log grows.
+    live_window: int = Field(default=1000, ge=MIN_LIVE_LABELS)
     max_age_hours: float | None = Field(default=None, gt=0)
     check_every_seconds: int = Field(default=5, ge=1)
     cooldown_seconds: float = Field(default=30, ge=0)

@@ -27,9 +27,13 @@ from serving.log_schema import (
     feedback,
     metadata,
     predictions,
+    upgrade,
 )
 from serving.pg_copy import copy_predictions
 from serving.store_engine import BUSY_WAIT_MS, PROBE_WAIT_MS, dumps, make_engine
+
+# Labels with their predictions, driven from the labels: their indexes say which model and version.
+_LABELLED = feedback.join(predictions, feedback.c.prediction_id == predictions.c.prediction_id)
 
 # Rows in one multi-row INSERT on PostgreSQL: 7000 parameters, well inside the protocol's 65535.
 _ROWS_PER_STATEMENT = 1000
@@ -78,8 +82,9 @@ class PredictionStore:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
 
     def create_schema(self) -> None:
-        """Create the tables if they are missing (idempotent)."""
+        """Create missing tables and bring an older log's up to date (idempotent)."""
         metadata.create_all(self.engine)
+        upgrade(self.engine)
 
     def insert_predictions(self, rows: Iterable[PredictionRow]) -> None:
         """Insert in one transaction, skipping ids already logged.
@@ -150,6 +155,8 @@ class PredictionStore:
                     prediction_id=prediction_id,
                     ground_truth=ground_truth,
                     received_at=time.time(),
+                    model_name=model_name,
+                    model_version=known.model_version,
                 )
                 .on_conflict_do_nothing(index_elements=["prediction_id"])
             ).rowcount
@@ -204,52 +211,48 @@ class PredictionStore:
 
     def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
         """How many labels arrived after ``after`` (a received_at time), and the latest time."""
-        query = (
-            sa.select(sa.func.count(), sa.func.max(feedback.c.received_at))
-            .select_from(feedback.join(predictions))
-            .where(predictions.c.model_name == model_name, feedback.c.received_at > after)
+        query = sa.select(sa.func.count(), sa.func.max(feedback.c.received_at)).where(
+            feedback.c.model_name == model_name, feedback.c.received_at > after
         )
         with self.engine.connect() as conn:
             count, latest = conn.execute(query).one()
         return int(count), float(latest or after)
 
     def labelled(self, model_name: str) -> pd.DataFrame:
-        """Every labelled prediction of a model: id, version, times, features, prediction, label."""
-        return self._labelled(
-            model_name,
-            predictions.c.prediction_id,
-            predictions.c.model_version,
-            predictions.c.created_at,
-            predictions.c.features,
-            predictions.c.prediction,
-            feedback.c.ground_truth,
-            feedback.c.received_at,
-        )
+        """Every labelled prediction of a model, oldest label first.
 
-    def outcomes(self, model_name: str, version: str) -> pd.DataFrame:
-        """What one version predicted and what the label said: its live metric's only inputs.
-
-        Leaves the features out, which are most of a row's bytes.
+        Columns: id, version, times, features, prediction, label.
         """
-        return self._labelled(
-            model_name,
-            predictions.c.model_version,
-            predictions.c.prediction,
-            feedback.c.ground_truth,
-            where=predictions.c.model_version == str(version),
-        )
-
-    def _labelled(
-        self, model_name: str, *columns: sa.Column, where: sa.ColumnElement | None = None
-    ) -> pd.DataFrame:
-        query = (
-            sa.select(*columns)
-            .join(feedback, feedback.c.prediction_id == predictions.c.prediction_id)
-            .where(predictions.c.model_name == model_name)
+        return self._frame(
+            sa.select(
+                predictions.c.prediction_id,
+                predictions.c.model_version,
+                predictions.c.created_at,
+                predictions.c.features,
+                predictions.c.prediction,
+                feedback.c.ground_truth,
+                feedback.c.received_at,
+            )
+            .select_from(_LABELLED)
+            .where(feedback.c.model_name == model_name)
             .order_by(feedback.c.received_at)
         )
-        if where is not None:
-            query = query.where(where)
+
+    def outcomes(self, model_name: str, version: str, latest: int | None = None) -> pd.DataFrame:
+        """What one version predicted and what its ``latest`` labels (all if None) said.
+
+        Its live metric's only inputs, newest label first; the features, most of a row's bytes,
+        stay in the database.
+        """
+        return self._frame(
+            sa.select(feedback.c.model_version, predictions.c.prediction, feedback.c.ground_truth)
+            .select_from(_LABELLED)
+            .where(feedback.c.model_name == model_name, feedback.c.model_version == str(version))
+            .order_by(feedback.c.received_at.desc())
+            .limit(latest)
+        )
+
+    def _frame(self, query: sa.Select) -> pd.DataFrame:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))

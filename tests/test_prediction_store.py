@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 
 from harness.servers import Postgres
 from serving.log_schema import PredictionRow
@@ -58,3 +61,48 @@ def test_a_replayed_batch_lands_once(store: PredictionStore):
     store.insert_predictions(rows[900:] + rows[900:910])  # overlap, and repeats inside a batch
     assert store.count_predictions() == 1500
     assert store.versions_served("m") == {"1": 500, "2": 500, "3": 500}
+
+
+def _label_all(store: PredictionStore, rows: list[PredictionRow]) -> None:
+    """Label every row with its own prediction, one at a time, oldest first."""
+    for row in rows:
+        store.add_feedback(row.model_name, row.prediction_id, row.prediction)
+
+
+def test_outcomes_are_one_versions_newest_labels(store: PredictionStore):
+    rows = _rows(30)
+    store.insert_predictions(rows)
+    _label_all(store, rows)
+    version_2 = [row for row in rows if row.model_version == "2"]
+    newest = store.outcomes("m", "2", latest=4)
+    assert newest["prediction"].tolist() == [row.prediction for row in reversed(version_2)][:4]
+    assert set(newest["model_version"]) == {"2"}
+    assert len(store.outcomes("m", "2")) == len(version_2) == 10
+
+
+def test_a_log_from_before_feedback_named_its_model_is_upgraded_in_place(store: PredictionStore):
+    rows = _rows(12)
+    theirs = [replace(row, model_name="other") for row in _rows(3)]
+    store.insert_predictions(rows + theirs)
+    with store.engine.begin() as conn:  # the feedback table as releases before this one made it
+        conn.exec_driver_sql("DROP TABLE feedback")
+        conn.exec_driver_sql(
+            "CREATE TABLE feedback (prediction_id VARCHAR(36) PRIMARY KEY "
+            "REFERENCES predictions (prediction_id), ground_truth JSON NOT NULL, "
+            "received_at FLOAT NOT NULL)"
+        )
+        for at, row in enumerate(rows + theirs):
+            conn.execute(
+                sa.text("INSERT INTO feedback VALUES (:id, :truth, :at)"),
+                {"id": row.prediction_id, "truth": json.dumps(row.prediction), "at": at},
+            )
+    store.create_schema()
+    store.create_schema()  # a second process starting on the upgraded log changes nothing
+    assert store.labelled_since("m", 5.5) == (6, 11.0)  # rows 6..11 of m
+    assert store.labelled_since("other", 11.5) == (3, 14.0)
+    outcomes = store.outcomes("m", "1")
+    assert outcomes["prediction"].tolist() == [row.prediction for row in rows[::3]][::-1]
+    fresh = _rows(1)
+    store.insert_predictions(fresh)
+    _label_all(store, fresh)
+    assert store.labelled_since("m", 14.5)[0] == 1

@@ -198,3 +198,12 @@ def test_the_age_rule_never_fires_without_new_labels(harness):
     _label(harness.store, 1)
     tick = harness.tick(**old)
     assert "h old" in tick.run_requests[0].tags["mlserve/trigger"]
+
+
+def test_the_live_metric_reads_the_latest_window_so_a_shift_shows_through_a_long_history(harness):
+    _label(harness.store, 200, truth=1)  # 200 right
+    _label(harness.store, 40, truth=0)  # then 40 wrong: 0.833 over all, 0.0 over the last 40
+    rules = {"min_live_metric": 0.5, "min_feedback_rows": 1000}
+    assert harness.tick(**rules, live_window=300).run_requests == []
+    tick = harness.tick(**rules, live_window=40)
+    assert "live accuracy of v1 is 0.0000" in tick.run_requests[0].tags["mlserve/trigger"]

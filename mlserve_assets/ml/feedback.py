@@ -21,20 +21,20 @@ def live_metrics(labelled: pd.DataFrame, metric: Metric) -> pd.DataFrame:
         return pd.DataFrame(columns=["model_version", "labelled", metric.name])
     rows = []
     for version, group in labelled.groupby("model_version", sort=False):
-        score = metric.score(group["ground_truth"].to_numpy(), group["prediction"].to_numpy())
+        score = outcome_metric(group, metric)
         rows.append({"model_version": str(version), "labelled": len(group), metric.name: score})
     frame = pd.DataFrame(rows)
     return frame.sort_values("model_version", key=lambda v: v.astype(int)).reset_index(drop=True)
 
 
-def version_live_metric(
-    live: pd.DataFrame, version: str, metric: Metric, min_labelled: int = 1
-) -> float | None:
-    """A version's value in :func:`live_metrics`; None below ``min_labelled`` labels."""
-    row = live[live["model_version"] == str(version)]
-    if row.empty or int(row["labelled"].iloc[0]) < min_labelled:
+def outcome_metric(outcomes: pd.DataFrame, metric: Metric, min_labelled: int = 1) -> float | None:
+    """The metric over one version's outcomes (prediction, ground_truth), if there are enough.
+
+    None below ``min_labelled`` outcomes: a live metric on a handful of labels is noise.
+    """
+    if outcomes.empty or len(outcomes) < min_labelled:
         return None
-    return float(row[metric.name].iloc[0])
+    return metric.score(outcomes["ground_truth"].to_numpy(), outcomes["prediction"].to_numpy())
 
 
 def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mlserve_assets.ml.feedback import live_metrics, version_live_metric
+from mlserve_assets.ml.feedback import outcome_metric
 from mlserve_assets.ml.metrics import Metric
 from serving.prediction_store import PredictionStore
 
@@ -24,11 +24,14 @@ class PredictionLogResource(dg.ConfigurableResource):
         return self._store
 
     def live_metric(
-        self, model_name: str, version: str, metric: Metric, min_labelled: int = 1
+        self, model_name: str, version: str, metric: Metric, window: int, min_labelled: int = 1
     ) -> float | None:
-        """One served version's metric on its own labels; None below ``min_labelled`` of them."""
-        outcomes = self.store.outcomes(model_name, version)
-        return version_live_metric(live_metrics(outcomes, metric), version, metric, min_labelled)
+        """One served version's metric on its latest ``window`` labels, if ``min_labelled``.
+
+        Only the window is read: the cost stays flat however many labels the log holds.
+        """
+        outcomes = self.store.outcomes(model_name, version, latest=window)
+        return outcome_metric(outcomes, metric, min_labelled)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close pooled connections."""

@@ -100,7 +100,11 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             metric, evidence.challenger, evidence.champion, spec.gate, evidence.interval
         )
         live = (
-            None if current is None else prediction_log.live_metric(m.name, current.version, metric)
+            None
+            if current is None
+            else prediction_log.live_metric(
+                m.name, current.version, metric, spec.retrain.live_window
+            )
         )
         metadata = _gate_metadata(decision, evidence, registered_version)
         mlflow.tag_version(
