@@ -13,11 +13,10 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 import pytest
-import yaml
 from mlflow import MlflowClient
 
+from harness.project import train
 from harness.servers import MLFLOW_PROCESS_URIS, Postgres, postgres_cluster
-from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
@@ -39,27 +38,6 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-
-
-def write_spec(path: Path, models: list[dict]) -> Path:
-    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
-    return path
-
-
-def train(
-    settings: Settings, specs: list[Path], job: str = "train_all"
-) -> dg.ExecuteInProcessResult:
-    """Run a training job in-process, as `mlserve train` does, on an ephemeral instance.
-
-    Dagster's console log stays at WARNING: at DEBUG it fills a failing test's captured output,
-    and CI shows only the tail of it, so the assertion itself was cut off.
-    """
-    defs = build_definitions(Settings(**{**settings.__dict__, "spec_paths": specs}))
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, *path: str) -> dict:
@@ -119,25 +97,6 @@ STAGES = [
     "champion",
     "bento",
 ]
-
-# The key every test service accepts, with every scope; clients send AUTH.
-API_KEY = "test-key-with-every-scope"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def service_env(
-    settings: Settings, model: str, predictions_url: str, spool: Path
-) -> dict[str, str]:
-    return {
-        "MLSERVE_HOME": str(settings.home),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "MLSERVE_MODEL": model,
-        "MLSERVE_PREDICTIONS_URL": predictions_url,
-        "MLSERVE_SPOOL": str(spool),
-        "MLSERVE_POLL_SECONDS": "1",
-        "MLSERVE_API_KEYS": f"predict,feedback,admin:{API_KEY}",
-        "BENTOML_HOME": str(settings.bentoml_home),
-    }
 
 
 def fuzz(

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import train, write_spec
+from harness.project import train, write_spec
 
 
 def _rows(n: int = 120) -> pd.DataFrame:

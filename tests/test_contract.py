@@ -28,10 +28,11 @@ from mlflow import MlflowClient
 from mlflow.models import Model
 from sklearn.datasets import load_diabetes
 
+from harness.project import service_env
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.prediction_store import PredictionStore
-from tests.conftest import fuzz, service_env
+from tests.conftest import fuzz
 
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")
 OLD, NEW, PREDICT_ONLY, ADMIN = "old-feedback-key", "new-feedback-key", "predict-only", "admin-key"

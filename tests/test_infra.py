@@ -13,9 +13,9 @@ import httpx
 import yaml
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
+from harness.project import AUTH, service_env
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import AUTH, service_env
 
 BIN = Path(sys.executable).parent
 INFRA = PROJECT_ROOT / "infra"

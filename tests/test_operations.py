@@ -13,9 +13,10 @@ import httpx
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from harness.project import AUTH, service_env
 from harness.servers import bentoml_server, child_env
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import AUTH, global_tracking, registry_copy, service_env
+from tests.conftest import global_tracking, registry_copy
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()

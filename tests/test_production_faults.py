@@ -10,6 +10,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from harness.project import service_env, train
 from harness.servers import (
     S3Server,
     bentoml_server,
@@ -19,7 +20,7 @@ from harness.servers import (
     stop_group,
 )
 from mlserve_assets.settings import Settings
-from tests.conftest import EXAMPLES, service_env, train
+from tests.conftest import EXAMPLES
 
 
 @dataclass

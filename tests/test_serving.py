@@ -20,11 +20,12 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from harness.project import API_KEY, AUTH, service_env
 from harness.servers import bentoml_server, child_env
 from serving.log_schema import PredictionRow
 from serving.prediction_ids import new_prediction_id
 from serving.prediction_store import PredictionStore
-from tests.conftest import API_KEY, AUTH, fuzz, service_env
+from tests.conftest import fuzz
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 

@@ -21,13 +21,14 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from harness.project import AUTH, service_env, write_spec
 from harness.servers import bentoml_server, child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec import ModelSpec
 from serving.prediction_store import PredictionStore
-from tests.conftest import AUTH, materialization_metadata, service_env, write_spec
+from tests.conftest import materialization_metadata
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
 TICKETS = pd.read_csv(PROJECT_ROOT / "examples/data/tickets.csv")

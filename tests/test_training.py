@@ -11,8 +11,9 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
+from harness.project import train, write_spec
 from mlserve_assets.spec_loader import load_spec
-from tests.conftest import EXAMPLES, materialization_metadata, train, write_spec
+from tests.conftest import EXAMPLES, materialization_metadata
 
 
 def test_every_example_trains_registers_and_promotes_the_best(settings, client: MlflowClient):

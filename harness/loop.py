@@ -1,0 +1,274 @@
+"""The closed loop with real processes, for the loop tests and the benchmark's loop row.
+
+The drift model trained, served, and the Dagster daemon running its sensor; nothing but
+predictions and labels is sent, so the sensor must start the retraining, the gate must decide,
+and the service must pick the new champion up by itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from mlflow import MlflowClient
+
+from harness.project import AUTH, service_env, train, write_spec
+from harness.servers import (
+    bentoml_server,
+    dagster_daemon,
+    free_port,
+    managed_process,
+    mlflow_server,
+    postgres_cluster,
+    s3_server,
+)
+from mlserve_assets.settings import PROJECT_ROOT, Settings
+from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows
+from serving.contract import feedback_watermark, gate_outcome
+from serving.prediction_store import PredictionStore
+
+LOOP_TIMEOUT = 300
+BATCH = 50
+LABELS = 300  # the budget: the loop must have recovered within this many labels
+MIN_FEEDBACK_ROWS = 150  # the spec's default
+
+
+def drift_spec(path: Path, **retrain: object) -> Path:
+    """The drift model as a user would declare it: two candidates, defaults for retraining."""
+    return write_spec(
+        path,
+        [
+            {
+                "name": "drift",
+                "source": {
+                    "kind": "file",
+                    "path": str(PROJECT_ROOT / "examples/data/drift_base.csv"),
+                },
+                "target": "label",
+                "task": "classification",
+                "candidates": [
+                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
+                    {
+                        "name": "forest",
+                        "estimator": "sklearn.ensemble.RandomForestClassifier",
+                        "params": {"n_estimators": 50, "random_state": 0},
+                    },
+                ],
+                "metric": "accuracy",
+                "gate": {"threshold": 0.75},
+                **({"retrain": retrain} if retrain else {}),
+            }
+        ],
+    )
+
+
+@dataclass
+class Loop:
+    """A running loop's handles: the service's URL, the registry, an HTTP client, the log."""
+
+    url: str
+    client: MlflowClient
+    http: httpx.Client
+    store: PredictionStore
+    backend: dict[str, str | None]
+
+    def predict(self, rows) -> list[dict]:
+        """The service's answers for ``rows`` (a frame holding at least the features)."""
+        response = self.http.post(
+            f"{self.url}/predict", json={"records": rows[FEATURES].to_dict("records")}
+        )
+        response.raise_for_status()
+        return response.json()["predictions"]
+
+    def label(self, answers: list[dict], labels) -> None:
+        """Send each answer's ground truth in one batch; every label must be accepted as new."""
+        items = [
+            {"prediction_id": a["prediction_id"], "ground_truth": int(g)}
+            for a, g in zip(answers, labels, strict=True)
+        ]
+        results = self.http.post(f"{self.url}/feedback/batch", json={"feedback": items}).json()
+        assert {r["status"] for r in results["results"]} == {201}
+
+    def champion(self) -> str:
+        """The version the alias names now."""
+        return str(self.client.get_model_version_by_alias("drift", "champion").version)
+
+    def versions(self) -> list:
+        """Every registered version, oldest first."""
+        return sorted(
+            self.client.search_model_versions("name='drift'"), key=lambda v: int(v.version)
+        )
+
+    def summary(self) -> str:
+        """What a failure message needs: each version's gate outcome and labels used, labels in."""
+        total = self.store.labelled_since("drift", 0.0)[0]
+        versions = [
+            f"v{v.version} {gate_outcome(v)} trained on "
+            f"{total - self.store.labelled_since('drift', feedback_watermark(v))[0]} labels"
+            for v in self.versions()
+        ]
+        return f"{'; '.join(versions)}; {total} labels stored"
+
+    def settled(self) -> bool:
+        """Whether the loop is at rest: nothing pending, the alias on the newest pass, no run due.
+
+        At rest: every version decided, the alias moved to the newest passed one, and too few
+        labels since the last training for another run.
+
+        The gate tags a version passed just before it moves the alias: a loop judged settled in
+        between saw the old champion as the one to follow (CI caught it).
+        """
+        versions = self.versions()
+        if any(gate_outcome(v) == "pending" for v in versions):
+            return False
+        passed = [v.version for v in versions if gate_outcome(v) == "passed"]
+        if passed and str(max(passed, key=int)) != self.champion():
+            return False
+        used = max(feedback_watermark(v) for v in versions)
+        return self.store.labelled_since("drift", used)[0] < MIN_FEEDBACK_ROWS
+
+    def stream(self, scenario: str, labels: int, noise: float = 0.0, seed: int = 0) -> float:
+        """Send rounds of shifted traffic, each labelled one round late.
+
+        Returns when the threshold of labels was crossed (``time.monotonic``).
+        """
+        rng = np.random.default_rng(5)
+        shift = SCENARIOS[scenario]
+        pending, sent, crossed = None, 0, 0.0
+        for number in range(labels // BATCH + 1):
+            rows = concept_rows(BATCH, shift.weights(number), seed=seed + number)
+            answers = self.predict(rows)
+            if pending is not None:
+                self.label(*pending)
+                sent += BATCH
+                if sent >= MIN_FEEDBACK_ROWS and not crossed:
+                    crossed = time.monotonic()
+            truth = rows["label"].to_numpy()
+            flips = rng.uniform(size=len(truth)) < noise
+            pending = (answers, np.where(flips, 1 - truth, truth))
+            time.sleep(1)
+        return crossed
+
+    def accuracy(self, rows) -> tuple[float, str]:
+        """The served model's accuracy on labelled ``rows``, and the version that answered."""
+        answers = self.predict(rows)
+        right = np.mean([a["prediction"] for a in answers] == rows["label"].to_numpy())
+        return float(right), answers[0]["model_version"]
+
+    def first_new_answer(self, probe, crossed: float, old: str = "1") -> tuple[str, float]:
+        """Poll until a version other than ``old`` answers: it and the seconds since ``crossed``."""
+        deadline = crossed + LOOP_TIMEOUT
+        while (version := self.accuracy(probe)[1]) == old:
+            assert time.monotonic() < deadline, f"the loop did not close: {self.summary()}"
+            time.sleep(0.5)
+        return version, time.monotonic() - crossed
+
+    def wait(self, until, what: str) -> None:
+        """Poll ``until`` every second; fail naming ``what`` and the loop's state at the timeout."""
+        deadline = time.monotonic() + LOOP_TIMEOUT
+        while not until():
+            assert time.monotonic() < deadline, f"{what}: {self.summary()}"
+            time.sleep(1)
+
+
+@contextmanager
+def _backends(kind: str, tmp_path: Path) -> Iterator[dict[str, str | None]]:
+    """Stores for one of the two ways to run.
+
+    Embedded: SQLite and files. Production: PostgreSQL for Dagster, MLflow and the prediction
+    log, an MLflow tracking server, and artifacts on an S3-compatible server.
+    """
+    if kind == "embedded":  # the defaults under MLSERVE_HOME
+        home = tmp_path / "home"
+        yield {
+            "tracking": f"sqlite:///{home / 'mlflow.db'}",
+            "artifacts": (home / "artifacts").as_uri(),
+            "predictions": f"sqlite:///{home / 'predictions.db'}",
+            "dagster_home": str(PROJECT_ROOT),
+        }
+        return
+    with postgres_cluster() as pg, s3_server(tmp_path / "s3.log", "mlflow") as s3:
+        dagster_db, mlflow_db, predictions_db = (
+            pg.create_database(name) for name in ("dagster", "mlflow", "predictions")
+        )
+        with mlflow_server(mlflow_db, s3.url, "mlflow", tmp_path / "mlflow.log") as tracking:
+            yield {
+                "tracking": tracking,
+                "artifacts": None,
+                "predictions": predictions_db,
+                "dagster_home": str(PROJECT_ROOT / "infra/dagster"),
+                "dagster_postgres": dagster_db,
+                "s3": s3.url,
+            }
+
+
+@contextmanager
+def closed_loop(
+    tmp_path: Path, backend: str = "embedded", serve: str = "service", **retrain: object
+) -> Iterator[Loop]:
+    """The drift model trained and served, and the Dagster daemon running its sensor.
+
+    Served by `bentoml serve` of the service, or by `mlserve serve` of its bento.
+    """
+    spec = drift_spec(tmp_path / "drift.yaml", **retrain)
+    with ExitStack() as stack:
+        backends = stack.enter_context(_backends(backend, tmp_path))
+        settings = Settings(
+            home=tmp_path / "home",
+            mlflow_tracking_uri=backends["tracking"],
+            artifact_location=backends["artifacts"],
+            spec_paths=[spec],
+            predictions_url=backends["predictions"],
+            bentoml_home=tmp_path / "home" / "bentoml",
+        )
+        assert train(settings, [spec], "train_drift").success
+        env = {
+            **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),
+            "MLSERVE_SPECS": str(spec),
+            "DAGSTER_HOME": backends["dagster_home"],
+            "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+        }
+        if settings.artifact_location:
+            env["MLSERVE_ARTIFACT_ROOT"] = settings.artifact_location
+        if "dagster_postgres" in backends:
+            env["DAGSTER_POSTGRES_URL"] = backends["dagster_postgres"]
+        stack.enter_context(dagster_daemon(env, tmp_path / "daemon.log"))
+        if serve == "bento":
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            mlserve = str(Path(sys.executable).parent / "mlserve")
+            cmd = [mlserve, "serve", "drift", "--port", str(port)]
+            # Only the home, as a user has it: `mlserve serve` hands the bento the project's
+            # locations itself, and the bento must log and poll there, not in its own copy.
+            # Nor keys: `mlserve serve` makes the embedded default's local key, read below.
+            located = (
+                "MLSERVE_MODEL",
+                "MLSERVE_PREDICTIONS_URL",
+                "MLFLOW_TRACKING_URI",
+                "MLSERVE_ARTIFACT_ROOT",
+                "BENTOML_HOME",
+                "MLSERVE_API_KEYS",
+            )
+            bento_env = {k: v for k, v in env.items() if k not in located}
+            stack.enter_context(
+                managed_process(cmd, bento_env, tmp_path / "serve.log", f"{url}/readyz")
+            )
+        else:
+            url = stack.enter_context(
+                bentoml_server("serving.service:ModelService", env, tmp_path / "server.log")
+            )
+        auth = AUTH
+        if serve == "bento":
+            assert httpx.post(f"{url}/feedback", json={}, timeout=30).status_code == 401
+            auth = {"Authorization": f"Bearer {(settings.home / 'api-key').read_text().strip()}"}
+        http = stack.enter_context(httpx.Client(timeout=30, headers=auth))
+        store = PredictionStore(settings.predictions_url)
+        stack.callback(store.dispose)
+        uri = settings.mlflow_tracking_uri
+        yield Loop(url, MlflowClient(uri, uri), http, store, backends)

@@ -1,0 +1,57 @@
+"""A project as the tests and the benchmark make one: a spec written, trained, then served.
+
+Shared by ``tests`` and ``bench`` (the loop's median is measured with the same harness the loop
+tests use), so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from mlserve_assets.assembly import build_definitions
+from mlserve_assets.settings import Settings
+
+# The key every service started here accepts, with every scope; clients send AUTH.
+API_KEY = "test-key-with-every-scope"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def write_spec(path: Path, models: list[dict]) -> Path:
+    """A spec file as a user writes it, from the models' dicts."""
+    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+    return path
+
+
+def train(
+    settings: Settings, specs: list[Path], job: str = "train_all"
+) -> dg.ExecuteInProcessResult:
+    """Run a training job in-process, as `mlserve train` does, on an ephemeral instance.
+
+    Dagster's console log stays at WARNING: at DEBUG it fills a failing test's captured output,
+    and CI shows only the tail of it, so the assertion itself was cut off.
+    """
+    defs = build_definitions(Settings(**{**settings.__dict__, "spec_paths": specs}))
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+
+
+def service_env(
+    settings: Settings, model: str, predictions_url: str, spool: Path
+) -> dict[str, str]:
+    """A service's environment: one model, its log and spool, a short poll, the test key."""
+    return {
+        "MLSERVE_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLSERVE_MODEL": model,
+        "MLSERVE_PREDICTIONS_URL": predictions_url,
+        "MLSERVE_SPOOL": str(spool),
+        "MLSERVE_POLL_SECONDS": "1",
+        "MLSERVE_API_KEYS": f"predict,feedback,admin:{API_KEY}",
+        "BENTOML_HOME": str(settings.bentoml_home),
+    }
