@@ -37,9 +37,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff format --check .
 
 bench: setup-dev
-	command -v wrk >/dev/null && command -v hey >/dev/null || apt-get install -y -qq wrk hey
-	$(PY) -m bench.run $(BENCH_ARGS)
-	$(PY) -m bench.training
+	$(PY) -m bench $(BENCH_ARGS)
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q

@@ -1,43 +1,51 @@
-"""Growth benchmark: what reads the prediction log, timed as the log grows.
+"""Growth: what reads the prediction log, and the feedback endpoint, timed as the log grows.
 
-``python -m bench.growth [--db sqlite|postgres] [--sizes 10000,100000,1000000] [--repeat 3]``
-trains breast_cancer (its spec sets a live-metric rule, so the sensor reads the champion's
-labelled outcomes), then for each size fills the log with that many predictions of the champion,
-a tenth of them labelled, and times the real retrain sensor's tick and the ``predictions`` and
-``feedback`` assets (medians of ``--repeat``). The table shows how each grows with the log.
+With the breast_cancer champion trained (its spec sets a live-metric rule, so the sensor reads
+the champion's labelled outcomes), the log is filled to each size with predictions of the
+champion, a tenth of them labelled, and at each size the real retrain sensor's tick and the
+``predictions`` and ``feedback`` assets are timed (medians of the rounds), and a running service
+takes sequential labels for unlabelled predictions (p50 and p99 of each request's latency). Each
+row's ratio is to the same figure at the smallest size.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from dataclasses import replace
-from pathlib import Path
 
 import dagster as dg
+import httpx
 from sklearn.datasets import load_breast_cancer
 
-from bench.store import bench_settings
-from harness.servers import postgres_cluster
+from bench.load import KEY
+from bench.report import Bench, Row, median
+from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
+from mlserve_assets.settings import Settings
 from serving.log_schema import PredictionRow, feedback
 from serving.prediction_store import PredictionStore
 
 MODEL = "breast_cancer"
 CHUNK = 20_000
+LABELS_PER_SIZE = 500  # sequential feedback requests timed at each size
+TARGETS = {"sensor tick": 1.0, "predictions asset": 10.0, "feedback asset": 10.0}
+# The feedback endpoint's p99 at the largest size against the smallest: "unchanged", with room
+# for a shared 2-core machine's noise.
+FEEDBACK_P99_GROWTH = 1.25
 
 
-def fill(store: PredictionStore, start: int, stop: int) -> None:
-    """Predictions ``start..stop`` of version 1, every tenth labelled a second later."""
+def fill(store: PredictionStore, start: int, stop: int) -> list[tuple[str, int]]:
+    """Predictions ``start..stop`` of version 1, every tenth labelled a second later.
+
+    Returns unlabelled predictions (id, true label) for the feedback endpoint to label.
+    """
     frame = load_breast_cancer(as_frame=True).frame
     features = frame.drop(columns="target").to_dict("records")
     truth = frame["target"].tolist()
     now = time.time()
+    unlabelled: list[tuple[str, int]] = []
     for first in range(start, stop, CHUNK):
         ids = [uuid.uuid4().hex for _ in range(first, min(first + CHUNK, stop))]
         rows = [
@@ -58,64 +66,98 @@ def fill(store: PredictionStore, start: int, stop: int) -> None:
         ]
         with store.engine.begin() as conn:
             conn.execute(feedback.insert(), labels)
+        unlabelled += [(pid, truth[n % 569]) for n, pid in enumerate(ids, first) if n % 10]
+    return unlabelled[: 3 * LABELS_PER_SIZE]
 
 
-def main() -> None:
-    """Fill, time, grow, time again; print one row per size."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="mlserve-growth-"))
-    with ExitStack() as stack:
-        settings = bench_settings(work)
-        if args.db == "postgres":
-            pg = stack.enter_context(postgres_cluster(durable=True))
-            settings = replace(settings, predictions_url=pg.create_database("log"))
-        defs = build_definitions(settings)
-        job = defs.resolve_job_def(f"train_{MODEL}")
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        assert job.execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(), run_config=quiet
-        ).success
-        store = PredictionStore(settings.predictions_url)
-        stack.callback(store.dispose)
-        sensor = next(s for s in defs.sensors if s.name == f"retrain_{MODEL}")
-        resources = defs.get_repository_def().get_top_level_resources()
-        observed = [dg.AssetKey([MODEL, "predictions"]), dg.AssetKey([MODEL, "feedback"])]
-        lines = [
-            f"log on {args.db}; breast_cancer, a tenth labelled; median of {args.repeat}",
-            f"{'predictions':>12} {'sensor tick s':>14} {'predictions asset s':>20} "
-            f"{'feedback asset s':>17}",
-        ]
+def _label_latencies(url: str, unlabelled: list[tuple[str, int]]) -> list[float]:
+    """Milliseconds of each of ``LABELS_PER_SIZE`` sequential POST /feedback requests."""
+    took = []
+    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+        for pid, truth in unlabelled[:LABELS_PER_SIZE]:
+            started = time.perf_counter()
+            answer = client.post(
+                f"{url}/feedback", json={"prediction_id": pid, "ground_truth": truth}
+            )
+            took.append((time.perf_counter() - started) * 1e3)
+            assert answer.status_code == 201, answer.text
+    return took
+
+
+def measure(bench: Bench, settings: Settings, sizes: list[int]) -> list[Row]:
+    """Fill, time, grow, time again."""
+    settings = replace(settings, predictions_url=bench.database("growth"))
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(f"train_{MODEL}")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    store = PredictionStore(settings.predictions_url)
+    store.create_schema()
+    sensor = next(s for s in defs.sensors if s.name == f"retrain_{MODEL}")
+    resources = defs.get_repository_def().get_top_level_resources()
+    observed = {"predictions asset": "predictions", "feedback asset": "feedback"}
+    env = {
+        "MLSERVE_HOME": str(bench.work / "growth"),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLSERVE_MODEL": MODEL,
+        "MLSERVE_PREDICTIONS_URL": settings.predictions_url,
+        "MLSERVE_POLL_SECONDS": "0",
+        "MLSERVE_API_KEYS": f"feedback:{KEY}",
+        "MLSERVE_OPEN_SCOPES": "",
+    }
+    figures: dict[str, dict[int, float]] = {}
+    feedback_p50: dict[int, float] = {}
+    log = bench.work / "growth-service.log"
+    with bentoml_server("serving.service:ModelService", env, log) as url:
         filled = 0
         for size in sizes:
-            fill(store, filled, size)
+            unlabelled = fill(store, filled, size)
             filled = size
-            ticks, assets = [], {key: [] for key in observed}
-            for _ in range(args.repeat):
+            times: dict[str, list[float]] = {"sensor tick": [], **{k: [] for k in observed}}
+            for _ in range(bench.rounds):
                 with dg.build_sensor_context(
                     instance=dg.DagsterInstance.ephemeral(), resources=resources
                 ) as context:
                     started = time.perf_counter()
                     sensor.evaluate_tick(context)
-                    ticks.append(time.perf_counter() - started)
+                    times["sensor tick"].append(time.perf_counter() - started)
                 result = job.execute_in_process(
                     instance=dg.DagsterInstance.ephemeral(),
-                    asset_selection=observed,
+                    asset_selection=[dg.AssetKey([MODEL, a]) for a in observed.values()],
                     run_config=quiet,
                 )
                 for event in result.all_events:
                     if event.event_type_value == "STEP_SUCCESS":
-                        key = dg.AssetKey([MODEL, event.step_key.partition("__")[2]])
-                        assets[key].append(event.event_specific_data.duration_ms / 1000)
-            row = [statistics.median(ticks), *(statistics.median(assets[k]) for k in observed)]
-            lines.append(f"{size:>12,} {row[0]:>14.3f} {row[1]:>20.3f} {row[2]:>17.3f}")
-            sys.stdout.write(lines[-1] + "\n")
-    sys.stdout.write("\n".join(lines) + "\n")
+                        asset = event.step_key.partition("__")[2]
+                        name = next(k for k, a in observed.items() if a == asset)
+                        times[name].append(event.event_specific_data.duration_ms / 1000)
+            for name, values in times.items():
+                figures.setdefault(name, {})[size] = median(values)
+            latencies = _label_latencies(url, unlabelled)
+            figures.setdefault("feedback endpoint p99", {})[size] = statistics.quantiles(
+                latencies, n=100
+            )[98]
+            feedback_p50[size] = median(latencies)
+    store.dispose()
+    return _rows(figures, feedback_p50, sizes)
 
 
-if __name__ == "__main__":
-    main()
+def _rows(
+    figures: dict[str, dict[int, float]], feedback_p50: dict[int, float], sizes: list[int]
+) -> list[Row]:
+    rows = []
+    smallest, largest = sizes[0], sizes[-1]
+    for name, by_size in figures.items():
+        for size, value in by_size.items():
+            ratio = value / by_size[smallest]
+            target, met = "", None
+            if name == "feedback endpoint p99":
+                shown = f"{value:.1f} ms (p50 {feedback_p50[size]:.1f} ms)"
+                if size == largest and size != smallest:
+                    target = f"<= {FEEDBACK_P99_GROWTH}x at {smallest:,}"
+                    met = ratio <= FEEDBACK_P99_GROWTH
+            else:
+                shown = f"{value:.3f} s"
+                if size == largest:
+                    target, met = f"< {TARGETS[name]:g} s", value < TARGETS[name]
+            rows.append(Row("growth", f"{name}, {size:,} logged", shown, ratio, None, target, met))
+    return rows

@@ -1,19 +1,16 @@
-"""Training benchmark: spec -> champion against a hand-written MLflow script, in one run.
+"""Training: spec -> champion against a hand-written MLflow script, in one run.
 
-``python -m bench.training [--rounds 5]`` times, in interleaved rounds on fresh SQLite stores,
+Times, in interleaved rounds on fresh SQLite stores,
 (a) mlserve's ``train_breast_cancer`` job up to the champion (the bento left out), and (b) the
 script a careful user would write for the same three candidates: fit each, log a run per
 candidate, log the best model (with its pip requirements given, as mlserve does, so neither pays
 MLflow's ~4 s of inference), register it and set the ``champion`` alias. Both run in this
-process after a warm-up round, so imports are paid by neither. Prints the medians and the ratio.
+process after a warm-up round, so imports are paid by neither.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +27,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench.report import Bench, Row, median
 from bench.store import bench_settings
 from mlserve_assets.assembly import build_definitions
 
@@ -92,28 +90,26 @@ def handwritten(work: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    """Interleaved rounds after a warm-up; the medians and their ratio."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    ways = {"mlserve spec -> champion (Dagster job)": mlserve, "hand-written script": handwritten}
+def measure(bench: Bench) -> list[Row]:
+    """Interleaved rounds after a warm-up round that neither is timed on."""
+    ways = {"mlserve": mlserve, "script": handwritten}
     times: dict[str, list[float]] = {name: [] for name in ways}
-    for number in range(args.rounds + 1):
+    for number in range(bench.rounds + 1):
         for name, way in ways.items():
             work = Path(tempfile.mkdtemp(prefix="mlserve-train-bench-"))
             seconds = way(work)
             shutil.rmtree(work, ignore_errors=True)
             if number:  # round 0 warms imports and caches for both
                 times[name].append(seconds)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    script = medians["hand-written script"]
-    lines = [f"breast_cancer, three candidates, median of {args.rounds} interleaved rounds"]
-    for name, median in medians.items():
-        spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
-        lines.append(f"{name:40} {median:6.2f} s  ({spread})  x script {median / script:5.2f}")
-    sys.stdout.write("\n".join(lines) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    script, ours = median(times["script"]), median(times["mlserve"])
+    return [
+        Row("training", "hand-written MLflow script, 3 candidates -> alias", f"{script:.2f} s"),
+        Row(
+            "training",
+            "mlserve spec -> champion (Dagster job, no bento)",
+            f"{ours:.2f} s ({min(times['mlserve']):.2f}-{max(times['mlserve']):.2f})",
+            x_baseline=ours / script,
+            target="<= 1.5x the script's time",
+            met=ours / script <= 1.5,
+        ),
+    ]

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on a fresh machine: the PostgreSQL server binaries (throw-away
 # clusters in fixtures), promtool (Prometheus config and alert rules checks) and chromium (the
-# browser test drives it with Playwright; no browser is downloaded). Installs only what is missing.
+# browser test drives it with Playwright; no browser is downloaded), wrk and hey (the benchmark's
+# load generators; the suite runs the benchmark once, small). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v hey >/dev/null 2>&1 || need+=(hey)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

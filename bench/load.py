@@ -1,0 +1,83 @@
+"""Load generators: wrk (saturating) and hey (a fixed rate, or a fixed number of requests).
+
+Both post one JSON body with the bench's key and report requests/s, p50 and p99 in ms, and the
+answers that were not 2xx.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+# The service runs as the production stack configures it: every route needs a key.
+KEY = "bench-key"
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.body = [[{body}]]
+"""
+
+
+def wrk(url: str, body: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
+    """Saturated: ``connections`` requests always in flight for ``seconds``."""
+    script = workdir / "post.lua"
+    script.write_text(LUA.format(body=body, key=KEY))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50%"),
+        "p99_ms": latency("99%"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def hey(
+    url: str,
+    body: str,
+    workdir: Path,
+    *,
+    seconds: int | None = None,
+    requests: int | None = None,
+    rate: int | None = None,
+) -> dict[str, float]:
+    """For ``seconds`` or ``requests``, at a fixed offered ``rate`` or as fast as it answers.
+
+    A fixed rate measures a moderately loaded server, which wrk (always saturating) cannot.
+    """
+    payload = workdir / "body.json"
+    payload.write_text(body)
+    workers = 4
+    load = ["-c", str(workers)]
+    load += ["-z", f"{seconds}s"] if seconds else ["-n", str(requests)]
+    if rate:
+        load += ["-q", str(rate // workers)]
+    out = subprocess.run(
+        [
+            *["hey", *load, "-m", "POST", "-T", "application/json"],
+            *["-H", f"Authorization: Bearer {KEY}", "-D", str(payload), url],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    answered = sum(int(n) for n in re.findall(r"\[2\d\d\]\s+(\d+) responses", out))
+    total = sum(int(n) for n in re.findall(r"\[\d+\]\s+(\d+) responses", out))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "p99_ms": float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "answered": answered,
+        "errors": total - answered,
+    }

@@ -1,0 +1,149 @@
+"""Serving: the service against the common template and two anchors, in one run.
+
+Drives each server serving the trained breast_cancer champion with hey at a fixed moderate rate
+and with wrk (saturated) for single-record and 100-record bodies: requests/s, p50, p99, the
+ratio to the baseline (FastAPI with an INSERT per record) and to the faster anchor: what a user
+would pick instead, a plain FastAPI app or BentoML's own ``@bentoml.api`` service, both serving
+the same model with no logging at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+
+from sklearn.datasets import load_breast_cancer
+
+from bench.load import KEY, hey, wrk
+from bench.report import Bench, Row, median
+from harness.servers import bentoml_server, free_port, managed_process
+from mlserve_assets.settings import Settings
+
+SERVERS = {
+    "baseline": "baseline (FastAPI, INSERT per record)",
+    "service": "service (durable batched log)",
+    "nolog": "service (logging off)",
+    "fastapi": "anchor: plain FastAPI (no log)",
+    "bentoml": "anchor: BentoML @bentoml.api (no log)",
+}
+ANCHORS = ("fastapi", "bentoml")
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: median([run[key] for run in runs]) for key in runs[0]}
+
+
+def measure(
+    bench: Bench, settings: Settings, seconds: int, connections: int, rate: int
+) -> list[Row]:
+    """The baseline, the service with and without logging and both anchors, in one run.
+
+    Every server runs at once and each round drives them in turn, so a slow spell of the
+    machine touches every server alike; each figure is the median over the rounds.
+    """
+    work = bench.work / "serving"
+    work.mkdir()
+    features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
+    bodies = {
+        "1 record": json.dumps({"records": features.head(1).to_dict("records")}),
+        "100 records": json.dumps({"records": features.head(100).to_dict("records")}),
+    }
+
+    def env(name: str) -> dict[str, str]:
+        return {
+            "MLSERVE_HOME": str(work / name),
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "MLSERVE_MODEL": "breast_cancer",
+            "MLSERVE_PREDICTIONS_URL": bench.database(f"serving_{name}"),
+            "MLSERVE_LOG_PREDICTIONS": "false" if name == "nolog" else "true",
+            "MLSERVE_POLL_SECONDS": "0",
+            "MLSERVE_API_KEYS": f"predict:{KEY}",
+            "MLSERVE_OPEN_SCOPES": "",
+        }
+
+    moderate = f"1 record at {rate}/s"
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        name: {body: [] for body in [*bodies, moderate]} for name in SERVERS
+    }
+    with ExitStack() as stack:
+        urls = {}
+        for name, app in (
+            ("baseline", "bench.baseline_app:app"),
+            ("fastapi", "bench.anchor_fastapi:app"),
+        ):
+            port = free_port()
+            uvicorn = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+            uvicorn += ["--log-level", "warning", "--no-access-log"]
+            urls[name] = f"http://127.0.0.1:{port}"
+            ready = f"{urls[name]}/docs"
+            stack.enter_context(managed_process(uvicorn, env(name), work / f"{name}.log", ready))
+        targets = {
+            "service": "serving.service:ModelService",
+            "nolog": "serving.service:ModelService",
+            "bentoml": "bench.anchor_bentoml:Anchor",
+        }
+        for name, target in targets.items():
+            urls[name] = stack.enter_context(
+                bentoml_server(target, env(name), work / f"{name}.log")
+            )
+        urls = {name: urls[name] for name in SERVERS}  # the table's order
+        for _ in range(bench.rounds):
+            # Moderate load first: right after a saturating run a server is still folding
+            # that burst's write-ahead log into its database, and the tail would measure that.
+            for name, url in urls.items():
+                runs[name][moderate].append(
+                    hey(f"{url}/predict", bodies["1 record"], work, seconds=seconds, rate=rate)
+                )
+            for name, url in urls.items():
+                for body, payload in bodies.items():
+                    run = wrk(f"{url}/predict", payload, seconds, connections, work)
+                    runs[name][body].append(run)
+
+    results = {name: {load: _median(r) for load, r in by.items()} for name, by in runs.items()}
+    return _rows(results, list(bodies), moderate, rate)
+
+
+def _rows(
+    results: dict[str, dict[str, dict[str, float]]], bodies: list[str], moderate: str, rate: int
+) -> list[Row]:
+    base = results["baseline"]
+    best = {load: max(results[a][load]["rps"] for a in ANCHORS) for load in base}
+    goal = {"1 record": 3.0, "100 records": 10.0}
+    rows = []
+    for name, by_load in results.items():
+        for load, r in by_load.items():
+            value = f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+            if r["errors"]:
+                value += f", {r['errors']:.0f} non-2xx"
+            x_base, x_best = r["rps"] / base[load]["rps"], r["rps"] / best[load]
+            target, met = "", None
+            if name == "service" and load in goal:
+                target = f">= {goal[load]:g}x baseline, >= 0.9x best anchor"
+                met = x_base >= goal[load] and x_best >= 0.9
+            elif name == "service":
+                target, met = "p99 < 20 ms", r["p99_ms"] < 20
+            rows.append(
+                Row("serving", f"{SERVERS[name]}, {load}", value, x_base, x_best, target, met)
+            )
+    on, off = results["service"], results["nolog"]
+    for load in bodies:
+        cost = 1 - on[load]["rps"] / off[load]["rps"]
+        rows.append(
+            Row(
+                "serving",
+                f"logging's cost, {load}",
+                f"{cost:.1%} of throughput",
+                target="< 10%",
+                met=cost < 0.10,
+            )
+        )
+    at = {key: on[moderate][key] - off[moderate][key] for key in ("p50_ms", "p99_ms")}
+    rows.append(
+        Row(
+            "serving",
+            f"logging's latency at {rate} req/s",
+            f"p50 {at['p50_ms']:+.1f} ms, p99 {at['p99_ms']:+.1f} ms",
+        )
+    )
+    return rows

@@ -1,0 +1,34 @@
+"""The benchmark stays runnable: one small run of the sections that need no load of minutes.
+
+Figures are not asserted (speed is measured by ``make bench``, not by timed tests); what is
+asserted is that the command runs end to end and that its own correctness checks hold: every
+answered prediction logged, and a row for every size and measure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness.servers import child_env
+from mlserve_assets.settings import PROJECT_ROOT
+
+
+def test_one_small_run_prints_every_row_and_loses_no_prediction():
+    command = [sys.executable, "-m", "bench", "--only", "memory,growth", "--rounds", "1"]
+    command += ["--soak", "10", "--sizes", "1000,3000"]
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=child_env({})
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [
+        line
+        for line in run.stdout.splitlines()
+        if line.startswith("| memory") or line.startswith("| growth")
+    ]
+    logged = next(row for row in rows if "logged rows == answered" in row)
+    assert logged.endswith("| equal | yes |"), logged
+    for measure in ("sensor tick", "predictions asset", "feedback asset", "feedback endpoint p99"):
+        for size in ("1,000", "3,000"):
+            assert any(f"{measure}, {size} logged" in row for row in rows), (measure, size)
+    assert any("soak 10 s" in row for row in rows)
