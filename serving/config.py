@@ -30,6 +30,15 @@ def _bento_model() -> str | None:
     return models[0]["tag"] if models else None
 
 
+def request_timeout() -> float:
+    """MLSERVE_REQUEST_TIMEOUT, read on its own.
+
+    The service's decorator sizes BentoML's backstop timeout from it at import, before (and
+    wherever) the rest of the configuration is read.
+    """
+    return float(os.environ.get("MLSERVE_REQUEST_TIMEOUT", "30"))
+
+
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
@@ -66,7 +75,7 @@ class ServingConfig:
             log_predictions=_flag("MLSERVE_LOG_PREDICTIONS", True),
             max_records=int(os.environ.get("MLSERVE_MAX_RECORDS", "1000")),
             max_body_bytes=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", str(1 << 20))),
-            request_timeout=float(os.environ.get("MLSERVE_REQUEST_TIMEOUT", "30")),
+            request_timeout=request_timeout(),
             keys=ApiKeys.read(
                 os.environ.get("MLSERVE_API_KEYS", ""),
                 Path(keys_file) if keys_file else None,

@@ -50,12 +50,18 @@ from serving.prediction_store import PredictionStore
 
 logger = logging.getLogger("mlserve.serving")
 
+# How much later than MLSERVE_REQUEST_TIMEOUT BentoML's own timeout fires.
+BACKSTOP_SECONDS = 5
+
 
 @bentoml.service(
     name="mlserve",
     # A backstop: serving.limits.Deadline answers first (MLSERVE_REQUEST_TIMEOUT, in the common
-    # error shape); BentoML's own timeout answers in its shape and must not fire before it.
-    traffic={"timeout": 300},
+    # error shape); BentoML's own timeout answers in its shape and must not fire before it. Nor
+    # much later: BentoML 1.4 leaves each request's timer scheduled until it expires, holding the
+    # request's tracing context (~5 KB), so the memory held is timeout x request rate (at 300 s
+    # the service grew 134 MB over a 300 s soak at 200 req/s, measured).
+    traffic={"timeout": config.request_timeout() + BACKSTOP_SECONDS},
     workers=1,
     # Per-request access logging and tracing cost about a fifth of throughput here; the
     # Prometheus metrics carry the same counts and latencies.
