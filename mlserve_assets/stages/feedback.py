@@ -7,7 +7,7 @@ model's lineage, and ``split`` reads the labelled rows as an input like any othe
 import dagster as dg
 import pandas as pd
 
-from mlserve_assets.ml.feedback import feature_frame, live_metrics, outcome_metric
+from mlserve_assets.ml.feedback import feature_frame, live_metrics
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.resources.prediction_log import PredictionLogResource
 from mlserve_assets.stages.naming import ModelAssets
@@ -55,15 +55,12 @@ def feedback_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             "new_since_champion": int((labelled["received_at"] > trained_until).sum()),
             "live_metrics": dg.MetadataValue.md(live.to_markdown(index=False)),
         }
-        # As the sensor sees it: the champion's latest labels (``labelled`` is oldest first).
+        # As the sensor and the gate see it: the champion's latest live_window labels.
         champion_live = (
             None
             if current is None
-            else outcome_metric(
-                labelled[labelled["model_version"] == str(current.version)].tail(
-                    spec.retrain.live_window
-                ),
-                metric,
+            else prediction_log.live_metric(
+                m.name, current.version, metric, spec.retrain.live_window
             )
         )
         if champion_live is not None:
