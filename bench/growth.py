@@ -19,8 +19,9 @@ import dagster as dg
 import httpx
 from sklearn.datasets import load_breast_cancer
 
-from bench.load import KEY
 from bench.report import Bench, Row, median
+from bench.store import bench_env
+from harness.project import AUTH
 from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import Settings
@@ -73,7 +74,7 @@ def fill(store: PredictionStore, start: int, stop: int) -> list[tuple[str, int]]
 def _label_latencies(url: str, unlabelled: list[tuple[str, int]]) -> list[float]:
     """Milliseconds of each of ``LABELS_PER_SIZE`` sequential POST /feedback requests."""
     took = []
-    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+    with httpx.Client(headers=AUTH, timeout=30) as client:
         for pid, truth in unlabelled[:LABELS_PER_SIZE]:
             started = time.perf_counter()
             answer = client.post(
@@ -95,15 +96,7 @@ def measure(bench: Bench, settings: Settings, sizes: list[int]) -> list[Row]:
     sensor = next(s for s in defs.sensors if s.name == f"retrain_{MODEL}")
     resources = defs.get_repository_def().get_top_level_resources()
     observed = {"predictions asset": "predictions", "feedback asset": "feedback"}
-    env = {
-        "MLSERVE_HOME": str(bench.work / "growth"),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "MLSERVE_MODEL": MODEL,
-        "MLSERVE_PREDICTIONS_URL": settings.predictions_url,
-        "MLSERVE_POLL_SECONDS": "0",
-        "MLSERVE_API_KEYS": f"feedback:{KEY}",
-        "MLSERVE_OPEN_SCOPES": "",
-    }
+    env = bench_env(settings, bench.work / "growth", settings.predictions_url)
     figures: dict[str, dict[int, float]] = {}
     feedback_p50: dict[int, float] = {}
     log = bench.work / "growth-service.log"

@@ -10,8 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
-# The service runs as the production stack configures it: every route needs a key.
-KEY = "bench-key"
+from harness.project import API_KEY
+
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
@@ -22,7 +22,7 @@ wrk.body = [[{body}]]
 def wrk(url: str, body: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
     """Saturated: ``connections`` requests always in flight for ``seconds``."""
     script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body, key=KEY))
+    script.write_text(LUA.format(body=body, key=API_KEY))
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -66,7 +66,7 @@ def hey(
     out = subprocess.run(
         [
             *["hey", *load, "-m", "POST", "-T", "application/json"],
-            *["-H", f"Authorization: Bearer {KEY}", "-D", str(payload), url],
+            *["-H", f"Authorization: Bearer {API_KEY}", "-D", str(payload), url],
         ],
         capture_output=True,
         text=True,

@@ -15,8 +15,9 @@ import time
 import psutil
 from sklearn.datasets import load_breast_cancer
 
-from bench.load import KEY, hey
+from bench.load import hey
 from bench.report import Bench, Row
+from bench.store import bench_env
 from harness.servers import bentoml_server
 from mlserve_assets.settings import Settings
 from serving.prediction_store import PredictionStore
@@ -58,15 +59,7 @@ def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]
     features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
     hundred = json.dumps({"records": features.head(100).to_dict("records")})
     single = json.dumps({"records": features.head(1).to_dict("records")})
-    env = {
-        "MLSERVE_HOME": str(work),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "MLSERVE_MODEL": "breast_cancer",
-        "MLSERVE_PREDICTIONS_URL": log,
-        "MLSERVE_POLL_SECONDS": "0",
-        "MLSERVE_API_KEYS": f"predict:{KEY}",
-        "MLSERVE_OPEN_SCOPES": "",
-    }
+    env = bench_env(settings, work, log)
     store = PredictionStore(log)
     with bentoml_server("serving.service:ModelService", env, work / "service.log") as url:
         answered = 100 * hey(f"{url}/predict", hundred, work, requests=100)["answered"]

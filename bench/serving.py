@@ -15,8 +15,9 @@ from contextlib import ExitStack
 
 from sklearn.datasets import load_breast_cancer
 
-from bench.load import KEY, hey, wrk
+from bench.load import hey, wrk
 from bench.report import Bench, Row, median
+from bench.store import bench_env
 from harness.servers import bentoml_server, free_port, managed_process
 from mlserve_assets.settings import Settings
 
@@ -51,16 +52,9 @@ def measure(
     }
 
     def env(name: str) -> dict[str, str]:
-        return {
-            "MLSERVE_HOME": str(work / name),
-            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "MLSERVE_MODEL": "breast_cancer",
-            "MLSERVE_PREDICTIONS_URL": bench.database(f"serving_{name}"),
-            "MLSERVE_LOG_PREDICTIONS": "false" if name == "nolog" else "true",
-            "MLSERVE_POLL_SECONDS": "0",
-            "MLSERVE_API_KEYS": f"predict:{KEY}",
-            "MLSERVE_OPEN_SCOPES": "",
-        }
+        log = "false" if name == "nolog" else "true"
+        db = bench.database(f"serving_{name}")
+        return {**bench_env(settings, work / name, db), "MLSERVE_LOG_PREDICTIONS": log}
 
     moderate = f"1 record at {rate}/s"
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
