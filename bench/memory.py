@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer
 from bench.load import hey
 from bench.report import Bench, Row
 from bench.store import bench_env
-from harness.servers import bentoml_server
+from harness.servers import bentoml_server, bentoml_worker
 from mlserve_assets.settings import Settings
 from serving.prediction_store import PredictionStore
 
@@ -27,15 +27,6 @@ SAMPLE_SECONDS = 5
 # Growth over the soak's second half that counts as flat: allocator noise, not a leak.
 FLAT_RSS = 0.05
 MB = 1 << 20
-
-
-def _processes(url: str) -> dict[str, psutil.Process]:
-    """The log writer serving ``url`` (its command line names the database) and its parent."""
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if "serving.log_writer" in cmdline and url in cmdline:
-            return {"service": proc.parent(), "writer": proc}
-    raise RuntimeError(f"no log writer for {url} is running")
 
 
 def _sample(procs: dict[str, psutil.Process]) -> dict[str, float]:
@@ -63,7 +54,9 @@ def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]
     store = PredictionStore(log)
     with bentoml_server("serving.service:ModelService", env, work / "service.log") as url:
         answered = 100 * hey(f"{url}/predict", hundred, work, requests=100)["answered"]
-        procs = _processes(log)
+        worker = bentoml_worker(url)
+        [writer] = [c for c in worker.children() if "serving.log_writer" in c.cmdline()]
+        procs = {"service": worker, "writer": writer}
         start = _sample(procs)
         answered += (
             100 * hey(f"{url}/predict", hundred, work, requests=PREDICTIONS // 100)["answered"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from mlserve_assets.settings import PROJECT_ROOT
 
@@ -157,6 +158,20 @@ def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port)]
     with managed_process([*cmd, "--host", "127.0.0.1"], env, log, f"{base}/readyz"):
         yield base
+
+
+def bentoml_worker(url: str) -> psutil.Process:
+    """The worker process of the ``bentoml serve`` listening on ``url``'s port.
+
+    It is what serves, and whose memory the soak and the memory test watch.
+    """
+    port = url.rsplit(":", 1)[1]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "bentoml" in " ".join(cmdline) and "--port" in cmdline and port in cmdline:
+            [worker] = [c for c in proc.children() if "worker" in " ".join(c.cmdline())]
+            return worker
+    raise LookupError(f"no bentoml server on port {port}")
 
 
 @contextmanager

@@ -8,52 +8,33 @@ The service sizes the timeout from MLSERVE_REQUEST_TIMEOUT (a backstop 5 s after
 
 from __future__ import annotations
 
-import subprocess
+import json
 import time
-from pathlib import Path
 
-import psutil
 from sklearn.datasets import load_diabetes
 
-from harness.project import API_KEY, service_env
-from harness.servers import bentoml_server
+from bench.load import hey
+from harness.project import service_env
+from harness.servers import bentoml_server, bentoml_worker
 
 BURSTS = 2
 REQUESTS = 3000
 FLAT_MB = 15
 
 
-def _worker(url: str) -> psutil.Process:
-    """The worker process of the server listening on ``url``'s port."""
-    port = url.rsplit(":", 1)[1]
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if "bentoml" in " ".join(cmdline) and "--port" in cmdline and port in cmdline:
-            [worker] = [c for c in proc.children() if "worker" in " ".join(c.cmdline())]
-            return worker
-    raise LookupError(f"no bentoml server on port {port}")
-
-
-def _burst(url: str, body: Path) -> None:
-    command = ["hey", "-n", str(REQUESTS), "-c", "4", "-m", "POST", "-T", "application/json"]
-    command += ["-H", f"Authorization: Bearer {API_KEY}", "-D", str(body), f"{url}/predict"]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    assert f"[200]\t{REQUESTS} responses" in out, out
-
-
 def test_steady_load_leaves_the_service_rss_flat(trained, tmp_path):
     record = load_diabetes(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()
-    body = tmp_path / "body.json"
-    body.write_text(f'{{"records": [{record!r}]}}'.replace("'", '"'))
+    body_text = json.dumps({"records": [record]})
     env = service_env(trained, "diabetes", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db")
     env |= {"MLSERVE_REQUEST_TIMEOUT": "1", "MLSERVE_POLL_SECONDS": "0"}
     with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
-        worker = _worker(url)
-        _burst(url, body)  # warm: pools, caches, the allocator's arenas
+        worker = bentoml_worker(url)
+        hey(f"{url}/predict", body_text, tmp_path, requests=REQUESTS)  # warm: pools, caches, arenas
         time.sleep(7)  # past the backstop (1 + 5 s): the warm-up's timers have fired
         warm = worker.memory_info().rss
         for _ in range(BURSTS):
-            _burst(url, body)
+            run = hey(f"{url}/predict", body_text, tmp_path, requests=REQUESTS)
+            assert run["answered"] == REQUESTS, run
             time.sleep(7)
         grown = (worker.memory_info().rss - warm) / (1 << 20)
     assert grown < FLAT_MB, f"RSS grew {grown:.1f} MB over {BURSTS * REQUESTS} requests"
