@@ -4,7 +4,8 @@
 local PostgreSQL cluster with fsync on (and runs the loop on the production services). Sections:
 serving (the service against the common template and two anchors), memory (RSS after 100k
 predictions, and a ``--soak``), growth (what reads the log at 10k-1M rows), training (spec ->
-champion against a hand-written script) and the loop (threshold -> new version answering).
+champion against a hand-written script), selection (retraining's choice and gate over draws of
+the prediction ids) and the loop (threshold -> new version answering).
 Figures vary ±20% between runs on a shared 2-core machine: read the ratios within one run.
 """
 
@@ -21,13 +22,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from bench import growth, loop, memory, serving, training
+from bench import growth, loop, memory, selection, serving, training
 from bench.report import Bench, Row, table
 from bench.store import bench_settings
 from harness.servers import postgres_cluster
 from mlserve_assets.assembly import build_definitions
 
-SECTIONS = ("serving", "memory", "growth", "training", "loop")
+SECTIONS = ("serving", "memory", "growth", "training", "selection", "loop")
+SERVED = ("serving", "memory", "growth")
 
 
 def main() -> None:
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="moderate load, single records")
     parser.add_argument("--soak", type=int, default=120, help="seconds at --rate (0: none)")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="growth's log sizes")
+    parser.add_argument("--draws", type=int, default=100, help="selection's draws of ids")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
     chosen = args.only.split(",")
@@ -62,11 +65,12 @@ def main() -> None:
 
         bench = Bench(args.db, database, work, args.rounds)
         settings = bench_settings(work)
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        job = build_definitions(settings).resolve_job_def("train_breast_cancer")
-        assert job.execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(), run_config=quiet
-        ).success
+        if set(chosen) & set(SERVED):  # the model they serve
+            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            job = build_definitions(settings).resolve_job_def("train_breast_cancer")
+            assert job.execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(), run_config=quiet
+            ).success
         runs = {
             "serving": lambda: serving.measure(
                 bench, settings, args.seconds, args.connections, args.rate
@@ -76,6 +80,7 @@ def main() -> None:
                 bench, settings, [int(s) for s in args.sizes.split(",")]
             ),
             "training": lambda: training.measure(bench),
+            "selection": lambda: selection.measure(args.draws),
             "loop": lambda: loop.measure(bench),
         }
         for section in SECTIONS:

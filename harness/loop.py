@@ -39,33 +39,30 @@ LABELS = 300  # the budget: the loop must have recovered within this many labels
 MIN_FEEDBACK_ROWS = 150  # the spec's default
 
 
-def drift_spec(path: Path, **retrain: object) -> Path:
+def drift_model(**retrain: object) -> dict:
     """The drift model as a user would declare it: two candidates, defaults for retraining."""
-    return write_spec(
-        path,
-        [
+    return {
+        "name": "drift",
+        "source": {"kind": "file", "path": str(PROJECT_ROOT / "examples/data/drift_base.csv")},
+        "target": "label",
+        "task": "classification",
+        "candidates": [
+            {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
             {
-                "name": "drift",
-                "source": {
-                    "kind": "file",
-                    "path": str(PROJECT_ROOT / "examples/data/drift_base.csv"),
-                },
-                "target": "label",
-                "task": "classification",
-                "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
-                    {
-                        "name": "forest",
-                        "estimator": "sklearn.ensemble.RandomForestClassifier",
-                        "params": {"n_estimators": 50, "random_state": 0},
-                    },
-                ],
-                "metric": "accuracy",
-                "gate": {"threshold": 0.75},
-                **({"retrain": retrain} if retrain else {}),
-            }
+                "name": "forest",
+                "estimator": "sklearn.ensemble.RandomForestClassifier",
+                "params": {"n_estimators": 50, "random_state": 0},
+            },
         ],
-    )
+        "metric": "accuracy",
+        "gate": {"threshold": 0.75},
+        **({"retrain": retrain} if retrain else {}),
+    }
+
+
+def drift_spec(path: Path, **retrain: object) -> Path:
+    """The drift model's spec file."""
+    return write_spec(path, [drift_model(**retrain)])
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -119,32 +120,50 @@ def _base(n: int) -> pd.DataFrame:
 
 def test_every_feedback_row_gets_one_role_by_its_id():
     fb = _feedback(600)
-    rules = RetrainData(holdout_fraction=0.3, selection_fraction=0.2)
+    rules = RetrainData(holdout_fraction=0.3, selection_folds=4)
     data = split_dataset(_base(200), ["a", "b"], "y", Split(), fb, rules)
-    roles = fb.set_index("prediction_id")["a"]
-    expected = {
-        role: sorted(roles[[feedback_role(i, 0.3, 0.2) == role for i in roles.index]])
-        for role in ("train", "select", "gate")
-    }
-    assert sorted(data.feedback_train.x["a"]) == expected["train"]
-    assert sorted(data.feedback_select.x["a"]) == expected["select"]
-    assert sorted(data.feedback_gate.x["a"]) == expected["gate"]
-    shares = [len(expected[r]) / 600 for r in ("gate", "select", "train")]
-    assert np.allclose(shares, [0.3, 0.2, 0.5], atol=0.06)
+    # Independently: each id's bucket on the hash range, cut by hand.
+    buckets = fb["prediction_id"].map(
+        lambda i: int(hashlib.sha256(i.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    )
+    gate = buckets < 0.3
+    assert sorted(data.feedback_gate.x["a"]) == sorted(fb.loc[gate, "a"])
+    # The rest, oldest first, each in the fold its bucket's quarter of [0.3, 1) names.
+    assert data.feedback_fit.x["a"].tolist() == fb.loc[~gate, "a"].tolist()
+    assert list(data.feedback_folds) == ((buckets[~gate] - 0.3) / 0.7 * 4).astype(int).tolist()
+    assert np.allclose(
+        [gate.mean(), *(np.bincount(data.feedback_folds) / 600)], [0.3, *[0.7 / 4] * 4], atol=0.06
+    )
     assert data.feedback_watermark == 599.0
     # The same labels split again (another retraining) land in the same roles.
     again = split_dataset(_base(200), ["a", "b"], "y", Split(), fb.sample(frac=1.0), rules)
     assert again.feedback_gate.x.equals(data.feedback_gate.x)
+    assert again.feedback_folds == data.feedback_folds
+
+
+def test_each_fit_label_chooses_in_one_round_and_fits_in_the_others():
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    rounds = list(data.selection_rounds())
+    assert len(rounds) == RetrainData().selection_folds
+    fit_ids = data.feedback_fit.x["a"]
+    chosen_by = pd.concat([held.x["a"] for _, held in rounds])
+    assert sorted(chosen_by) == sorted(fit_ids)  # each label chooses exactly once
+    for fit_on, held in rounds:
+        assert not set(fit_on.x["a"]) & set(held.x["a"])
+        assert fit_on.x["a"].tolist() == [a for a in fit_ids if a not in set(held.x["a"])]
+    without = split_dataset(_base(200), ["a", "b"], "y", Split())
+    [(fit_on, held)] = without.selection_rounds()
+    assert len(fit_on) == len(held) == 0
 
 
 def test_roles_are_the_same_in_another_process():
     ids = [uuid.uuid4().hex for _ in range(300)]
-    here = [feedback_role(i, 0.3, 0.2) for i in ids]
+    here = [feedback_role(i, 0.3, 5) for i in ids]
     code = (
         "import sys, json\n"
         "from mlserve_assets.ml.feedback import feedback_role\n"
         "ids = json.load(sys.stdin)\n"
-        "print(json.dumps([feedback_role(i, 0.3, 0.2) for i in ids]))\n"
+        "print(json.dumps([feedback_role(i, 0.3, 5) for i in ids]))\n"
     )
     # A fresh interpreter with its own hash seed: Python's hash() would differ, sha256 must not.
     done = subprocess.run(
@@ -163,8 +182,8 @@ def test_each_mix_builds_the_training_rows_it_names(policy):
     base = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
     rules = RetrainData(policy=policy, feedback_weight=4.0, recent_fraction=0.5)
     [mix] = mixes_for(rules, base)
-    built = mix.build(base.base_train, base.feedback_train, rules)
-    fb = base.feedback_train
+    built = mix.build(base.base_train, base.feedback_fit, rules)
+    fb = base.feedback_fit
     if policy in ("union", "weighted"):
         assert len(built.rows) == len(base.base_train) + len(fb)
     if policy == "weighted":
@@ -198,13 +217,15 @@ def test_the_selection_score_weighs_recent_labels_against_base_rows_like_the_gat
 
     data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
     model = LogisticRegression().fit(data.base_train.x, data.base_train.y)
-    recent = accuracy_score(data.feedback_select.y, model.predict(data.feedback_select.x))
+    _, held = next(data.selection_rounds())
+    recent = accuracy_score(held.y, model.predict(held.x))
     base = accuracy_score(data.base_select.y, model.predict(data.base_select.x))
     accuracy = get_metric("accuracy")
-    assert selection_score(model, data, accuracy, 0.25) == pytest.approx(
+    assert selection_score(model, held, data, accuracy, 0.25) == pytest.approx(
         0.75 * recent + 0.25 * base
     )
     without = split_dataset(_base(200), ["a", "b"], "y", Split())
-    assert selection_score(model, without, accuracy, 0.25) == pytest.approx(
+    _, none = next(without.selection_rounds())
+    assert selection_score(model, none, without, accuracy, 0.25) == pytest.approx(
         accuracy_score(without.base_select.y, model.predict(without.base_select.x))
     )

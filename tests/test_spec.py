@@ -94,9 +94,9 @@ BAD = [
     ("colour", "blue", "colour", "Extra inputs are not permitted"),
     (
         "retrain",
-        {"data": {"holdout_fraction": 0.6, "selection_fraction": 0.5}},
-        "retrain.data",
-        "must leave labels to train on",
+        {"data": {"selection_folds": 1}},
+        "retrain.data.selection_folds",
+        "greater than or equal to 2",
     ),
 ]
 

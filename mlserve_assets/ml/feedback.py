@@ -8,7 +8,6 @@ received_at), so the loop's arithmetic is testable without a server or a databas
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 import pandas as pd
 
@@ -54,17 +53,18 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
     return deduped[columns].reset_index(drop=True)
 
 
-FeedbackRole = Literal["gate", "select", "train"]
+GATE = "gate"
 
 
-def feedback_role(prediction_id: str, gate_fraction: float, select_fraction: float) -> FeedbackRole:
+def feedback_role(prediction_id: str, gate_fraction: float, folds: int) -> str | int:
     """A label's role, from a hash of its prediction id: the same in every process and retraining.
 
-    The first ``gate_fraction`` of the hash range only ever judges challenger against champion,
-    the next ``select_fraction`` chooses the candidate and the data mix, the rest trains. A label
+    The first ``gate_fraction`` of the hash range only ever judges challenger against champion;
+    the rest is cut into ``folds`` selection folds (``int``): each fold in turn chooses the
+    candidate and the mix while the others train, and the final model fits on them all. A label
     that gated once never trains a later model, so the gate never scores a model on its own rows.
     """
     bucket = int(hashlib.sha256(prediction_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     if bucket < gate_fraction:
-        return "gate"
-    return "select" if bucket < gate_fraction + select_fraction else "train"
+        return GATE
+    return min(folds - 1, int((bucket - gate_fraction) / (1 - gate_fraction) * folds))

@@ -61,8 +61,7 @@ def mixes_for(policy: RetrainData, data: DatasetSplit) -> list[Mix]:
 
 
 def final_training_set(mix_name: str, data: DatasetSplit, policy: RetrainData) -> TrainingSet:
-    """The chosen mix over train and selection rows together: the final model sees both."""
+    """The chosen mix over train and selection rows together: the final model sees all of them."""
     mix = BASE_ONLY if mix_name == "base" else MIXES[mix_name]
     base = Rows.join(data.base_train, data.base_select)
-    feedback = Rows.join(data.feedback_train, data.feedback_select)
-    return mix.build(base, feedback, policy)
+    return mix.build(base, data.feedback_fit, policy)

@@ -1,4 +1,4 @@
-"""Fitting and scoring: every candidate on every mix, scored on the selection rows.
+"""Fitting and scoring: every candidate on every mix, scored on the selection rows and folds.
 
 Plain functions of data and spec, with no tracking or Dagster, so the leaderboard's figures and
 the gate's inputs are testable without an MLflow store.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
@@ -26,14 +27,16 @@ MIN_MIX_ROWS = 20
 
 @dataclass(frozen=True)
 class FittedCandidate:
-    """A candidate fitted on one mix, with its selection score."""
+    """A candidate fitted on one mix, with its selection score (the mean over the folds)."""
 
     name: str
     mix: str
     estimator: BaseEstimator
+    """One fold's fit: its parameters and type are what the trial logs."""
     score: float
     fit_seconds: float
     rows: int
+    """Training rows of a fold, on average."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,10 @@ class Selection:
 
 
 def selection_score(
-    estimator: BaseEstimator, data: DatasetSplit, metric: Metric, base_weight: float
+    estimator: BaseEstimator, held: Rows, data: DatasetSplit, metric: Metric, base_weight: float
 ) -> float:
-    """Score on the selection rows: the recent labels, with the base rows at ``base_weight``."""
-    parts = weighted_holdouts(data.feedback_select, data.base_select, base_weight)
+    """Score on one round's choosing labels, with the base selection rows at ``base_weight``."""
+    parts = weighted_holdouts(held, data.base_select, base_weight)
     return sum(h.weight * score(estimator, h.rows, metric) for h in parts)
 
 
@@ -78,21 +81,28 @@ def select_candidates(
     policy: RetrainData,
     base_weight: float,
 ) -> Selection:
-    """Fit every candidate on every mix's training rows and score each on the selection rows."""
+    """Fit every candidate on every mix in each selection round; score it by the rounds' mean."""
     selection = Selection()
     classification = metric.task == "classification"
+    rounds = list(data.selection_rounds())
     for mix in mixes_for(policy, data):
-        train = mix.build(data.base_train, data.feedback_train, policy)
+        sets = [(mix.build(data.base_train, fit_on, policy), held) for fit_on, held in rounds]
         for candidate in candidates:
-            reason = _unusable(candidate, mix, train, classification)
+            reason = next(
+                filter(None, (_unusable(candidate, mix, t, classification) for t, _ in sets)), ""
+            )
             if reason:
                 selection.skipped.append(Skipped(candidate.name, mix.name, reason))
                 continue
-            estimator, seconds = fit(candidate, train, data.preparation())
-            value = selection_score(estimator, data, metric, base_weight)
+            scores, seconds = [], 0.0
+            for train, held in sets:
+                estimator, took = fit(candidate, train, data.preparation())
+                scores.append(selection_score(estimator, held, data, metric, base_weight))
+                seconds += took
+            rows = round(sum(len(t.rows) for t, _ in sets) / len(sets))
             selection.fitted.append(
                 FittedCandidate(
-                    candidate.name, mix.name, estimator, value, seconds, len(train.rows)
+                    candidate.name, mix.name, estimator, float(np.mean(scores)), seconds, rows
                 )
             )
     return selection
