@@ -113,6 +113,31 @@ def test_feedback_stage_joins_labels_and_scores_each_version(model, resources):
     assert f"{expected:g}" in meta["live_metrics"].value
 
 
+def test_feedback_stage_reports_the_champions_live_metric_over_its_latest_window(
+    resources, tmp_path
+):
+    windowed = ModelAssets(ModelSpec.model_validate({**SPEC, "retrain": {"live_window": 40}}))
+    client = MlflowClient(resources["mlflow"].tracking_uri, resources["mlflow"].tracking_uri)
+    client.create_registered_model("iris")
+    client.create_model_version("iris", source=(tmp_path / "model").as_uri())
+    client.set_registered_model_alias("iris", "champion", "1")
+    store = PredictionStore(resources["prediction_log"].url)
+    store.create_schema()
+    rows = [
+        PredictionRow(uuid.uuid4().hex, time.time(), "iris", "1", record, 0)
+        for record in IRIS[FEATURES].head(60).to_dict("records")
+    ]
+    store.insert_predictions(rows)
+    # Right on the 20 oldest labels, then right on 10 of the latest 40: 0.5 over all 60.
+    truths = [0] * 20 + [0] * 10 + [1] * 30
+    for row, truth in zip(rows, truths, strict=True):
+        store.add_feedback("iris", row.prediction_id, truth)
+    result = dg.materialize(feedback_assets(windowed), resources=resources)
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    expected = accuracy_score(truths[-40:], [0] * 40)
+    assert meta["champion_live_accuracy"].value == pytest.approx(expected)
+
+
 def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path):
     upstream = [
         stand_in(model, "validated_dataset", IRIS),
