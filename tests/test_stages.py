@@ -92,17 +92,24 @@ def test_data_stage_loads_and_checks_the_rows(model):
     assert len(checks) == 4 and all(c.passed for c in checks)
 
 
-def test_feedback_stage_joins_labels_and_scores_each_version(model, resources):
+def labelled_log(resources, predictions: int, truths: list[int]) -> list[PredictionRow]:
+    """``predictions`` of v1 logged (each one 0), the first ones labelled ``truths`` in order."""
     store = PredictionStore(resources["prediction_log"].url)
     store.create_schema()
     rows = [
         PredictionRow(uuid.uuid4().hex, time.time(), "iris", "1", record, 0)
-        for record in IRIS[FEATURES].head(10).to_dict("records")
+        for record in IRIS[FEATURES].head(predictions).to_dict("records")
     ]
     store.insert_predictions(rows)
-    truths = [0, 0, 0, 1, 2, 0, 1, 0]  # 5 of 8 right: the prediction was 0 every time
     for row, truth in zip(rows, truths, strict=False):
         store.add_feedback("iris", row.prediction_id, truth)
+    store.dispose()
+    return rows
+
+
+def test_feedback_stage_joins_labels_and_scores_each_version(model, resources):
+    truths = [0, 0, 0, 1, 2, 0, 1, 0]  # 5 of 8 right: the prediction was 0 every time
+    rows = labelled_log(resources, 10, truths)
     result = dg.materialize(feedback_assets(model), resources=resources)
     assert result.success
     labelled = output(result, model, "feedback")
@@ -121,17 +128,9 @@ def test_feedback_stage_reports_the_champions_live_metric_over_its_latest_window
     client.create_registered_model("iris")
     client.create_model_version("iris", source=(tmp_path / "model").as_uri())
     client.set_registered_model_alias("iris", "champion", "1")
-    store = PredictionStore(resources["prediction_log"].url)
-    store.create_schema()
-    rows = [
-        PredictionRow(uuid.uuid4().hex, time.time(), "iris", "1", record, 0)
-        for record in IRIS[FEATURES].head(60).to_dict("records")
-    ]
-    store.insert_predictions(rows)
     # Right on the 20 oldest labels, then right on 10 of the latest 40: 0.5 over all 60.
     truths = [0] * 20 + [0] * 10 + [1] * 30
-    for row, truth in zip(rows, truths, strict=True):
-        store.add_feedback("iris", row.prediction_id, truth)
+    labelled_log(resources, 60, truths)
     result = dg.materialize(feedback_assets(windowed), resources=resources)
     meta = result.get_asset_materialization_events()[-1].materialization.metadata
     expected = accuracy_score(truths[-40:], [0] * 40)
