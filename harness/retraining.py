@@ -17,11 +17,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from harness.loop import BATCH, drift_model
-from mlserve_assets.ml.gate import decide, gate_holdouts, weigh
-from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
-from mlserve_assets.ml.mixes import final_training_set
-from mlserve_assets.ml.split import split_dataset
-from mlserve_assets.ml.train import fit, select_candidates
+from mlserve_assets.ml.gate import judge
+from mlserve_assets.ml.split import DatasetSplit, split_dataset
+from mlserve_assets.ml.train import refit, select_candidates
 from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
 from mlserve_assets.spec import ModelSpec
 
@@ -54,7 +52,7 @@ class DriftRetraining:
         self.stream = pd.concat(rounds, ignore_index=True)
         self.probe = concept_rows(1000, shift.final(), seed=99)
         self.oracle = self.accuracy(post_shift_model(shift))
-        self.champion = self._best(None)[0]
+        self.champion = self._retrain(None)[0]
 
     def draw(self, seed: int) -> Outcome:
         """Retrain with prediction ids drawn from ``seed``; the gate judges against the champion."""
@@ -63,32 +61,19 @@ class DriftRetraining:
             prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(len(self.stream))],
             received_at=np.arange(len(self.stream), dtype=float),
         )
-        challenger, choice, data = self._best(feedback)
-        gate, metric = self.spec.gate, self.spec.scorer
-        evidence = weigh(
-            metric,
-            gate_holdouts(data, gate),
-            challenger,
-            self.champion,
-            gate.confidence,
-            seed=int(data.data_version[:8], 16),
-        )
-        decision = decide(metric, evidence.challenger, evidence.champion, gate, evidence.interval)
+        challenger, choice, data = self._retrain(feedback)
+        decision, _ = judge(self.spec.scorer, self.spec.gate, data, challenger, self.champion)
         return Outcome(decision.promote, self.accuracy(challenger), choice, decision.reason)
 
-    def _best(self, feedback: pd.DataFrame | None) -> tuple[BaseEstimator, str, object]:
+    def _retrain(self, feedback: pd.DataFrame | None) -> tuple[BaseEstimator, str, DatasetSplit]:
+        """The ``split`` and ``candidates`` assets' model, without MLflow: chosen, then refitted."""
         spec, policy = self.spec, self.spec.retrain.data
         data = split_dataset(self.base, FEATURES, spec.target, spec.split, feedback, policy)
         selection = select_candidates(
             spec.candidates, data, spec.scorer, policy, spec.gate.base_weight
         )
-        results = [
-            CandidateResult(t.name, t.mix, t.score, "", type(t.estimator).__name__, t.rows)
-            for t in selection.fitted
-        ]
-        best = Leaderboard.ranked("", spec.scorer, results, selection.skipped).best
-        candidate = next(c for c in spec.candidates if c.name == best.name)
-        model = fit(candidate, final_training_set(best.mix, data, policy))[0]
+        best = selection.best(spec.scorer)
+        model = refit(spec.candidates, best.name, best.mix, data, policy)[0]
         return model, f"{best.name}/{best.mix}", data
 
     def accuracy(self, model: BaseEstimator) -> float:

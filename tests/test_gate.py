@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score
 
-from mlserve_assets.ml.gate import decide, gate_holdouts, weigh
+from mlserve_assets.ml.gate import decide, gate_holdouts, judge, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
 from mlserve_assets.ml.split import Holdout, Rows, split_dataset
 from mlserve_assets.spec import Gate, Split
@@ -151,3 +151,32 @@ def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight(
     assert [h.name for h in gate_holdouts(data, Gate(threshold=0.5, base_weight=0.0))] == ["recent"]
     without = split_dataset(frame, ["i"], "y", Split(stratify=False))
     assert [h.name for h in gate_holdouts(without, Gate(threshold=0.5))] == ["base"]
+
+
+def test_the_gate_judges_on_the_labels_received_since_the_champion_was_trained():
+    frame = pd.DataFrame({"i": np.arange(100), "y": np.arange(100) % 2})
+    feedback = frame.assign(
+        prediction_id=[f"{n:032x}" for n in range(100)], received_at=np.arange(100.0)
+    )
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback)
+    model = Fixed(np.zeros(100, dtype=int))
+    gate = Gate(threshold=0.0)
+    # Labels are received at their "i": gate labels after 60 are those with i > 60.
+    newer = [i for i in data.feedback_gate.x["i"] if i > 60]
+    _, evidence = judge(ACCURACY, gate, data, model, model, served_since=60.0)
+    assert evidence.parts["recent"]["rows"] == len(newer) > 0
+    _, everything = judge(ACCURACY, gate, data, model, model)
+    assert everything.parts["recent"]["rows"] == len(data.feedback_gate)
+
+
+@pytest.mark.parametrize(("metric", "expected"), [("accuracy", "cab"), ("rmse", "bac")])
+def test_the_leaderboard_ranks_best_first_in_the_metrics_direction_a_non_finite_score_last(
+    metric, expected
+):
+    from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
+
+    scores = {"a": 0.2, "b": 0.1, "c": 0.9, "d": math.nan, "e": math.inf}
+    results = [CandidateResult(n, "base", v, "", "", 1) for n, v in scores.items()]
+    board = Leaderboard.ranked("", get_metric(metric), results, [])
+    assert "".join(r.name for r in board.results)[:3] == expected
+    assert {r.name for r in board.results[3:]} == {"d", "e"}

@@ -118,6 +118,30 @@ def weigh(
     )
 
 
+def judge(
+    metric: Metric,
+    gate: Gate,
+    data: DatasetSplit,
+    challenger: BaseEstimator,
+    champion: BaseEstimator | None,
+    served_since: float = 0.0,
+) -> tuple[GateDecision, Evidence]:
+    """The gate on a training's split: both models weighed on its holdouts, then the verdict.
+
+    The bootstrap is seeded by the data's version, so the same rows get the same verdict.
+    """
+    evidence = weigh(
+        metric,
+        gate_holdouts(data, gate, served_since),
+        challenger,
+        champion,
+        gate.confidence,
+        seed=int(data.data_version[:8], 16),
+    )
+    decision = decide(metric, evidence.challenger, evidence.champion, gate, evidence.interval)
+    return decision, evidence
+
+
 def decide(
     metric: Metric,
     challenger: float,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from mlserve_assets.ml.metrics import Metric
@@ -44,14 +43,9 @@ class Leaderboard:
         results: list[CandidateResult],
         skipped: list[Skipped],
     ) -> Leaderboard:
-        """Best first in the metric's direction; a non-finite score ranks last, never best."""
-
-        def order(result: CandidateResult) -> tuple[bool, float]:
-            finite = math.isfinite(result.score)
-            value = result.score if metric.higher_is_better else -result.score
-            return (not finite, -value if finite else 0.0)
-
-        return cls(parent_run_id, metric.name, sorted(results, key=order), skipped)
+        """Best first in the metric's direction (``Metric.rank``)."""
+        ranked = sorted(results, key=lambda r: metric.rank(r.score))
+        return cls(parent_run_id, metric.name, ranked, skipped)
 
     @property
     def best(self) -> CandidateResult:

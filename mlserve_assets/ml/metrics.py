@@ -6,6 +6,7 @@ three can never disagree about what "better" means.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +42,12 @@ class Metric:
     def improvement(self, new: float, old: float) -> float:
         """How much better ``new`` is than ``old``, positive when better whatever the direction."""
         return new - old if self.higher_is_better else old - new
+
+    def rank(self, value: float) -> tuple[bool, float]:
+        """A sort key: the best value first, a non-finite one last (never best)."""
+        if not math.isfinite(value):
+            return (True, 0.0)
+        return (False, -value if self.higher_is_better else value)
 
     def meets(self, value: float, threshold: float) -> bool:
         """Whether ``value`` is at least as good as ``threshold``."""

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from mlserve_assets.candidates import Candidate, final_step
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.ml.mixes import Mix, TrainingSet, mixes_for
+from mlserve_assets.ml.mixes import Mix, TrainingSet, final_training_set, mixes_for
 from mlserve_assets.ml.split import DatasetSplit, Rows, weighted_holdouts
 from mlserve_assets.spec import RetrainData
 
@@ -54,6 +54,10 @@ class Selection:
 
     fitted: list[FittedCandidate] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+    def best(self, metric: Metric) -> FittedCandidate:
+        """The trial the leaderboard ranks first (``Metric.rank``: ties to the earlier trial)."""
+        return min(self.fitted, key=lambda t: metric.rank(t.score))
 
 
 def selection_score(
@@ -106,6 +110,19 @@ def select_candidates(
                 )
             )
     return selection
+
+
+def refit(
+    candidates: list[Candidate], name: str, mix: str, data: DatasetSplit, policy: RetrainData
+) -> tuple[BaseEstimator, float, int]:
+    """The final model: the chosen candidate on its mix over every train and selection row.
+
+    Returns it with its fit's seconds and rows.
+    """
+    candidate = next(c for c in candidates if c.name == name)
+    train = final_training_set(mix, data, policy)
+    estimator, seconds = fit(candidate, train, data.preparation())
+    return estimator, seconds, len(train.rows)
 
 
 def fit(

@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from mlserve_assets.ml.gate import Evidence, GateDecision, decide, gate_holdouts, weigh
+from mlserve_assets.ml.gate import Evidence, GateDecision, judge
 from mlserve_assets.ml.split import DatasetSplit
 from mlserve_assets.resources.bento_packager import BentoPackager
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
@@ -88,16 +88,8 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         # By version, not alias: the champion scored is the one whose watermark and tags were read.
         challenger = mlflow.load(m.name, registered_version.version)
         incumbent = None if current is None else mlflow.load(m.name, str(current.version))
-        evidence = weigh(
-            metric,
-            gate_holdouts(split, spec.gate, feedback_watermark(current)),
-            challenger,
-            incumbent,
-            spec.gate.confidence,
-            seed=int(split.data_version[:8], 16),
-        )
-        decision = decide(
-            metric, evidence.challenger, evidence.champion, spec.gate, evidence.interval
+        decision, evidence = judge(
+            metric, spec.gate, split, challenger, incumbent, feedback_watermark(current)
         )
         live = (
             None

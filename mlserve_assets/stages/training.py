@@ -10,10 +10,9 @@ import sklearn
 
 from mlserve_assets.candidates import final_step
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
-from mlserve_assets.ml.mixes import final_training_set
 from mlserve_assets.ml.prepare import column_kinds, needs_preparation
 from mlserve_assets.ml.split import DatasetSplit, split_dataset
-from mlserve_assets.ml.train import fit, select_candidates
+from mlserve_assets.ml.train import refit, select_candidates
 from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.mlflow_registry import MlflowRegistry
 from mlserve_assets.spec import ModelSpec
@@ -135,16 +134,16 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 for trial in selection.fitted
             ]
             board = Leaderboard.ranked(parent, metric, results, selection.skipped)
-            chosen = next(c for c in spec.candidates if c.name == board.best.name)
-            final_set = final_training_set(board.best.mix, split, policy)
-            estimator, seconds = fit(chosen, final_set, split.preparation())
+            estimator, seconds, rows = refit(
+                spec.candidates, board.best.name, board.best.mix, split, policy
+            )
             logged = mlflow.log_candidate(
                 model_name=m.name,
                 parent_run_id=parent,
-                candidate=chosen.name,
+                candidate=board.best.name,
                 estimator=estimator,
                 params=estimator.get_params(deep=False),
-                metrics={"fit_seconds": seconds, "train_rows": len(final_set.rows)},
+                metrics={"fit_seconds": seconds, "train_rows": rows},
                 example=split.base_train.x.head(5),
                 schema=split.schema,
                 tags={**tags, Tag.MIX: board.best.mix},
