@@ -15,8 +15,8 @@ from mlserve_assets.settings import PROJECT_ROOT
 
 
 def test_one_small_run_prints_every_row_and_loses_no_prediction():
-    command = [sys.executable, "-m", "bench", "--only", "memory,growth", "--rounds", "1"]
-    command += ["--soak", "10", "--sizes", "1000,3000"]
+    command = [sys.executable, "-m", "bench", "--only", "memory,growth,selection"]
+    command += ["--rounds", "1", "--soak", "10", "--sizes", "1000,3000", "--draws", "2"]
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=child_env({})
     )
@@ -24,7 +24,7 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
     rows = [
         line
         for line in run.stdout.splitlines()
-        if line.startswith("| memory") or line.startswith("| growth")
+        if line.startswith(("| memory", "| growth", "| selection"))
     ]
     logged = next(row for row in rows if "logged rows == answered" in row)
     assert logged.endswith("| equal | yes |"), logged
@@ -32,3 +32,6 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
         for size in ("1,000", "3,000"):
             assert any(f"{measure}, {size} logged" in row for row in rows), (measure, size)
     assert any("soak 10 s" in row for row in rows)
+    for case in ("gradual, 300 labels", "features, 300 labels", "rotation, 200 labels"):
+        for measure in ("gate held", "below the oracle"):
+            assert any(case in r and measure in r and " of 2 " in r for r in rows), case
