@@ -19,8 +19,8 @@ import pandas as pd
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from serving.log_schema import PredictionRow
-from serving.prediction_store import PredictionStore
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 # Both URIs: with only the registry set, MLflow makes a tracking store in the working directory.
 mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])

@@ -25,8 +25,8 @@ from harness.project import AUTH
 from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import Settings
-from serving.log_schema import PredictionRow, feedback
-from serving.prediction_store import PredictionStore
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow, feedback
 
 MODEL = "breast_cancer"
 CHUNK = 20_000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.report import Bench, Row, median
 from harness.loop import BATCH, closed_loop
-from mlserve_assets.simulation import SCENARIOS, concept_rows
+from mlserve_assets.cli.simulation import SCENARIOS, concept_rows
 
 TARGET_SECONDS = 30
 

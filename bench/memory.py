@@ -20,7 +20,7 @@ from bench.report import Bench, Row
 from bench.store import bench_env
 from harness.servers import bentoml_server, bentoml_worker
 from mlserve_assets.settings import Settings
-from serving.prediction_store import PredictionStore
+from serving.store.predictions import PredictionStore
 
 PREDICTIONS = 100_000
 SAMPLE_SECONDS = 5
@@ -55,7 +55,7 @@ def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]
     with bentoml_server("serving.service:ModelService", env, work / "service.log") as url:
         answered = 100 * hey(f"{url}/predict", hundred, work, requests=100)["answered"]
         worker = bentoml_worker(url)
-        [writer] = [c for c in worker.children() if "serving.log_writer" in c.cmdline()]
+        [writer] = [c for c in worker.children() if "serving.log.writer" in c.cmdline()]
         procs = {"service": worker, "writer": writer}
         start = _sample(procs)
         answered += (

@@ -28,10 +28,10 @@ from harness.servers import (
     postgres_cluster,
     s3_server,
 )
+from mlserve_assets.cli.simulation import FEATURES, SCENARIOS, concept_rows
 from mlserve_assets.settings import PROJECT_ROOT, Settings
-from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows
-from serving.contract import feedback_watermark, gate_outcome
-from serving.prediction_store import PredictionStore
+from serving.registry import feedback_watermark, gate_outcome
+from serving.store.predictions import PredictionStore
 
 LOOP_TIMEOUT = 300
 BATCH = 50

@@ -17,11 +17,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from harness.loop import BATCH, drift_model
+from mlserve_assets.cli.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
 from mlserve_assets.ml.gate import judge
 from mlserve_assets.ml.split import DatasetSplit, split_dataset
 from mlserve_assets.ml.train import refit, select_candidates
-from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
-from mlserve_assets.spec import ModelSpec
+from mlserve_assets.spec.models import ModelSpec
 
 SHORT_OF_ORACLE = 0.03  # the loop tests' bound: the retrained model within this of the oracle
 

@@ -13,12 +13,12 @@ from dataclasses import fields
 import dagster as dg
 
 from mlserve_assets.factory import build_model_defs
-from mlserve_assets.resources.bento_packager import BentoPackager
-from mlserve_assets.resources.mlflow_registry import MlflowRegistry
-from mlserve_assets.resources.prediction_log import PredictionLogResource
+from mlserve_assets.resources.bentos import BentoPackager
+from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import Settings
-from mlserve_assets.spec import ModelSpec
-from mlserve_assets.spec_loader import load_specs
+from mlserve_assets.spec.loader import load_specs
+from mlserve_assets.spec.models import ModelSpec
 from serving.locations import Locations
 
 

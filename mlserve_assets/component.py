@@ -13,8 +13,8 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from mlserve_assets.assembly import models_definitions
-from mlserve_assets.spec import ModelSpec
-from mlserve_assets.spec_loader import load_spec, located
+from mlserve_assets.spec.loader import load_spec, located
+from mlserve_assets.spec.models import ModelSpec
 from serving.locations import Locations
 
 

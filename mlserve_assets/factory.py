@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mlserve_assets.assets.data import data_assets
+from mlserve_assets.assets.feedback import feedback_assets
+from mlserve_assets.assets.keys import ModelAssets
+from mlserve_assets.assets.release import release_assets
+from mlserve_assets.assets.training import training_assets
 from mlserve_assets.sensors import build_retrain_sensor
-from mlserve_assets.spec import ModelSpec
-from mlserve_assets.stages.data import data_assets
-from mlserve_assets.stages.feedback import feedback_assets
-from mlserve_assets.stages.naming import ModelAssets
-from mlserve_assets.stages.release import release_assets
-from mlserve_assets.stages.training import training_assets
+from mlserve_assets.spec.models import ModelSpec
 
 
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:

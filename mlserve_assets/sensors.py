@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from mlserve_assets.resources.mlflow_registry import MlflowRegistry
-from mlserve_assets.resources.prediction_log import PredictionLogResource
-from mlserve_assets.spec import MIN_LIVE_LABELS, ModelSpec
-from serving.contract import Tag, feedback_watermark, gate_outcome
+from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.spec.models import MIN_LIVE_LABELS, ModelSpec
+from serving.registry import Tag, feedback_watermark, gate_outcome
 
 DAY_SECONDS = 86400
 IN_FLIGHT = {

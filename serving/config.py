@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from serving.auth import ApiKeys
+from serving.http.auth import ApiKeys
 from serving.locations import Locations
 
 

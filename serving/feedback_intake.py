@@ -10,12 +10,12 @@ import logging
 
 import sqlalchemy as sa
 
-from serving.api import Feedback
-from serving.errors import ApiError, problem
-from serving.log_schema import DuplicateFeedbackError, UnknownPredictionError
-from serving.metrics import ServiceMetrics
-from serving.model import ServedModel
-from serving.prediction_store import PredictionStore
+from serving.http.app import Feedback
+from serving.http.errors import ApiError, problem
+from serving.model.served import ServedModel
+from serving.prometheus import ServiceMetrics
+from serving.store.predictions import PredictionStore
+from serving.store.tables import DuplicateFeedbackError, UnknownPredictionError
 
 logger = logging.getLogger("mlserve.serving")
 

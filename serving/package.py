@@ -17,12 +17,12 @@ import mlflow
 import yaml
 from mlflow import MlflowClient
 
-from serving.model import registry_metadata
+from serving.model.served import registry_metadata
 
 # The folder that holds the ``serving`` package: the bento's build context.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 # The service imports only its own package, so that is all a bento carries.
-INCLUDE = ["serving/*.py"]
+INCLUDE = ["serving/**/*.py"]
 PACKAGES = [
     "mlflow",
     "scikit-learn",

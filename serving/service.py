@@ -5,8 +5,8 @@ follows the registry's ``champion``; each endpoint is one route below it. The ro
 app mounted on the ``@bentoml.service`` class: it keeps BentoML's serving, probes and ``/metrics``
 while letting every error body name the record and field, and it measured more than twice the
 throughput of ``@bentoml.api`` here. Configuration is by environment variable only, read when the
-service starts (``serving.config``). Access is by API key and scope (``serving.auth``); the
-OpenAPI document and the docs page are generated from the served model (``serving.openapi``).
+service starts (``serving.config``). Access is by API key and scope (``serving.http.auth``); the
+OpenAPI document and the docs page are generated from the served model (``serving.http.openapi``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from mlflow import MlflowClient
 from sklearn import set_config
 
 from serving import config
-from serving.api import (
+from serving.feedback_intake import FeedbackIntake
+from serving.http.app import (
     Feedback,
     FeedbackBatch,
     PredictRequest,
@@ -36,17 +37,16 @@ from serving.api import (
     require,
     too_many,
 )
-from serving.batching import PredictBatcher
-from serving.contract import CHAMPION, champion, versions_by_gate
-from serving.errors import CommonShape, error_response, problem
-from serving.feedback_intake import FeedbackIntake
-from serving.log_schema import PredictionRow
-from serving.metrics import CountRejections, ServiceMetrics
-from serving.model import ServedModel, load_from_dir, load_version
-from serving.openapi import AppDocs, install_openapi
-from serving.prediction_ids import new_prediction_id
-from serving.prediction_log import PredictionLog
-from serving.prediction_store import PredictionStore
+from serving.http.errors import CommonShape, error_response, problem
+from serving.http.openapi import AppDocs, install_openapi
+from serving.log.client import PredictionLog
+from serving.log.ids import new_prediction_id
+from serving.model.batching import PredictBatcher
+from serving.model.served import ServedModel, load_from_dir, load_version
+from serving.prometheus import CountRejections, ServiceMetrics
+from serving.registry import CHAMPION, champion, versions_by_gate
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 logger = logging.getLogger("mlserve.serving")
 
@@ -56,7 +56,7 @@ BACKSTOP_SECONDS = 5
 
 @bentoml.service(
     name="mlserve",
-    # A backstop: serving.limits.Deadline answers first (MLSERVE_REQUEST_TIMEOUT, in the common
+    # A backstop: serving.http.limits.Deadline answers first (MLSERVE_REQUEST_TIMEOUT, in the common
     # error shape); BentoML's own timeout answers in its shape and must not fire before it. Nor
     # much later: BentoML 1.4 leaves each request's timer scheduled until it expires, holding the
     # request's tracing context (~5 KB), so the memory held is timeout x request rate (at 300 s

@@ -22,10 +22,10 @@ from mlserve_assets.settings import PROJECT_ROOT
 
 PURE = [
     "mlserve_assets/ml",
-    "mlserve_assets/spec.py",
-    "mlserve_assets/spec_loader.py",
-    "mlserve_assets/candidates.py",
-    "mlserve_assets/sources.py",
+    "mlserve_assets/spec/models.py",
+    "mlserve_assets/spec/loader.py",
+    "mlserve_assets/spec/candidates.py",
+    "mlserve_assets/spec/sources.py",
 ]
 
 
@@ -69,7 +69,7 @@ def test_serving_never_imports_the_dagster_code_location():
 
 @pytest.mark.parametrize("place", PURE)
 def test_pure_modules_know_no_dagster_resources_or_stages(place):
-    forbidden = ("dagster", "mlserve_assets.resources", "mlserve_assets.stages")
+    forbidden = ("dagster", "mlserve_assets.resources", "mlserve_assets.assets")
     assert offenders(files(place), forbidden) == {}
 
 

@@ -31,7 +31,7 @@ from sklearn.datasets import load_diabetes
 from harness.project import service_env
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
-from serving.prediction_store import PredictionStore
+from serving.store.predictions import PredictionStore
 from tests.conftest import fuzz
 
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")

@@ -19,9 +19,9 @@ from mlserve_assets.ml.feedback import feature_frame, feedback_role, live_metric
 from mlserve_assets.ml.metrics import get_metric
 from mlserve_assets.ml.mixes import mixes_for
 from mlserve_assets.ml.split import split_dataset
-from mlserve_assets.spec import RetrainData, Split
-from serving.log_schema import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
-from serving.prediction_store import PredictionStore
+from mlserve_assets.spec.models import RetrainData, Split
+from serving.store.predictions import PredictionStore
+from serving.store.tables import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score
 from mlserve_assets.ml.gate import decide, gate_holdouts, judge, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
 from mlserve_assets.ml.split import Holdout, Rows, split_dataset
-from mlserve_assets.spec import Gate, Split
+from mlserve_assets.spec.models import Gate, Split
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 any_score = st.floats(allow_nan=True, allow_infinity=True)

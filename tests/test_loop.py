@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from harness.loop import BATCH, LABELS, LOOP_TIMEOUT, MIN_FEEDBACK_ROWS, closed_loop
 from harness.servers import s3_client
-from mlserve_assets.champion_moves import history
-from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
-from serving.contract import Tag, gate_outcome
+from mlserve_assets.cli.simulation import FEATURES, SCENARIOS, concept_rows, post_shift_model
+from serving.registry import Tag, gate_outcome
+from serving.store.moves import history
 
 
 @pytest.mark.parametrize("scenario", ["features", "gradual"])

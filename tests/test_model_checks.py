@@ -10,8 +10,8 @@ import math
 import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from serving.fields import Feature
-from serving.model import ServedModel
+from serving.model.fields import Feature
+from serving.model.served import ServedModel
 
 
 def _model(estimator, features: list[Feature]) -> ServedModel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from serving.prediction_ids import new_prediction_id
+from serving.log.ids import new_prediction_id
 
 
 def test_ids_are_unique_uuid7_and_sort_by_time():

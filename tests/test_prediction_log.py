@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from harness.servers import Postgres
-from serving.log_schema import PredictionRow
-from serving.log_writer import LogWriter
-from serving.prediction_ids import new_prediction_id
-from serving.prediction_log import PredictionLog, PredictionLogError
-from serving.prediction_store import PredictionStore
-from serving.store_engine import LOG_WRITE_TIMEOUT_MS
+from serving.log.client import PredictionLog, PredictionLogError
+from serving.log.ids import new_prediction_id
+from serving.log.writer import LogWriter
+from serving.store.engine import LOG_WRITE_TIMEOUT_MS
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 

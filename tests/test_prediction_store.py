@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from harness.servers import Postgres
-from serving.log_schema import PredictionRow
-from serving.prediction_store import PredictionStore
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,14 +11,14 @@ import pytest
 from mlflow import MlflowClient
 
 from mlserve_assets.assembly import build_definitions
-from mlserve_assets.resources.mlflow_registry import MlflowRegistry
-from mlserve_assets.resources.prediction_log import PredictionLogResource
+from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.sensors import build_retrain_sensor
 from mlserve_assets.settings import Settings
-from mlserve_assets.spec import Retrain
-from serving.contract import Tag
-from serving.log_schema import PredictionRow
-from serving.prediction_store import PredictionStore
+from mlserve_assets.spec.models import Retrain
+from serving.registry import Tag
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 JOB = "train_breast_cancer"
 
@@ -80,7 +80,7 @@ class Harness:
 
 
 def _specs(settings: Settings):
-    from mlserve_assets.spec_loader import load_specs
+    from mlserve_assets.spec.loader import load_specs
 
     return load_specs(settings.spec_paths)
 

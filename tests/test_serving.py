@@ -22,9 +22,9 @@ from sklearn.datasets import load_breast_cancer
 
 from harness.project import API_KEY, AUTH, service_env
 from harness.servers import bentoml_server, child_env
-from serving.log_schema import PredictionRow
-from serving.prediction_ids import new_prediction_id
-from serving.prediction_store import PredictionStore
+from serving.log.ids import new_prediction_id
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 from tests.conftest import fuzz
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")

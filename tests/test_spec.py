@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.project import write_spec
-from mlserve_assets.spec_loader import SpecError, load_spec, load_specs
+from mlserve_assets.spec.loader import SpecError, load_spec, load_specs
 from tests.conftest import EXAMPLES
 
 GOOD = {

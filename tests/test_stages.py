@@ -20,18 +20,18 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
 
+from mlserve_assets.assets.data import data_assets
+from mlserve_assets.assets.feedback import feedback_assets
+from mlserve_assets.assets.keys import ModelAssets
+from mlserve_assets.assets.release import release_assets
+from mlserve_assets.assets.training import training_assets
 from mlserve_assets.ml.split import DatasetSplit
-from mlserve_assets.resources.bento_packager import BentoPackager
-from mlserve_assets.resources.mlflow_registry import MlflowRegistry
-from mlserve_assets.resources.prediction_log import PredictionLogResource
-from mlserve_assets.spec import ModelSpec
-from mlserve_assets.stages.data import data_assets
-from mlserve_assets.stages.feedback import feedback_assets
-from mlserve_assets.stages.naming import ModelAssets
-from mlserve_assets.stages.release import release_assets
-from mlserve_assets.stages.training import training_assets
-from serving.log_schema import PredictionRow
-from serving.prediction_store import PredictionStore
+from mlserve_assets.resources.bentos import BentoPackager
+from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.spec.models import ModelSpec
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow
 
 SPEC = {
     "name": "iris",

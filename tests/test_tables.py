@@ -26,8 +26,8 @@ from harness.servers import bentoml_server, child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
-from mlserve_assets.spec import ModelSpec
-from serving.prediction_store import PredictionStore
+from mlserve_assets.spec.models import ModelSpec
+from serving.store.predictions import PredictionStore
 from tests.conftest import materialization_metadata
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
@@ -206,7 +206,7 @@ def test_cli_validate_and_train_say_what_to_change_in_one_screen(tmp_path):
 def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_path):
     from sklearn.datasets import load_wine
 
-    from serving.model import load_version
+    from serving.model.served import load_version
 
     frame = load_wine(as_frame=True).frame
     frame.loc[frame.index % 7 == 0, "alcohol"] = np.nan

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from harness.project import train, write_spec
-from mlserve_assets.spec_loader import load_spec
+from mlserve_assets.spec.loader import load_spec
 from tests.conftest import EXAMPLES, materialization_metadata
 
 

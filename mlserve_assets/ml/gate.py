@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.split import DatasetSplit, Holdout, Rows, weighted_holdouts
-from mlserve_assets.spec import Gate
+from mlserve_assets.spec.models import Gate
 
 RESAMPLES = 1000
 

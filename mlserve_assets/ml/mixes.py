@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlserve_assets.ml.split import DatasetSplit, Rows
-from mlserve_assets.spec import RetrainData
+from mlserve_assets.spec.models import RetrainData
 
 
 @dataclass(frozen=True)

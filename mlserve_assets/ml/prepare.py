@@ -21,7 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlserve_assets.spec import ModelSpec
+from mlserve_assets.spec.models import ModelSpec
 
 Kind = Literal["numeric", "categorical"]
 _DECLARED: dict[str, Kind] = {

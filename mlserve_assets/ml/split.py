@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from mlserve_assets.ml.feedback import GATE, feedback_role
 from mlserve_assets.ml.prepare import Kind, as_text, input_schema, preparation
-from mlserve_assets.spec import RetrainData, Split
+from mlserve_assets.spec.models import RetrainData, Split
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from mlserve_assets.candidates import Candidate, final_step
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.mixes import Mix, TrainingSet, final_training_set, mixes_for
 from mlserve_assets.ml.split import DatasetSplit, Rows, weighted_holdouts
-from mlserve_assets.spec import RetrainData
+from mlserve_assets.spec.candidates import Candidate, final_step
+from mlserve_assets.spec.models import RetrainData
 
 # Below this many rows a feedback-only mix is not tried: a model fitted on a handful of labels
 # says more about the handful than about the traffic.

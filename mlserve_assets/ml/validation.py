@@ -13,7 +13,7 @@ from pandas.api import types as ptypes
 from sklearn.pipeline import Pipeline
 
 from mlserve_assets.ml.split import split_dataset
-from mlserve_assets.spec import ColumnRule, ModelSpec
+from mlserve_assets.spec.models import ColumnRule, ModelSpec
 
 # scikit-learn's stratified split refuses a class with fewer rows than this.
 MIN_PER_CLASS = 2

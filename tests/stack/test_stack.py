@@ -17,9 +17,9 @@ import pytest
 from harness.dagster_ui import graphql, materialize_group
 from harness.servers import s3_client
 from harness.stack import IMAGES, Built, Stack, build, podman
+from mlserve_assets.cli.simulation import FEATURES, SCENARIOS, concept_rows
 from mlserve_assets.settings import PROJECT_ROOT
-from mlserve_assets.simulation import FEATURES, SCENARIOS, concept_rows
-from serving.auth import entry
+from serving.http.auth import entry
 
 pytestmark = pytest.mark.containers
 

@@ -1,0 +1,109 @@
+"""What an operator asks of a model: what serves, since when, how it does, what training did last.
+
+Read from the three places that hold the answers (the MLflow registry, the prediction store with
+the champion's history, the Dagster instance), so ``mlserve status`` needs no running service.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from mlserve_assets.ml.feedback import outcome_metric
+from mlserve_assets.spec.models import ModelSpec
+from serving.registry import Tag, champion, feedback_watermark, gate_outcome, latest_version
+from serving.store.moves import Move, history
+from serving.store.predictions import PredictionStore
+from serving.store.tables import predictions
+
+# Versions that logged a prediction this recently count as answering now.
+ANSWERING_WINDOW_SECONDS = 600.0
+
+
+def model_status(
+    client: MlflowClient,
+    store: PredictionStore,
+    instance: dg.DagsterInstance,
+    spec: ModelSpec,
+) -> dict[str, Any]:
+    """Everything ``mlserve status MODEL`` shows, as JSON-ready data."""
+    name = spec.name
+    current = champion(client, name)
+    moves = history(store, name)
+    latest = latest_version(client, name)
+    return {
+        "model": name,
+        "champion": None if current is None else _champion(current, moves, store, spec),
+        "last_training": None if latest is None else _training(latest, instance),
+        "sensor": _sensor(instance, f"retrain_{name}"),
+        "answering": _answering(store, name),
+    }
+
+
+def _champion(
+    version: ModelVersion, moves: list[Move], store: PredictionStore, spec: ModelSpec
+) -> dict[str, Any]:
+    number = str(version.version)
+    arrival = next((m for m in reversed(moves) if m.to_version == number), None)
+    metric = spec.scorer
+    # Read once: the metric and how many labels it stands on, as the sensor sees them.
+    outcomes = store.outcomes(spec.name, number, latest=spec.retrain.live_window)
+    live = outcome_metric(outcomes, metric)
+    labels_since, _ = store.labelled_since(spec.name, feedback_watermark(version))
+    return {
+        "version": number,
+        "since": arrival.moved_at if arrival else version.creation_timestamp / 1000,
+        "moved_by": arrival.moved_by if arrival else "not recorded (before the audit trail)",
+        "reason": arrival.reason if arrival else None,
+        "metric": metric.name,
+        "training_score": _float(version.tags.get(Tag.SCORE)),
+        "live_score": live,
+        "live_labels": len(outcomes),
+        "labels_since_training": labels_since,
+    }
+
+
+def _training(version: ModelVersion, instance: dg.DagsterInstance) -> dict[str, Any]:
+    run_id = version.tags.get(Tag.DAGSTER_RUN)
+    run = instance.get_run_by_id(run_id) if run_id else None
+    sensor = None if run is None else run.tags.get("dagster/sensor_name")
+    return {
+        "version": str(version.version),
+        "registered_at": version.creation_timestamp / 1000,
+        "run_id": run_id,
+        "trigger": f"sensor {sensor}" if sensor else ("by hand" if run else "unknown"),
+        "gate": gate_outcome(version),
+        "gate_reason": version.tags.get(Tag.GATE_REASON),
+        "feedback_rows": int(version.tags.get(Tag.FEEDBACK_ROWS, 0)),
+    }
+
+
+def _sensor(instance: dg.DagsterInstance, sensor_name: str) -> str:
+    """RUNNING or STOPPED as the instance has it; a sensor never toggled runs by default."""
+    for state in instance.all_instigator_state():
+        if state.name == sensor_name:
+            return "stopped" if state.status.value == "STOPPED" else "running"
+    return "running (default; needs the daemon: mlserve dev)"
+
+
+def _answering(store: PredictionStore, model_name: str) -> dict[str, int]:
+    """Predictions per version in the last ``ANSWERING_WINDOW_SECONDS``."""
+    query = (
+        sa.select(predictions.c.model_version, sa.func.count())
+        .where(
+            predictions.c.model_name == model_name,
+            predictions.c.created_at > time.time() - ANSWERING_WINDOW_SECONDS,
+        )
+        .group_by(predictions.c.model_version)
+    )
+    with store.engine.connect() as conn:
+        return {str(v): int(n) for v, n in conn.execute(query).all()}
+
+
+def _float(value: str | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,244 @@
+"""MLflow tracking and registry as one Dagster resource with intention-revealing methods.
+
+Why not dagster-mlflow's ``mlflow_tracking``: it names one experiment for the whole code location
+and opens one MLflow run per Dagster run (measured: in-process, a three-asset run logs to one run,
+marked FAILED when a step fails), so ``train_all`` would put every model's candidates in one run of
+one experiment. mlserve keeps an experiment per model and a parent run per training, with nested
+candidate runs, registration and aliases, which this small resource owns. The alias and tag names
+are the serving side's contract (``serving.registry``).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import skops.io
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
+from pydantic import PrivateAttr
+from sklearn.base import BaseEstimator
+
+from serving.registry import Tag, champion, latest_version, move_champion
+from serving.store.moves import Move
+from serving.store.predictions import PredictionStore
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """Where a fitted candidate lives in MLflow."""
+
+    run_id: str
+    model_uri: str
+
+
+def _trusted_types(estimator: BaseEstimator) -> list[str]:
+    """The types skops must trust to load this estimator.
+
+    MLflow saves scikit-learn models with skops, which refuses tree models unless their types are
+    listed. The estimators come from our own validated spec, so trusting exactly the types they
+    contain keeps skops' protection against foreign artifacts while allowing every family.
+    """
+    return skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """An MLflow tracking server or store, and the model registry beside it."""
+
+    tracking_uri: str
+    artifact_location: str | None = None
+    experiment_prefix: str = "mlserve"
+    ui_url: str | None = None
+    """The MLflow UI's address (``MLSERVE_MLFLOW_UI_URL``): runs and versions become links."""
+
+    _client: MlflowClient = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Point the process's MLflow at this store: ``log_model`` only speaks the fluent API."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    @property
+    def client(self) -> MlflowClient:
+        """The client bound to this store."""
+        return self._client
+
+    def experiment_id(self, model_name: str) -> str:
+        """The model's experiment, created on first use under ``artifact_location``."""
+        name = f"{self.experiment_prefix}/{model_name}"
+        found = self._client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = (
+            f"{self.artifact_location.rstrip('/')}/{model_name}" if self.artifact_location else None
+        )
+        try:
+            return self._client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created concurrently by another run: use theirs
+            found = self._client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    @contextmanager
+    def training_run(self, model_name: str, tags: dict[str, str]) -> Iterator[str]:
+        """A parent run for one training; candidate runs nest under it. Yields the run id."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name), run_name="training", tags=tags
+        ) as run:
+            yield run.info.run_id
+
+    @contextmanager
+    def _nested_run(
+        self,
+        model_name: str,
+        parent_run_id: str,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> Iterator[mlflow.ActiveRun]:
+        """A run under the training's parent run, with its params and metrics logged."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(model_name),
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            nested=True,
+            tags=tags,
+        ) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics(metrics)
+            yield run
+
+    def log_trial(
+        self,
+        *,
+        model_name: str,
+        parent_run_id: str,
+        candidate: str,
+        mix: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> str:
+        """One nested run for a candidate fitted on a mix: params and metrics, no model.
+
+        Only the final model is logged as an artifact: logging every trial's model cost about
+        half a second each, and nothing loads them.
+        """
+        tags = {**tags, Tag.CANDIDATE: candidate, Tag.MIX: mix}
+        name = f"{candidate} x {mix}"
+        with self._nested_run(model_name, parent_run_id, name, params, metrics, tags) as run:
+            return run.info.run_id
+
+    def log_candidate(
+        self,
+        *,
+        model_name: str,
+        parent_run_id: str,
+        candidate: str,
+        estimator: BaseEstimator,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        example: pd.DataFrame,
+        schema: tuple[tuple[str, str, bool], ...],
+        tags: dict[str, str],
+    ) -> LoggedCandidate:
+        """One nested run with params, metrics and the model (signature and input example).
+
+        The input signature is ``schema`` (name, type, required), taken from the rows as the
+        source gave them, not inferred from the example: the example holds the prepared text and
+        a few rows, which would hide booleans and the columns that may be missing.
+        """
+        tags = {**tags, Tag.CANDIDATE: candidate, Tag.FINAL: "true"}
+        name = f"final: {candidate}"
+        with self._nested_run(model_name, parent_run_id, name, params, metrics, tags) as run:
+            info = mlflow.sklearn.log_model(
+                sk_model=estimator,
+                name="model",
+                signature=ModelSignature(
+                    inputs=Schema(
+                        [ColSpec(kind, name, required) for name, kind, required in schema]
+                    ),
+                    outputs=infer_signature(example, estimator.predict(example)).outputs,
+                ),
+                input_example=example,
+                # Given explicitly: inferring them costs about 4 s per model.
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                skops_trusted_types=_trusted_types(estimator),
+            )
+            return LoggedCandidate(run.info.run_id, info.model_uri)
+
+    def register(
+        self, model_name: str, model_uri: str, tags: dict[str, str], description: str = ""
+    ) -> str:
+        """A new registered version of ``model_name`` from a logged model; returns the version.
+
+        The spec's description goes on the registered model, where the MLflow UI shows it.
+        """
+        version = str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+        if description:
+            self._client.update_registered_model(model_name, description=description)
+        return version
+
+    def version_tagged(self, model_name: str, tag: str, value: str) -> str | None:
+        """The newest version of ``model_name`` whose ``tag`` is ``value``, if any."""
+        found = self._client.search_model_versions(
+            f"name = '{model_name}' and tags.`{tag}` = '{value}'"
+        )
+        return max((str(v.version) for v in found), key=int, default=None)
+
+    def run_link(self, run_id: str) -> dg.MetadataValue:
+        """A run, as a link when the MLflow UI's address is known, else its id."""
+        if not self.ui_url:
+            return dg.MetadataValue.text(run_id)
+        run = self._client.get_run(run_id)
+        base = self.ui_url.rstrip("/")
+        return dg.MetadataValue.url(f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}")
+
+    def version_link(self, model_name: str, version: str) -> dg.MetadataValue:
+        """A registered version, as a link when the MLflow UI's address is known."""
+        if not self.ui_url:
+            return dg.MetadataValue.text(f"{model_name} v{version}")
+        return dg.MetadataValue.url(
+            f"{self.ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
+        )
+
+    def champion(self, model_name: str) -> ModelVersion | None:
+        """The version the ``champion`` alias points at, or None before the first promotion."""
+        return champion(self._client, model_name)
+
+    def latest_version(self, model_name: str) -> ModelVersion | None:
+        """The most recently registered version, whatever the gate made of it."""
+        return latest_version(self._client, model_name)
+
+    def promote(
+        self,
+        model_name: str,
+        version: str,
+        store: PredictionStore,
+        *,
+        by: str,
+        reason: str,
+        evidence: dict[str, Any],
+    ) -> Move:
+        """Move ``champion`` to ``version``, recorded in the champion's history."""
+        return move_champion(
+            self._client, store, model_name, version, by=by, reason=reason, evidence=evidence
+        )
+
+    def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        """Record facts (such as the gate's verdict) on a registered version."""
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name, version, key, value)
+
+    def load(self, model_name: str, version: str) -> BaseEstimator:
+        """The scikit-learn estimator of one registered version."""
+        return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")

@@ -1,0 +1,214 @@
+"""The YAML spec: what a user declares about each model, parsed into strict, validated objects.
+
+Everything that can be checked before a run is checked here (estimators import and fit the task,
+metrics fit the task, columns exist in the source), so that a bad spec fails at load time with the
+file, the model, the field and the problem, instead of halfway through a training run (reading
+files and locating errors is ``spec_loader``'s). No Dagster import: the CLI reads specs too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from sklearn.base import is_classifier, is_regressor
+
+from mlserve_assets.ml.metrics import METRICS, Metric, Task, get_metric
+from mlserve_assets.spec.candidates import Candidate
+from mlserve_assets.spec.sources import Source
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Below this many labels a live metric is noise: rules never act on it.
+MIN_LIVE_LABELS = 30
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Split(_Strict):
+    """How base rows are divided: ``test_size`` gates, ``validation_size`` of the rest chooses.
+
+    The rows that choose a candidate are never the rows that gate it: picking the best of several
+    on one holdout and then judging it there overstates it.
+    """
+
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+    validation_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+    stratify: bool = True
+
+
+class Gate(_Strict):
+    """Promotion: past ``threshold`` and ahead of the champion, with confidence.
+
+    With labelled feedback the decisive rows are the held-out recent labels (the traffic being
+    served), and the base test split counts with ``base_weight`` as a guard against regressions.
+    The challenger is promoted only when the lower end of a paired bootstrap interval of its
+    improvement over the champion (at ``confidence``) clears ``min_improvement``.
+    """
+
+    threshold: float
+    min_improvement: float = Field(default=0.0, ge=0)
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    base_weight: float = Field(default=0.1, ge=0, le=1)
+
+
+class RetrainData(_Strict):
+    """How retraining mixes the base rows with labelled feedback, and how labels are divided.
+
+    Each label has a stable role, chosen by a hash of its prediction id: ``holdout_fraction`` of
+    them only ever gate; the rest fall into ``selection_folds`` folds, each of which in turn
+    chooses the candidate and the mix while the others train (the final model fits on them all).
+    ``auto`` tries every mix and keeps the one the folds score best: after a real shift a plain
+    union lets the old rows outvote the new (measured on a stream rotated by 70 degrees, 300
+    feedback rows: union 0.725, feedback weighted 0.826, feedback only 0.920), while without a
+    shift the base rows help.
+    """
+
+    policy: Literal["auto", "union", "weighted", "recent", "feedback_only"] = "auto"
+    feedback_weight: float = Field(default=5.0, gt=0)
+    recent_fraction: float = Field(default=0.5, gt=0, le=1)
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    selection_folds: int = Field(default=3, ge=2, le=20)
+
+
+class Retrain(_Strict):
+    """When the loop retrains on its own, and the guardrails that keep it from storming."""
+
+    min_feedback_rows: int = Field(default=150, ge=1)
+    min_live_metric: float | None = None
+    # The live metric is the champion's metric on its latest ``live_window`` labels: a shift shows
+    # within a window's worth of labels instead of being outvoted by a long good history, and the
+    # sensor's read stays the same size however long the log grows.
+    live_window: int = Field(default=1000, ge=MIN_LIVE_LABELS)
+    max_age_hours: float | None = Field(default=None, gt=0)
+    check_every_seconds: int = Field(default=5, ge=1)
+    cooldown_seconds: float = Field(default=30, ge=0)
+    max_runs_per_day: int = Field(default=24, ge=1)
+    backoff_live_drop: float = Field(default=0.05, ge=0)
+    data: RetrainData = Field(default_factory=RetrainData)
+
+
+class ColumnRule(_Strict):
+    """Data rules for one column, enforced by a blocking check before training."""
+
+    dtype: Literal["numeric", "integer", "string", "bool"] | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+    nullable: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ColumnRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ModelSpec(_Strict):
+    """One model: data, target, candidates, metric, gate and retraining rules."""
+
+    name: str
+    description: str = ""
+    source: Source
+    target: str = Field(min_length=1)
+    features: list[str] | None = Field(default=None, min_length=1)
+    task: Task
+    split: Split = Field(default_factory=Split)
+    candidates: list[Candidate] = Field(min_length=1)
+    metric: str
+    gate: Gate
+    retrain: Retrain = Field(default_factory=Retrain)
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    prepare: Literal["auto", "none"] = "auto"
+    """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;
+    ``none``: the candidates get the columns as they are (bring your own Pipeline)."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and underscores, starting with a letter"
+            )
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _target_not_a_feature(
+        cls, value: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        if value is not None and info.data.get("target") in value:
+            raise ValueError(f"target {info.data['target']!r} is also listed as a feature")
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _fit_the_task(cls, value: list[Candidate], info: ValidationInfo) -> list[Candidate]:
+        task = info.data.get("task")
+        for i, candidate in enumerate(value):
+            est = candidate.build()
+            fits = is_classifier(est) if task == "classification" else is_regressor(est)
+            if task is not None and not fits:
+                raise ValueError(f"candidate [{i}] {candidate.name!r} is not a {task} estimator")
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names must be unique, got {names}")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str, info: ValidationInfo) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}; choose one of {sorted(METRICS)}")
+        task = info.data.get("task")
+        if task is not None and METRICS[value].task != task:
+            raise ValueError(f"metric {value!r} is for {METRICS[value].task}, not {task}")
+        return value
+
+    @model_validator(mode="after")
+    def _weights_accepted(self) -> ModelSpec:
+        """The weighted retraining policy needs every candidate to accept sample weights."""
+        if self.retrain.data.policy != "weighted":
+            return self
+        for candidate in self.candidates:
+            if not candidate.accepts_sample_weight():
+                raise ValueError(
+                    f"retrain.data.policy 'weighted' needs sample weights, which candidate "
+                    f"{candidate.name!r} does not accept: choose 'auto', 'union', 'recent' or "
+                    "'feedback_only'"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _no_stratified_regression(self) -> ModelSpec:
+        """Stratifying on a continuous target is meaningless: regression splits at random."""
+        if self.task == "regression" and self.split.stratify:
+            return self.model_copy(
+                update={"split": self.split.model_copy(update={"stratify": False})}
+            )
+        return self
+
+    @property
+    def scorer(self) -> Metric:
+        """The selection metric."""
+        return get_metric(self.metric)
+
+    def required_columns(self) -> list[str]:
+        """Columns the source must have: target, declared features and ruled columns."""
+        return list(dict.fromkeys([self.target, *(self.features or []), *self.columns]))
+
+
+class SpecFile(_Strict):
+    """A spec file: one or more models."""
+
+    models: list[ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SpecFile:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        return self

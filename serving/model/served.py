@@ -1,0 +1,249 @@
+"""The served model: an estimator, its MLflow signature, and where it came from.
+
+Records are checked against the signature here (each value by the rules in ``fields``), so every
+client error names the record and the field; the estimator then sees a float array in signature
+order, which costs a fraction of building a DataFrame per request (338 µs against 1,173 µs a
+call, measured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.models import Model
+from sklearn.base import BaseEstimator
+
+from serving.model.fields import (
+    INT64_MAX,
+    INT64_MIN,
+    LABEL_LIMIT,
+    NUMBER_LIMIT,
+    TEXT_TYPES,
+    Feature,
+    FieldError,
+    field_problem,
+)
+from serving.registry import CHAMPION, Tag
+
+
+class Scored(NamedTuple):
+    """A matrix's predictions, probabilities (classifiers) and the rows with non-finite output."""
+
+    labels: list[Any]
+    probabilities: list[dict[str, float]] | None
+    unscorable: list[int]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model version and everything the API reports about it."""
+
+    name: str
+    version: str
+    run_id: str
+    metric: str | None
+    score: float | None
+    estimator: BaseEstimator
+    features: list[Feature]
+    example: dict[str, Any] | None = None
+
+    @cached_property
+    def classes(self) -> list[Any] | None:
+        """Class labels for a classifier, None for a regressor."""
+        classes = getattr(self.estimator, "classes_", None)
+        return None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /model`` reports."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": CHAMPION,
+            "mlflow_run_id": self.run_id,
+            "training_metric": {"name": self.metric, "value": self.score},
+            "task": "classification" if self.classes is not None else "regression",
+            "classes": self.classes,
+            "features": [
+                {"name": f.name, "type": f.type, "nullable": not f.required} for f in self.features
+            ],
+        }
+
+    def check(self, records: list[Any]) -> tuple[np.ndarray | None, list[FieldError]]:
+        """The feature matrix in signature order, or every problem found.
+
+        All-numeric models get a float array (a gap is NaN, which the model imputes); a model with
+        text or boolean inputs gets an object array with those values as text, as it was trained.
+        """
+        errors: list[FieldError] = []
+        expected = self._names
+        matrix = np.empty((len(records), len(self.features)), dtype=self._dtype)
+        fast = self._plain_floats(records, matrix)
+        for i, record in enumerate(records):
+            if i in fast:
+                continue
+            if not isinstance(record, dict):
+                errors.append(FieldError(i, "", "a record must be a JSON object"))
+                continue
+            errors.extend(
+                FieldError(i, k, "unexpected field: the model has no such feature")
+                for k in record
+                if k not in expected
+            )
+            for j, feature in enumerate(self.features):
+                problem = field_problem(record, feature)
+                if problem:
+                    errors.append(FieldError(i, feature.name, problem))
+                    continue
+                value = record[feature.name]
+                if value is None:
+                    matrix[i, j] = np.nan
+                elif feature.type in TEXT_TYPES:
+                    matrix[i, j] = str(value)
+                else:
+                    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                        # Logged as the model reads it: JSON encoders stop at 64-bit integers.
+                        value = record[feature.name] = float(value)
+                    matrix[i, j] = value
+        return (None, errors) if errors else (matrix, [])
+
+    def _plain_floats(self, records: list[Any], matrix: np.ndarray) -> set[int]:
+        """Rows filled at once: every field present, no other, each a finite float in range.
+
+        The common case, checked with a few C-level calls per record and one NumPy pass instead
+        of a Python check per field (a third of a 100-record request, py-spy). Only for models
+        whose features are all floating point; any other row takes the field-by-field path,
+        which names each problem.
+        """
+        if not self._all_floats:
+            return set()
+        names, order = self._names, self._order
+        rows = [
+            i
+            for i, record in enumerate(records)
+            if type(record) is dict
+            and record.keys() == names
+            and set(map(type, record.values())) == {float}
+        ]
+        if not rows:
+            return set()
+        block = np.array([[records[i][n] for n in order] for i in rows], dtype=np.float64)
+        good = (np.abs(block) <= NUMBER_LIMIT).all(axis=1)  # False for NaN and infinities
+        matrix[np.asarray(rows)[good]] = block[good]
+        return {i for i, ok in zip(rows, good.tolist(), strict=True) if ok}
+
+    @cached_property
+    def _all_floats(self) -> bool:
+        return all(f.type in {"double", "float"} for f in self.features)
+
+    @cached_property
+    def _order(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.features)
+
+    @cached_property
+    def _dtype(self) -> type:
+        """Object for a model with text or boolean inputs (given as text), else float."""
+        return object if any(f.type in TEXT_TYPES for f in self.features) else np.float64
+
+    def predict(self, matrix: np.ndarray) -> Scored:
+        """Predictions, per-class probabilities where the estimator has them, and bad rows.
+
+        A classifier with ``predict_proba`` is called once: its label is the most probable class,
+        as scikit-learn's own ``predict`` computes it, at half the cost of calling both. Values
+        far outside the training data can overflow inside a model (a probability of NaN, an
+        infinite regression); such rows are named so they are refused, not answered.
+        """
+        classes = self.classes
+        if classes is None or not hasattr(self.estimator, "predict_proba"):
+            output = self.estimator.predict(matrix)
+            finite = np.isfinite(output) if classes is None else np.ones(len(output), bool)
+            return Scored(output.tolist(), None, np.flatnonzero(~finite).tolist())
+        proba = self.estimator.predict_proba(matrix)
+        labels = [classes[i] for i in proba.argmax(axis=1)]
+        keys = [str(c) for c in classes]
+        unscorable = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
+        return Scored(
+            labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()], unscorable
+        )
+
+    def check_label(self, value: Any) -> str | None:
+        """Why ``value`` cannot be ground truth for this model, or None if it can.
+
+        A regression label must square to a finite float: the live RMSE and the retraining
+        metrics square it, and a label stored but then failing that arithmetic would turn a
+        success into an error.
+        """
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return "ground truth must be a number or a class label"
+        classes = self.classes
+        if classes is not None:
+            if value not in classes:
+                return f"unknown class {value!r}; the model's classes are {classes}"
+            return None
+        if isinstance(value, str):
+            return "ground truth for a regression model must be a number"
+        if not -LABEL_LIMIT <= value <= LABEL_LIMIT:  # False for NaN too
+            return "ground truth for a regression model must be a finite number within ±2^511"
+        return None
+
+
+def _features(model: Model, model_dir: Path) -> list[Feature]:
+    if model.signature is None:
+        raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
+    return [Feature(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
+
+
+def _example(model: Model, model_dir: Path) -> dict[str, Any] | None:
+    """The first record of the input example logged with the model (training data)."""
+    frame = model.load_input_example(str(model_dir))
+    if frame is None or len(frame) == 0:
+        return None
+    row = frame.iloc[0]
+    return {
+        k: None if v is None or v != v else getattr(v, "item", lambda v=v: v)()
+        for k, v in row.items()
+    }
+
+
+def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
+    """A model from a local MLflow model folder (a bento's copy) and its recorded metadata."""
+    model = Model.load(str(model_dir))
+    return ServedModel(
+        name=meta["name"],
+        version=str(meta["version"]),
+        run_id=meta.get("run_id", ""),
+        metric=meta.get("metric"),
+        score=float(meta["score"]) if meta.get("score") is not None else None,
+        estimator=mlflow.sklearn.load_model(str(model_dir)),
+        features=_features(model, model_dir),
+        example=_example(model, model_dir),
+    )
+
+
+def registry_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
+    """Name, version, run and training metric of a registered version, from its tags."""
+    mv = client.get_model_version(name, version)
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "run_id": mv.run_id or "",
+        "metric": mv.tags.get(Tag.METRIC),
+        "score": mv.tags.get(Tag.SCORE),
+    }
+
+
+def load_version(client: MlflowClient, name: str, version: str, workdir: Path) -> ServedModel:
+    """Download one registered version (from the process's MLflow registry) and load it."""
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(workdir / f"{name}-v{version}")
+    )
+    return load_from_dir(Path(local), registry_metadata(client, name, version))

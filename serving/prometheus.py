@@ -1,0 +1,153 @@
+"""Prometheus metrics the service adds to BentoML's ``/metrics``.
+
+Created in the service's ``__init__``, not at import: BentoML sets prometheus_client's multiprocess
+directory after importing the service module, and metrics made earlier would never be exported.
+Rejections are counted by ``CountRejections`` at the edge of the app, so every error answer is
+counted whichever layer gave it (routing, size, keys, parsing, the model, the stores).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from typing import Any
+
+from serving.model.served import ServedModel
+
+
+class ServiceMetrics:
+    """Counters and histograms labelled by model and version."""
+
+    def __init__(self) -> None:
+        import prometheus_client as prom
+
+        self._predictions = prom.Counter(
+            "mlserve_predictions", "Records predicted.", ["model", "version"]
+        )
+        self._latency = prom.Histogram(
+            "mlserve_prediction_latency_seconds",
+            "Time to validate, predict and durably log one /predict request.",
+            ["model", "version"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self._rejected = prom.Counter(
+            "mlserve_rejected_requests",
+            "Requests answered with an error (4xx or 5xx), by endpoint (unknown paths as 'other').",
+            ["endpoint", "status"],
+        )
+        self._feedback = prom.Counter(
+            "mlserve_feedback", "Feedback items by outcome (HTTP status).", ["model", "status"]
+        )
+        self._labelled = prom.Counter(
+            "mlserve_labelled_predictions",
+            "Predictions that received ground truth, by the version that made them.",
+            ["model", "version"],
+        )
+        self._correct = prom.Counter(
+            "mlserve_labelled_correct",
+            "Labelled predictions that were right (classifiers): live accuracy is this over "
+            "mlserve_labelled_predictions.",
+            ["model", "version"],
+        )
+        self._squared_error = prom.Counter(
+            "mlserve_labelled_squared_error",
+            "Sum of squared errors of labelled predictions (regressors): live RMSE is the root "
+            "of this over mlserve_labelled_predictions.",
+            ["model", "version"],
+        )
+        self._versions = prom.Gauge(
+            "mlserve_registered_versions",
+            "Registered versions of the served model by gate outcome: each retraining run "
+            "registers one, so this counts trainings and how many the gate let through.",
+            ["model", "gate"],
+            multiprocess_mode="mostrecent",
+        )
+        self._served = prom.Gauge(
+            "mlserve_served_model_version",
+            "Registered version currently served.",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        )
+
+    def predicted(self, model: ServedModel, records: int, seconds: float) -> None:
+        """Count one answered /predict request."""
+        self._predictions.labels(model.name, model.version).inc(records)
+        self._latency.labels(model.name, model.version).observe(seconds)
+
+    def rejected(self, endpoint: str, status: int) -> None:
+        """Count one error answer (through ``CountRejections``)."""
+        self._rejected.labels(endpoint, str(status)).inc()
+
+    def feedback(self, model: str, status: int) -> None:
+        """Count one feedback item."""
+        self._feedback.labels(model, str(status)).inc()
+
+    def labelled(
+        self, model: str, version: str, prediction: Any, truth: Any, *, regression: bool
+    ) -> None:
+        """Count one label against the version that made the prediction."""
+        self._labelled.labels(model, version).inc()
+        if regression:
+            # A multiplication overflows to infinity instead of raising; a label is checked to
+            # square finitely, so only an absurd prediction could, and it is left out.
+            error = float(prediction) - float(truth)
+            if math.isfinite(error * error):
+                self._squared_error.labels(model, version).inc(error * error)
+        elif prediction == truth:
+            self._correct.labels(model, version).inc()
+
+    def registered(self, model: str, by_gate: dict[str, int]) -> None:
+        """Record how many versions the registry holds per gate outcome."""
+        for gate, count in by_gate.items():
+            self._versions.labels(model, gate).set(count)
+
+    def served(self, model: ServedModel) -> None:
+        """Record the version now served."""
+        self._served.labels(model.name).set(float(model.version))
+
+
+class CountRejections:
+    """ASGI middleware counting every answer with a status of 400 or more.
+
+    ``count`` is looked up per answer (``None`` until the service has made its metrics); a path
+    that is not one of ``endpoints()`` counts as ``other``, so probing random paths cannot grow the
+    metric's label set without bound.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        count: Callable[[], Callable[[str, int], None] | None],
+        endpoints: Callable[[], Collection[str]],
+    ) -> None:
+        self.app = app
+        self.count = count
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass the request on, watching the status it is answered with."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        answered = False
+
+        async def watching_send(message: dict[str, Any]) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                if message["status"] >= 400:
+                    self._count(scope["path"], message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:  # answered 500 by a server error handler further out
+            if not answered:
+                self._count(scope["path"], 500)
+            raise
+
+    def _count(self, path: str, status: int) -> None:
+        count = self.count()
+        if count is not None:
+            count(path if path in self.endpoints() else "other", status)

@@ -1,0 +1,128 @@
+"""The registry contract between training and serving: the alias, the tags, and their readers.
+
+Training writes these tags on every registered version and moves the alias; the service, the CLI
+and the sensor read them. Keeping both sides' names here means a renamed tag cannot leave a reader
+behind, and the serving side, which a bento carries alone, owns what it depends on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from serving.store.moves import Move, recording
+from serving.store.predictions import PredictionStore
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+"""The alias of the version that serves; moved only by the gate, a promotion or a rollback."""
+
+GateOutcome = Literal["passed", "held", "pending"]
+
+
+class Tag:
+    """Tag names on registered versions (and on the MLflow runs behind them)."""
+
+    CANDIDATE = "mlserve.candidate"
+    MIX = "mlserve.mix"
+    """The data mix (base, union, weighted, recent, feedback_only) the model was fitted on."""
+    FINAL = "mlserve.final"
+    """On the run that logged the model a version is registered from."""
+    METRIC = "mlserve.metric"
+    SCORE = "mlserve.score"
+    DATA_VERSION = "mlserve.data_version"
+    FEEDBACK_ROWS = "mlserve.feedback_rows"
+    FEEDBACK_TRAIN_ROWS = "mlserve.feedback_train_rows"
+    FEEDBACK_TEST_ROWS = "mlserve.feedback_test_rows"
+    FEEDBACK_WATERMARK = "mlserve.feedback_watermark"
+    """The latest feedback time (``received_at``) the version's training data included."""
+    GATE = "mlserve.gate"
+    """``passed`` or ``held``; absent while the gate has not decided."""
+    GATE_REASON = "mlserve.gate_reason"
+    GATE_EVIDENCE = "mlserve.gate_evidence"
+    """JSON: both models' scores per holdout, rows, weights, the improvement interval."""
+    CHAMPION_LIVE = "mlserve.champion_live"
+    """The serving champion's live metric on its labels when the gate decided (back-off)."""
+    FINGERPRINT = "mlserve.fingerprint"
+    """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
+    DAGSTER_RUN = "dagster.run_id"
+    DAGSTER_ASSET = "dagster.asset_key"
+
+
+def champion(client: MlflowClient, model_name: str) -> ModelVersion | None:
+    """The version ``champion`` points at, or None before the first promotion.
+
+    Read from the registered model's aliases, so a model that does not exist yet and one without
+    a champion are both a plain None, with no error text to interpret.
+    """
+    found = client.search_registered_models(filter_string=f"name = '{model_name}'")
+    version = found[0].aliases.get(CHAMPION) if found else None
+    return None if version is None else client.get_model_version(model_name, str(version))
+
+
+def feedback_watermark(version: ModelVersion | None) -> float:
+    """The latest label a version was trained on (0 when it saw none)."""
+    return 0.0 if version is None else float(version.tags.get(Tag.FEEDBACK_WATERMARK, 0))
+
+
+def gate_outcome(version: ModelVersion) -> GateOutcome:
+    """What the gate decided about a version."""
+    outcome = version.tags.get(Tag.GATE)
+    return outcome if outcome in ("passed", "held") else "pending"
+
+
+def versions_by_gate(client: MlflowClient, model_name: str) -> dict[GateOutcome, int]:
+    """How many registered versions passed the gate, were held, or await its decision."""
+    counts: dict[GateOutcome, int] = {"passed": 0, "held": 0, "pending": 0}
+    for version in client.search_model_versions(f"name='{model_name}'"):
+        counts[gate_outcome(version)] += 1
+    return counts
+
+
+def latest_version(client: MlflowClient, model_name: str) -> ModelVersion | None:
+    """The most recently registered version (whatever the gate made of it), or None."""
+    versions = client.search_model_versions(f"name='{model_name}'")
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def move_champion(
+    client: MlflowClient,
+    store: PredictionStore,
+    model_name: str,
+    version: str,
+    *,
+    by: str,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+) -> Move:
+    """Point ``champion`` at ``version`` and record the move; the one way the alias moves.
+
+    A record that cannot be committed puts the alias back, so the history never misses a move.
+    """
+    current = champion(client, model_name)
+    move = Move(
+        model_name=model_name,
+        from_version=None if current is None else str(current.version),
+        to_version=str(version),
+        moved_at=time.time(),
+        moved_by=by,
+        reason=reason,
+        evidence=evidence or {},
+    )
+    try:
+        with recording(store, move):
+            client.set_registered_model_alias(model_name, CHAMPION, move.to_version)
+    except sa.exc.SQLAlchemyError:
+        logger.error("recording the move failed: putting %s back", CHAMPION)
+        if move.from_version is None:
+            client.delete_registered_model_alias(model_name, CHAMPION)
+        else:
+            client.set_registered_model_alias(model_name, CHAMPION, move.from_version)
+        raise
+    return move

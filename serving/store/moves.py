@@ -1,0 +1,72 @@
+"""Every move of the ``champion`` alias, recorded: from, to, when, by what, why, on what evidence.
+
+MLflow keeps no alias history (mlflow/mlflow#2169), and its alias event does not carry the
+previous version, so "who moved champion, from which version, and why" has no answer there. Every
+move (the gate in a run, ``mlserve promote``, ``mlserve rollback``) goes through
+``serving.registry.move_champion``, which records it here, in the project's operational database
+(SQLite on the embedded default, PostgreSQL in production), inside a transaction that commits only
+after the alias moved: a move that failed leaves no record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from serving.store.predictions import PredictionStore
+from serving.store.tables import champion_moves
+
+
+@dataclass(frozen=True)
+class Move:
+    """One move of the alias."""
+
+    model_name: str
+    from_version: str | None
+    to_version: str
+    moved_at: float
+    moved_by: str
+    reason: str
+    evidence: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The move as JSON-ready data."""
+        return asdict(self)
+
+
+@contextmanager
+def recording(store: PredictionStore, move: Move) -> Iterator[None]:
+    """Insert ``move``, run the body (which moves the alias), then commit.
+
+    The body's exception rolls the row back; a commit that fails raises after the body ran, so
+    the caller can put the alias back.
+    """
+    with store.engine.connect() as conn:
+        transaction = conn.begin()
+        row = asdict(move) | {"evidence": json.dumps(move.evidence, default=str)}
+        conn.execute(champion_moves.insert().values(**row))
+        yield
+        transaction.commit()
+
+
+def history(store: PredictionStore, model_name: str) -> list[Move]:
+    """Every recorded move of the model's champion, oldest first."""
+    query = (
+        sa.select(champion_moves)
+        .where(champion_moves.c.model_name == model_name)
+        .order_by(champion_moves.c.id)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        Move(
+            **{k: v for k, v in row.items() if k != "id"}
+            | {"evidence": json.loads(row["evidence"])}
+        )
+        for row in rows
+    ]

@@ -1,0 +1,262 @@
+"""The prediction log and its ground-truth feedback, on SQLite or PostgreSQL by URL.
+
+One SQLAlchemy Core implementation serves both backends, so the embedded default and the
+production stack run the same statements. Inserts are idempotent on ``prediction_id``: a batch
+replayed from the service's spool after an outage never lands twice. It lives on the serving side
+(the service writes here) and the training side reads it (the feedback assets and the sensor), so a
+bento carries it without any of the Dagster code location. The tables are in ``log_schema``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from itertools import chain
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.store.engine import BUSY_WAIT_MS, PROBE_WAIT_MS, dumps, make_engine
+from serving.store.pg_copy import copy_predictions
+from serving.store.tables import (
+    LOGGED_COLUMNS,
+    DuplicateFeedbackError,
+    Labelled,
+    PredictionRow,
+    UnknownPredictionError,
+    feedback,
+    metadata,
+    predictions,
+    upgrade,
+)
+
+# Labels with their predictions, driven from the labels: their indexes say which model and version.
+_LABELLED = feedback.join(predictions, feedback.c.prediction_id == predictions.c.prediction_id)
+
+# Rows in one multi-row INSERT on PostgreSQL: 7000 parameters, well inside the protocol's 65535.
+_ROWS_PER_STATEMENT = 1000
+
+
+class PredictionStore:
+    """Predictions and feedback in one database.
+
+    ``log_writer=True`` is for the service's prediction log, which spools a batch that fails
+    and calls :meth:`checkpoint` itself. SQLite otherwise folds its write-ahead log back into the
+    database inside whichever commit crosses 1000 pages, and that commit's requests wait for it
+    (commit p90 10 ms instead of 6, measured); on PostgreSQL it skips the liveness ping before
+    each commit (a round trip, half the CPU of a one-row commit): a dead connection fails that
+    batch into the spool and the pool replaces it.
+    """
+
+    def __init__(self, url: str, log_writer: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, log_writer)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._insert = (sqlite if self._sqlite else postgresql).insert
+        mark = "?" if self._sqlite else "%s"  # the drivers' placeholders
+        self._row_marks = f"({', '.join(mark for _ in LOGGED_COLUMNS)})"
+        self._insert_one = self._insert_sql(1)  # SQLite's statement for every batch
+
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database without blocking writers (PASSIVE)."""
+        if self._sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def probe(self) -> None:
+        """Raise unless the store takes a write now (the service's readiness).
+
+        SQLite rewrites its header, so a full disk or a held lock fails; PostgreSQL answers a query.
+        """
+        with self.engine.begin() as conn:
+            if not self._sqlite:
+                conn.exec_driver_sql("SELECT 1")
+                return
+            # Briefly: a probe must answer within a load balancer's probe timeout.
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={PROBE_WAIT_MS}")
+            try:
+                conn.exec_driver_sql("PRAGMA user_version = 1")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
+
+    def create_schema(self) -> None:
+        """Create missing tables and bring an older log's up to date (idempotent)."""
+        metadata.create_all(self.engine)
+        upgrade(self.engine)
+
+    def insert_predictions(self, rows: Iterable[PredictionRow]) -> None:
+        """Insert in one transaction, skipping ids already logged.
+
+        Plain SQL and tuples go straight to the driver: SQLAlchemy's compiler and per-column
+        bind processing cost 15.5 µs a row against 9 µs this way (100-row batches on SQLite,
+        measured). SQLite prepares the one-row statement once and steps it per row. PostgreSQL
+        takes the batch by COPY (``pg_copy``), which cannot skip rows, so a batch holding an id
+        already logged (a replay, or a batch sent again) is inserted again with
+        ``ON CONFLICT DO NOTHING``.
+        """
+        values = [
+            (
+                row.prediction_id,
+                row.created_at,
+                row.model_name,
+                row.model_version,
+                dumps(row.features),
+                dumps(row.prediction),
+                None if row.probabilities is None else dumps(row.probabilities),
+            )
+            for row in rows
+        ]
+        if not values:
+            return
+        if self._sqlite:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(self._insert_one, values)
+            return
+        try:
+            with self.engine.begin() as conn:
+                copy_predictions(conn, values)
+        except sa.exc.IntegrityError:
+            with self.engine.begin() as conn:
+                for start in range(0, len(values), _ROWS_PER_STATEMENT):
+                    chunk = values[start : start + _ROWS_PER_STATEMENT]
+                    conn.exec_driver_sql(self._insert_sql(len(chunk)), tuple(chain(*chunk)))
+
+    def _insert_sql(self, rows: int) -> str:
+        return (
+            f"INSERT INTO predictions ({', '.join(LOGGED_COLUMNS)}) "
+            f"VALUES {', '.join(self._row_marks for _ in range(rows))} "
+            "ON CONFLICT (prediction_id) DO NOTHING"
+        )
+
+    def add_feedback(self, model_name: str, prediction_id: str, ground_truth: Any) -> Labelled:
+        """Attach the ground truth; raise if the id is unknown, another model's, or labelled.
+
+        The same label sent again is accepted as stored (``new`` False): a retry after a lost
+        answer must not look like a conflict.
+
+        One log may hold several models' predictions (the embedded default shares one file), and a
+        label is only meaningful for the model that made the prediction: a regression value must
+        never land as another model's class.
+        """
+        with self.engine.begin() as conn:
+            known = conn.execute(
+                sa.select(predictions.c.model_version, predictions.c.prediction).where(
+                    predictions.c.prediction_id == prediction_id,
+                    predictions.c.model_name == model_name,
+                )
+            ).first()
+            if known is None:
+                raise UnknownPredictionError(prediction_id)
+            inserted = conn.execute(
+                self._insert(feedback)
+                .values(
+                    prediction_id=prediction_id,
+                    ground_truth=ground_truth,
+                    received_at=time.time(),
+                    model_name=model_name,
+                    model_version=known.model_version,
+                )
+                .on_conflict_do_nothing(index_elements=["prediction_id"])
+            ).rowcount
+            if not inserted:
+                stored = conn.execute(
+                    sa.select(feedback.c.ground_truth).where(
+                        feedback.c.prediction_id == prediction_id
+                    )
+                ).scalar_one()
+                if stored != ground_truth:
+                    raise DuplicateFeedbackError(prediction_id)
+        return Labelled(str(known.model_version), known.prediction, bool(inserted))
+
+    def prediction(self, prediction_id: str) -> PredictionRow | None:
+        """One logged prediction, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(predictions).where(predictions.c.prediction_id == prediction_id)
+            ).first()
+        return None if row is None else PredictionRow(**row._mapping)
+
+    def oldest_predictions(self, limit: int) -> list[PredictionRow]:
+        """The earliest logged predictions (the spool replays in this order)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(predictions).order_by(predictions.c.created_at).limit(limit)
+            ).all()
+        return [PredictionRow(**row._mapping) for row in rows]
+
+    def delete_predictions(self, ids: list[str]) -> None:
+        """Forget predictions (the spool, once they reached the database)."""
+        with self.engine.begin() as conn:
+            conn.execute(predictions.delete().where(predictions.c.prediction_id.in_(ids)))
+
+    def count_predictions(self, model_name: str | None = None) -> int:
+        """How many predictions are logged (for one model, or all)."""
+        query = sa.select(sa.func.count()).select_from(predictions)
+        if model_name is not None:
+            query = query.where(predictions.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def versions_served(self, model_name: str) -> dict[str, int]:
+        """Predictions logged per model version."""
+        query = (
+            sa.select(predictions.c.model_version, sa.func.count())
+            .where(predictions.c.model_name == model_name)
+            .group_by(predictions.c.model_version)
+        )
+        with self.engine.connect() as conn:
+            return {str(v): int(n) for v, n in conn.execute(query).all()}
+
+    def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
+        """How many labels arrived after ``after`` (a received_at time), and the latest time."""
+        query = sa.select(sa.func.count(), sa.func.max(feedback.c.received_at)).where(
+            feedback.c.model_name == model_name, feedback.c.received_at > after
+        )
+        with self.engine.connect() as conn:
+            count, latest = conn.execute(query).one()
+        return int(count), float(latest or after)
+
+    def labelled(self, model_name: str) -> pd.DataFrame:
+        """Every labelled prediction of a model, oldest label first.
+
+        Columns: id, version, times, features, prediction, label.
+        """
+        return self._frame(
+            sa.select(
+                predictions.c.prediction_id,
+                predictions.c.model_version,
+                predictions.c.created_at,
+                predictions.c.features,
+                predictions.c.prediction,
+                feedback.c.ground_truth,
+                feedback.c.received_at,
+            )
+            .select_from(_LABELLED)
+            .where(feedback.c.model_name == model_name)
+            .order_by(feedback.c.received_at)
+        )
+
+    def outcomes(self, model_name: str, version: str, latest: int | None = None) -> pd.DataFrame:
+        """What one version predicted and what its ``latest`` labels (all if None) said.
+
+        Its live metric's only inputs, newest label first; the features, most of a row's bytes,
+        stay in the database.
+        """
+        return self._frame(
+            sa.select(feedback.c.model_version, predictions.c.prediction, feedback.c.ground_truth)
+            .select_from(_LABELLED)
+            .where(feedback.c.model_name == model_name, feedback.c.model_version == str(version))
+            .order_by(feedback.c.received_at.desc())
+            .limit(latest)
+        )
+
+    def _frame(self, query: sa.Select) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
