@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev run dev test test-containers lint bench
+.PHONY: setup setup-dev run dev test test-unit test-integration test-containers lint bench
 
 # What running needs: the package and its dependencies, nothing else.
 $(STAMP): pyproject.toml
@@ -39,8 +39,17 @@ lint: setup-dev
 bench: setup-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The unit tier first (no processes, no servers: under a minute), then every guarantee that needs
+# real parts; a failure in the first stops before the second.
 test: setup-dev lint
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q tests/unit
+	$(VENV)/bin/python -m pytest -q tests/integration
+
+test-unit: setup-dev
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+test-integration: setup-dev
+	$(VENV)/bin/python -m pytest -q tests/integration
 
 # The production stack's images built from this repository and the loop run through them with
 # podman on this host's network (scripts/container-tools.sh installs podman and the base image).

@@ -12,7 +12,9 @@ import dagster as dg
 import yaml
 
 from mlserve_assets.assembly import build_definitions
-from mlserve_assets.settings import Settings
+from mlserve_assets.settings import PROJECT_ROOT, Settings
+
+EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
 # The key every service started here accepts, with every scope; clients send AUTH.
 API_KEY = "test-key-with-every-scope"
@@ -55,3 +57,26 @@ def service_env(
         "MLSERVE_API_KEYS": f"predict,feedback,admin:{API_KEY}",
         "BENTOML_HOME": str(settings.bentoml_home),
     }
+
+
+# Each model's assets, in the order an in-process run materialises them.
+STAGES = [
+    "dataset",
+    "predictions",
+    "validated_dataset",
+    "feedback",
+    "split",
+    "candidates",
+    "registered_version",
+    "champion",
+    "bento",
+]
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, *path: str) -> dict:
+    """The metadata of the materialisation of the asset at ``path`` in an in-process run."""
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat is not None and tuple(mat.asset_key.path) == path:
+            return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {'/'.join(path)}")

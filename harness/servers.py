@@ -27,8 +27,8 @@ from mlserve_assets.settings import PROJECT_ROOT
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-# MLflow's set_tracking_uri/set_registry_uri also write these into os.environ, so after any
-# in-process training every child would inherit another test's store.
+# A child reads the stores it is given: MLflow URIs of the shell that started the tests would
+# point it at another store.
 MLFLOW_PROCESS_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 

@@ -70,7 +70,7 @@ def _shared(locations: Locations) -> dg.Definitions:
         # steps, which made one model's group take 45 s for 5 s of work.
         executor=dg.in_process_executor,
         resources={
-            "mlflow": MlflowRegistry(
+            "registry": MlflowRegistry(
                 tracking_uri=tracking_uri,
                 artifact_location=locations.artifact_location,
                 ui_url=dg.EnvVar("MLSERVE_MLFLOW_UI_URL") if mlflow_ui else None,

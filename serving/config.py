@@ -1,12 +1,12 @@
 """The service's settings, all from environment variables (the same names the stack sets).
 
-Read once, when the service starts (``current()``), not when the module is imported: a test or a
-tool can import the service without a configured environment.
+Read once, when the service starts (``ServingConfig.from_env()`` in ``ModelService.__init__``), not
+when the module is imported: a test or a tool can import the service without a configured
+environment, and everything per request reads the running service's copy.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +82,3 @@ class ServingConfig:
                 os.environ.get("MLSERVE_OPEN_SCOPES", "predict"),
             ),
         )
-
-
-@functools.cache
-def current() -> ServingConfig:
-    """This process's configuration, read on first use (the service's start)."""
-    return ServingConfig.from_env()

@@ -10,7 +10,7 @@ import logging
 
 import sqlalchemy as sa
 
-from serving.http.app import Feedback
+from serving.http.bodies import Feedback
 from serving.http.errors import ApiError, problem
 from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics

@@ -2,7 +2,9 @@
 
 Run as ``python -m serving.package MODEL VERSION`` with ``BENTOML_HOME`` and ``MLFLOW_TRACKING_URI``
 set: BentoML reads its home once per process, so the Dagster asset runs this in a child process
-rather than reconfiguring its own. Prints the bento tag as JSON on the last line.
+rather than reconfiguring its own. The version is downloaded through ``serving.registry`` (the
+tracking URI given, not MLflow's process-wide one) and imported from that folder. Prints the bento
+tag as JSON on the last line.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import tempfile
 from pathlib import Path
 
 import bentoml
-import mlflow
 import yaml
-from mlflow import MlflowClient
 
-from serving.model.served import registry_metadata
+from serving.locations import Locations
+from serving.registry import RegistryClient, connect, download_version, version_metadata
 
 # The folder that holds the ``serving`` package: the bento's build context.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def bento_name(model_name: str) -> str:
     return f"mlserve-{model_name.replace('_', '-')}"
 
 
-def package(model_name: str, version: str) -> dict[str, str]:
+def package(client: RegistryClient, model_name: str, version: str) -> dict[str, str]:
     """Import ``models:/model_name/version`` and build a bento that serves it offline.
 
     A version already packaged is not built again: its bento is returned.
@@ -51,14 +52,14 @@ def package(model_name: str, version: str) -> dict[str, str]:
     for existing in bentoml.bentos.list():
         if existing.info.labels == {"model": model_name, "mlflow_version": str(version)}:
             return {"bento": str(existing.tag), "model": str(existing.info.models[0].tag)}
-    client = MlflowClient()
-    meta = registry_metadata(client, model_name, version)
-    stored = bentoml.mlflow.import_model(
-        bento_name(model_name),
-        model_uri=f"models:/{model_name}/{version}",
-        labels={"mlflow_version": str(version)},
-        metadata={k: v for k, v in meta.items() if v is not None},
-    )
+    meta = version_metadata(client, model_name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = bentoml.mlflow.import_model(
+            bento_name(model_name),
+            model_uri=str(download_version(client, model_name, version, Path(tmp))),
+            labels={"mlflow_version": str(version)},
+            metadata={k: v for k, v in meta.items() if v is not None},
+        )
     bentofile = {
         "service": "serving.service:ModelService",
         "name": bento_name(model_name),
@@ -76,5 +77,5 @@ def package(model_name: str, version: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    mlflow.set_registry_uri(mlflow.get_tracking_uri())
-    sys.stdout.write(json.dumps(package(sys.argv[1], sys.argv[2])) + "\n")
+    registry = connect(Locations.from_env().mlflow_tracking_uri)
+    sys.stdout.write(json.dumps(package(registry, sys.argv[1], sys.argv[2])) + "\n")

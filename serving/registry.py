@@ -1,24 +1,40 @@
-"""The registry contract between training and serving: the alias, the tags, and their readers.
+"""The registry: the alias, the tags and their readers, moving the alias, loading a version.
 
 Training writes these tags on every registered version and moves the alias; the service, the CLI
 and the sensor read them. Keeping both sides' names here means a renamed tag cannot leave a reader
-behind, and the serving side, which a bento carries alone, owns what it depends on.
+behind, and the serving side, which a bento carries alone, owns what it depends on. It is the one
+module of ``serving`` that talks to MLflow, always through a client or URI it is given: nothing here
+sets MLflow's process-wide tracking URI.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
 
+import mlflow
+import pandas as pd
 import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.models import Model
+from sklearn.base import BaseEstimator
 
 from serving.store.moves import Move, recording
 from serving.store.predictions import PredictionStore
 
 logger = logging.getLogger(__name__)
+
+RegistryClient = MlflowClient
+"""The client every reader of the registry is given, bound to one tracking and registry URI."""
+
+
+def connect(uri: str) -> RegistryClient:
+    """A client for the tracking store and registry at ``uri`` (the same URI serves both)."""
+    return MlflowClient(uri, uri)
+
 
 CHAMPION = "champion"
 """The alias of the version that serves; moved only by the gate, a promotion or a rollback."""
@@ -126,3 +142,54 @@ def move_champion(
             client.set_registered_model_alias(model_name, CHAMPION, move.from_version)
         raise
     return move
+
+
+class ModelFiles(NamedTuple):
+    """What a logged model's folder holds: the estimator, its input signature and example."""
+
+    estimator: BaseEstimator
+    inputs: list[tuple[str, str, bool]]
+    """(name, MLflow type, required) of each input column, in signature order."""
+    example: pd.DataFrame | None
+
+
+def read_model(model_dir: Path) -> ModelFiles:
+    """The estimator, signature and input example of a local MLflow model folder."""
+    model = Model.load(str(model_dir))
+    if model.signature is None:
+        raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
+    inputs = [(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
+    return ModelFiles(
+        mlflow.sklearn.load_model(str(model_dir)),
+        inputs,
+        model.load_input_example(str(model_dir)),
+    )
+
+
+def version_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
+    """Name, version, run and training metric of a registered version, from its tags."""
+    mv = client.get_model_version(name, version)
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "run_id": mv.run_id or "",
+        "metric": mv.tags.get(Tag.METRIC),
+        "score": mv.tags.get(Tag.SCORE),
+    }
+
+
+def download_version(client: MlflowClient, name: str, version: str, dst: Path) -> Path:
+    """A registered version's model folder, downloaded from the registry ``client`` reads.
+
+    The version's storage location is asked of the client: MLflow resolves a ``models:/`` URI
+    through its process-wide registry URI whatever registry URI it is given (3.17's
+    ``ModelsArtifactRepository``), which would read another store, or none.
+    """
+    uri = client.tracking_uri
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(name, version),
+        dst_path=str(dst),
+        tracking_uri=uri,
+        registry_uri=uri,
+    )
+    return Path(local)

@@ -1,12 +1,14 @@
 """The BentoML service: predictions from the current champion, a durable log, and feedback.
 
-``ModelService`` holds what lives as long as the process (the model, the log, the stores) and
-follows the registry's ``champion``; each endpoint is one route below it. The routes are a FastAPI
-app mounted on the ``@bentoml.service`` class: it keeps BentoML's serving, probes and ``/metrics``
+``ModelService`` holds what lives as long as the process (its configuration, the model, the log,
+the stores) and follows the registry's ``champion``; each endpoint is one route below it, declared
+once with its scope, answer and failures (``serving.http.app.route``). The routes are a FastAPI app
+mounted on the ``@bentoml.service`` class: it keeps BentoML's serving, probes and ``/metrics``
 while letting every error body name the record and field, and it measured more than twice the
-throughput of ``@bentoml.api`` here. Configuration is by environment variable only, read when the
-service starts (``serving.config``). Access is by API key and scope (``serving.http.auth``); the
-OpenAPI document and the docs page are generated from the served model (``serving.http.openapi``).
+throughput of ``@bentoml.api`` here. Configuration is by environment variable only, read once when
+the service starts (``serving.config``) and reached per request through the service. Access is by
+API key and scope (``serving.http.auth``); the OpenAPI document is generated from the routes and
+their models and typed by the served model (``serving.http.openapi``).
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ from pathlib import Path
 from typing import Annotated
 
 import bentoml
-import mlflow
+from bentoml.exceptions import BentoMLException
 from fastapi import Depends
 from fastapi.responses import ORJSONResponse as JSONResponse
-from mlflow import MlflowClient
-from sklearn import set_config
 
 from serving import config
 from serving.feedback_intake import FeedbackIntake
-from serving.http.app import (
+from serving.http.app import build_app, current_service, route, too_many
+from serving.http.bodies import (
     Feedback,
     FeedbackBatch,
+    FeedbackResults,
+    FeedbackStored,
+    ModelInfo,
+    Predictions,
     PredictRequest,
-    app,
-    require,
-    too_many,
+    Reloaded,
 )
 from serving.http.errors import CommonShape, error_response, problem
 from serving.http.openapi import AppDocs, install_openapi
@@ -44,7 +47,7 @@ from serving.log.ids import new_prediction_id
 from serving.model.batching import PredictBatcher
 from serving.model.served import ServedModel, load_from_dir, load_version
 from serving.prometheus import CountRejections, ServiceMetrics
-from serving.registry import CHAMPION, champion, versions_by_gate
+from serving.registry import CHAMPION, champion, connect, versions_by_gate
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
@@ -52,6 +55,20 @@ logger = logging.getLogger("mlserve.serving")
 
 # How much later than MLSERVE_REQUEST_TIMEOUT BentoML's own timeout fires.
 BACKSTOP_SECONDS = 5
+
+
+def _running() -> ModelService | None:
+    """The service of this process, once BentoML has made it."""
+    try:
+        return bentoml.get_current_service()
+    except BentoMLException:
+        return None
+
+
+app = build_app(
+    request_timeout=lambda: _running().config.request_timeout,
+    max_body_bytes=lambda: _running().config.max_body_bytes,
+)
 
 
 @bentoml.service(
@@ -72,7 +89,7 @@ class ModelService:
     """Serves the ``champion`` of one model and swaps to a new one without a restart."""
 
     def __init__(self) -> None:
-        self.config = config.current()
+        self.config = config.ServingConfig.from_env()
         logger.info("access: %s", self.config.keys.summary())
         if "predict" in self.config.keys.open_scopes:
             logger.warning(
@@ -80,9 +97,7 @@ class ModelService:
                 "port can predict; set MLSERVE_OPEN_SCOPES= to require one",
                 ",".join(sorted(self.config.keys.open_scopes)),
             )
-        # Inputs are checked for NaN and infinity before they reach scikit-learn, and arrive as
-        # an array in signature order whose names were checked already: skip both of its checks.
-        set_config(assume_finite=True)
+        # Inputs arrive as an array in signature order whose names were checked already.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         self.metrics = ServiceMetrics()
         self.batcher = PredictBatcher()
@@ -95,12 +110,9 @@ class ModelService:
             else None
         )
         self._workdir = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
-        mlflow.set_tracking_uri(self.config.tracking_uri)
-        mlflow.set_registry_uri(self.config.tracking_uri)
-        self._client = MlflowClient(self.config.tracking_uri, self.config.tracking_uri)
+        self._client = connect(self.config.tracking_uri)
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
-        app.state.count_rejection = self.metrics.rejected
         self._stop = threading.Event()
         # Everything loaded so far (MLflow, scikit-learn, pandas, BentoML: about a million objects)
         # lives as long as the process. Frozen, the collector stops rescanning it, which removed
@@ -176,18 +188,14 @@ class ModelService:
 
 # Routes take the service from an async dependency: BentoML's class views resolve ``self``
 # through a sync dependency, which costs a thread-pool hop on every request.
-async def _service() -> ModelService:
-    return bentoml.get_current_service()
+Service = Annotated[ModelService, Depends(current_service)]
 
 
-Service = Annotated[ModelService, Depends(_service)]
-
-
-@app.post("/predict", dependencies=[Depends(require("predict"))])
+@app.post("/predict", **route("predict", Predictions, fails=(503,)))
 async def predict(body: PredictRequest, service: Service) -> JSONResponse:
-    """Predict every record with the current champion; each is logged before the answer."""
+    """Predict records with the champion; each is logged before the answer."""
     started = time.perf_counter()
-    too_many("records", len(body.records))
+    too_many("records", len(body.records), service.config.max_records)
     model = service.model  # one read: a hot swap must not predict with another signature
     matrix, problems = model.check(body.records)
     if matrix is None:
@@ -234,9 +242,11 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
     )
 
 
-@app.post("/feedback", status_code=201, dependencies=[Depends(require("feedback"))])
+@app.post(
+    "/feedback", **route("feedback", FeedbackStored, status=201, also=(200,), fails=(404, 409, 503))
+)
 def feedback(body: Feedback, service: Service) -> JSONResponse:
-    """Attach ground truth to one logged prediction."""
+    """Ground truth for one prediction (the same label again answers 200)."""
     model = service.model  # one read: a hot swap must not check with one model, store with another
     service.feedback.check(model, [body], "ground_truth")
     status, text = service.feedback.accept(model, body)
@@ -246,14 +256,14 @@ def feedback(body: Feedback, service: Service) -> JSONResponse:
     return JSONResponse({"prediction_id": body.prediction_id, "status": state}, status_code=status)
 
 
-@app.post("/feedback/batch", dependencies=[Depends(require("feedback"))])
+@app.post("/feedback/batch", **route("feedback", FeedbackResults, fails=(503,)))
 def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
-    """Ground truth for many predictions; each item reports its own status.
+    """Ground truth for many predictions, each with its own status.
 
     If the store fails, the batch stops there and the answer is a 503 naming the items not
     stored: a retry of the whole batch is safe, items already stored answer 200.
     """
-    too_many("feedback", len(body.feedback))
+    too_many("feedback", len(body.feedback), service.config.max_records)
     model = service.model
     service.feedback.check(model, body.feedback, "feedback")
     results = []
@@ -266,18 +276,18 @@ def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
     return JSONResponse({"results": results})
 
 
-@app.get("/model", dependencies=[Depends(require("predict"))])
+@app.get("/model", **route("predict", ModelInfo))
 def model_info(service: Service) -> JSONResponse:
-    """The served model: name, version, alias, MLflow run, training metric, feature schema."""
+    """The served model: version, metric, features."""
     info = service.model.info()
     if service.log is not None:
         info["prediction_log_spooled"] = service.log.spooled()
     return JSONResponse(info)
 
 
-@app.post("/admin/reload", dependencies=[Depends(require("admin"))])
+@app.post("/admin/reload", **route("admin", Reloaded, fails=(503,)))
 def reload(service: Service) -> JSONResponse:
-    """Follow the registry's champion now rather than at the next poll (after a rollback)."""
+    """Follow the registry's champion now (after a promotion or rollback)."""
     try:
         changed = service.follow_champion()
     except Exception:
@@ -287,12 +297,12 @@ def reload(service: Service) -> JSONResponse:
     return JSONResponse({"name": model.name, "version": model.version, "changed": changed})
 
 
-install_openapi(app, lambda: bentoml.get_current_service().model)
+install_openapi(app, bentoml.get_current_service)
 # Around BentoML's whole app (the first added is outermost): every answer is counted, BentoML's
 # own 404s take the common shape, and its documentation paths show this service's document.
 ModelService.add_asgi_middleware(
     CountRejections,
-    count=lambda: getattr(app.state, "count_rejection", None),
+    count=lambda: None if (running := _running()) is None else running.metrics.rejected,
     endpoints=lambda: {route.path for route in app.routes},
 )
 ModelService.add_asgi_middleware(CommonShape)

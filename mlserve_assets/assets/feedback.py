@@ -25,7 +25,7 @@ def feedback_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         **m.common(),
     )
     def predictions(prediction_log: PredictionLogResource) -> dg.MaterializeResult:
-        served = prediction_log.store.versions_served(m.name)
+        served = prediction_log.versions_served(m.name)
         table = "\n".join(
             ["| version | predictions |", "|---|---|"]
             + [f"| {v} | {n} |" for v, n in sorted(served.items(), key=lambda i: int(i[0]))]
@@ -42,12 +42,12 @@ def feedback_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         **m.common(),
     )
     def feedback(
-        prediction_log: PredictionLogResource, mlflow: MlflowRegistry
+        prediction_log: PredictionLogResource, registry: MlflowRegistry
     ) -> dg.Output[pd.DataFrame]:
-        labelled = prediction_log.store.labelled(m.name)
+        labelled = prediction_log.labelled(m.name)
         features = spec.features or (list(labelled["features"].iloc[0]) if len(labelled) else [])
         live = live_metrics(labelled, metric)
-        current = mlflow.champion(m.name)
+        current = registry.champion(m.name)
         trained_until = feedback_watermark(current)
         metadata: dict[str, object] = {
             "labels": f"{len(labelled)} labelled predictions" if len(labelled) else "no labels yet",

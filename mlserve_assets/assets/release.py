@@ -64,10 +64,10 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext,
         registered_version: RegisteredVersion,
         split: DatasetSplit,
-        mlflow: MlflowRegistry,
+        registry: MlflowRegistry,
         prediction_log: PredictionLogResource,
     ) -> dg.Output[str]:
-        current = mlflow.champion(m.name)
+        current = registry.champion(m.name)
         if (
             registered_version.reused
             and current
@@ -82,12 +82,12 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                     "decision": f"UNCHANGED v{kept} still serves: retrained from the same rows, "
                     "spec and code, nothing to decide",
                     "champion_version": kept,
-                    "champion": mlflow.version_link(m.name, kept),
+                    "champion": registry.version_link(m.name, kept),
                 },
             )
         # By version, not alias: the champion scored is the one whose watermark and tags were read.
-        challenger = mlflow.load(m.name, registered_version.version)
-        incumbent = None if current is None else mlflow.load(m.name, str(current.version))
+        challenger = registry.load(m.name, registered_version.version)
+        incumbent = None if current is None else registry.load(m.name, str(current.version))
         decision, evidence = judge(
             metric, spec.gate, split, challenger, incumbent, feedback_watermark(current)
         )
@@ -99,7 +99,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             )
         )
         metadata = _gate_metadata(decision, evidence, registered_version)
-        mlflow.tag_version(
+        registry.tag_version(
             m.name,
             registered_version.version,
             {
@@ -110,10 +110,10 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             },
         )
         if decision.promote:
-            mlflow.promote(
+            registry.promote(
                 m.name,
                 registered_version.version,
-                prediction_log.store,
+                prediction_log,
                 by=_mover(context),
                 reason=decision.reason,
                 evidence=metadata,
@@ -132,7 +132,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "decision": headline,  # first: the line the UI shows on top
                 **metadata,
                 "champion_version": serving or NO_CHAMPION,
-                "champion": mlflow.version_link(m.name, serving) if serving else NO_CHAMPION,
+                "champion": registry.version_link(m.name, serving) if serving else NO_CHAMPION,
             },
         )
 

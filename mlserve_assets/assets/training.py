@@ -102,20 +102,20 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         **m.common(),
     )
     def candidates(
-        context: dg.AssetExecutionContext, split: DatasetSplit, mlflow: MlflowRegistry
+        context: dg.AssetExecutionContext, split: DatasetSplit, registry: MlflowRegistry
     ) -> dg.Output[Leaderboard]:
         tags = run_tags(context, split)
         selection = select_candidates(spec.candidates, split, metric, policy, spec.gate.base_weight)
         if not selection.fitted:
             reasons = "; ".join(f"{s.name} x {s.mix}: {s.reason}" for s in selection.skipped)
             raise dg.Failure(f"no candidate could be fitted on any mix ({reasons})")
-        with mlflow.training_run(m.name, tags) as parent:
+        with registry.training_run(m.name, tags) as parent:
             results = [
                 CandidateResult(
                     trial.name,
                     trial.mix,
                     trial.score,
-                    mlflow.log_trial(
+                    registry.log_trial(
                         model_name=m.name,
                         parent_run_id=parent,
                         candidate=trial.name,
@@ -137,7 +137,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             estimator, seconds, rows = refit(
                 spec.candidates, board.best.name, board.best.mix, split, policy
             )
-            logged = mlflow.log_candidate(
+            logged = registry.log_candidate(
                 model_name=m.name,
                 parent_run_id=parent,
                 candidate=board.best.name,
@@ -156,7 +156,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "best_candidate": board.best.name,
                 "best_mix": board.best.mix,
                 f"best_{metric.name}": board.best.score,
-                "mlflow_parent_run": mlflow.run_link(parent),
+                "mlflow_parent_run": registry.run_link(parent),
                 **{f"{metric.name}/{r.name}/{r.mix}": r.score for r in board.results},
             },
         )
@@ -172,12 +172,12 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext,
         candidates: Leaderboard,
         split: DatasetSplit,
-        mlflow: MlflowRegistry,
+        registry: MlflowRegistry,
     ) -> dg.Output[RegisteredVersion]:
         best = candidates.best
         made_from = fingerprint(spec, split, best.name, best.mix)
-        reused = mlflow.version_tagged(m.name, Tag.FINGERPRINT, made_from)
-        version = reused or mlflow.register(
+        reused = registry.version_tagged(m.name, Tag.FINGERPRINT, made_from)
+        version = reused or registry.register(
             m.name,
             candidates.model_uri,
             tags={
@@ -208,8 +208,8 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "candidate": best.name,
                 "mix": best.mix,
                 metric.name: best.score,
-                "mlflow_run": mlflow.run_link(candidates.model_run_id),
-                "mlflow_version": mlflow.version_link(m.name, version),
+                "mlflow_run": registry.run_link(candidates.model_run_id),
+                "mlflow_version": registry.version_link(m.name, version),
             },
         )
 

@@ -26,7 +26,7 @@ def status(model_name: str | None, as_json: bool) -> None:
 
     with project() as p, dg.DagsterInstance.get() as instance:
         names = [model_name] if model_name else list(p.specs)
-        found = [model_status(p.client, p.store, instance, p.spec(name)) for name in names]
+        found = [model_status(p.client, p.log, instance, p.spec(name)) for name in names]
     lines = []
     for s in found:
         lines.append(f"{s['model']}")

@@ -22,6 +22,7 @@ from mlserve_assets.settings import PROJECT_ROOT, Settings
 if TYPE_CHECKING:  # imported where used: `mlserve --help` should not load MLflow (2 s)
     from mlflow import MlflowClient
 
+    from mlserve_assets.resources.predictions import PredictionLogResource
     from mlserve_assets.spec.models import ModelSpec
     from serving.store.predictions import PredictionStore
 
@@ -40,8 +41,13 @@ class Project:
 
     settings: Settings
     client: MlflowClient
-    store: PredictionStore
+    log: PredictionLogResource
     specs: dict[str, ModelSpec]
+
+    @property
+    def store(self) -> PredictionStore:
+        """The operational database: the prediction log and the champion's history."""
+        return self.log.store
 
     def spec(self, model_name: str) -> ModelSpec:
         """A model's spec, or exit 1 naming the models there are."""
@@ -55,8 +61,8 @@ def project() -> Iterator[Project]:
     """The configured project's stores, closed afterwards."""
     from mlflow import MlflowClient
 
+    from mlserve_assets.resources.predictions import PredictionLogResource
     from mlserve_assets.spec.loader import SpecError, load_specs
-    from serving.store.predictions import PredictionStore
 
     settings = Settings.from_env()
     os.environ.update(dagster_environment(settings))
@@ -65,12 +71,11 @@ def project() -> Iterator[Project]:
     except SpecError as exc:
         refuse(str(exc))
     uri = settings.mlflow_tracking_uri
-    store = PredictionStore(settings.predictions_url)
-    store.create_schema()
+    log = PredictionLogResource(url=settings.predictions_url)
     try:
-        yield Project(settings, MlflowClient(uri, uri), store, specs)
+        yield Project(settings, MlflowClient(uri, uri), log, specs)
     finally:
-        store.dispose()
+        log.store.dispose()
 
 
 def refuse(message: str) -> None:

@@ -10,16 +10,13 @@ import time
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from mlserve_assets.ml.feedback import outcome_metric
+from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.spec.models import ModelSpec
 from serving.registry import Tag, champion, feedback_watermark, gate_outcome, latest_version
 from serving.store.moves import Move, history
-from serving.store.predictions import PredictionStore
-from serving.store.tables import predictions
 
 # Versions that logged a prediction this recently count as answering now.
 ANSWERING_WINDOW_SECONDS = 600.0
@@ -27,34 +24,33 @@ ANSWERING_WINDOW_SECONDS = 600.0
 
 def model_status(
     client: MlflowClient,
-    store: PredictionStore,
+    log: PredictionLogResource,
     instance: dg.DagsterInstance,
     spec: ModelSpec,
 ) -> dict[str, Any]:
     """Everything ``mlserve status MODEL`` shows, as JSON-ready data."""
     name = spec.name
     current = champion(client, name)
-    moves = history(store, name)
+    moves = history(log.store, name)
     latest = latest_version(client, name)
     return {
         "model": name,
-        "champion": None if current is None else _champion(current, moves, store, spec),
+        "champion": None if current is None else _champion(current, moves, log, spec),
         "last_training": None if latest is None else _training(latest, instance),
         "sensor": _sensor(instance, f"retrain_{name}"),
-        "answering": _answering(store, name),
+        "answering": log.versions_served(name, since=time.time() - ANSWERING_WINDOW_SECONDS),
     }
 
 
 def _champion(
-    version: ModelVersion, moves: list[Move], store: PredictionStore, spec: ModelSpec
+    version: ModelVersion, moves: list[Move], log: PredictionLogResource, spec: ModelSpec
 ) -> dict[str, Any]:
     number = str(version.version)
     arrival = next((m for m in reversed(moves) if m.to_version == number), None)
     metric = spec.scorer
     # Read once: the metric and how many labels it stands on, as the sensor sees them.
-    outcomes = store.outcomes(spec.name, number, latest=spec.retrain.live_window)
-    live = outcome_metric(outcomes, metric)
-    labels_since, _ = store.labelled_since(spec.name, feedback_watermark(version))
+    live = log.live(spec.name, number, metric, spec.retrain.live_window)
+    labels_since, _ = log.labelled_since(spec.name, feedback_watermark(version))
     return {
         "version": number,
         "since": arrival.moved_at if arrival else version.creation_timestamp / 1000,
@@ -62,8 +58,8 @@ def _champion(
         "reason": arrival.reason if arrival else None,
         "metric": metric.name,
         "training_score": _float(version.tags.get(Tag.SCORE)),
-        "live_score": live,
-        "live_labels": len(outcomes),
+        "live_score": live.value,
+        "live_labels": live.labels,
         "labels_since_training": labels_since,
     }
 
@@ -89,20 +85,6 @@ def _sensor(instance: dg.DagsterInstance, sensor_name: str) -> str:
         if state.name == sensor_name:
             return "stopped" if state.status.value == "STOPPED" else "running"
     return "running (default; needs the daemon: mlserve dev)"
-
-
-def _answering(store: PredictionStore, model_name: str) -> dict[str, int]:
-    """Predictions per version in the last ``ANSWERING_WINDOW_SECONDS``."""
-    query = (
-        sa.select(predictions.c.model_version, sa.func.count())
-        .where(
-            predictions.c.model_name == model_name,
-            predictions.c.created_at > time.time() - ANSWERING_WINDOW_SECONDS,
-        )
-        .group_by(predictions.c.model_version)
-    )
-    with store.engine.connect() as conn:
-        return {str(v): int(n) for v, n in conn.execute(query).all()}
 
 
 def _float(value: str | None) -> float | None:

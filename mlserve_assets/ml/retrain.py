@@ -125,17 +125,17 @@ def _triggers(facts: RetrainFacts, rules: Retrain, metric: Metric) -> list[str]:
         found.append(f"{new} new labelled rows >= min_feedback_rows {rules.min_feedback_rows}")
     live = facts.live
     if rules.min_live_metric is not None and new and live is not None:
-        if not metric.meets(live, rules.min_live_metric):
-            worse = facts.live_at_hold is None or (
-                metric.improvement(facts.live_at_hold, live) > rules.backoff_live_drop
+        # After a held gate, only a live metric clearly worse than at the decision asks again.
+        worse = facts.live_at_hold is None or (
+            metric.improvement(facts.live_at_hold, live) > rules.backoff_live_drop
+        )
+        if not metric.meets(live, rules.min_live_metric) and (facts.held_version is None or worse):
+            found.append(
+                f"live {metric.name} of v{facts.champion_version} is {live:.4f}, "
+                f"past min_live_metric {rules.min_live_metric}"
             )
-            if facts.held_version is None or worse:
-                found.append(
-                    f"live {metric.name} of v{facts.champion_version} is {live:.4f}, "
-                    f"past min_live_metric {rules.min_live_metric}"
-                )
     age_hours = (facts.now - facts.champion_created) / 3600
-    if rules.max_age_hours is not None and age_hours > rules.max_age_hours and new:
-        if facts.held_version is None:
-            found.append(f"champion v{facts.champion_version} is {age_hours:.1f} h old")
+    too_old = rules.max_age_hours is not None and age_hours > rules.max_age_hours
+    if too_old and new and facts.held_version is None:
+        found.append(f"champion v{facts.champion_version} is {age_hours:.1f} h old")
     return found

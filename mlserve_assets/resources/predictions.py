@@ -1,11 +1,25 @@
-"""The prediction log as a Dagster resource: what the feedback assets and the sensor read."""
+"""The prediction log as a Dagster resource: what the feedback assets, the gate and the sensor read.
+
+Assets and sensors ask it questions; none reaches the store below it. The live metric is computed
+here only, over the same window for the sensor, the gate, the feedback asset and ``mlserve status``.
+"""
+
+from typing import NamedTuple
 
 import dagster as dg
+import pandas as pd
 from pydantic import PrivateAttr
 
 from mlserve_assets.ml.feedback import outcome_metric
 from mlserve_assets.ml.metrics import Metric
 from serving.store.predictions import PredictionStore
+
+
+class Live(NamedTuple):
+    """A served version's live metric (None below the minimum of labels) and its labels."""
+
+    value: float | None
+    labels: int
 
 
 class PredictionLogResource(dg.ConfigurableResource):
@@ -17,21 +31,43 @@ class PredictionLogResource(dg.ConfigurableResource):
 
     @property
     def store(self) -> PredictionStore:
-        """The store, created on first use and kept for this resource's lifetime."""
+        """The store, created on first use and kept for this resource's lifetime.
+
+        For the registry resource, which records each move of the champion in this database in
+        the same transaction as the move.
+        """
         if self._store is None:
             self._store = PredictionStore(self.url)
             self._store.create_schema()
         return self._store
 
-    def live_metric(
+    def versions_served(self, model_name: str, since: float = 0.0) -> dict[str, int]:
+        """Predictions logged per version of the model (after ``since``, a time)."""
+        return self.store.versions_served(model_name, since)
+
+    def labelled(self, model_name: str) -> pd.DataFrame:
+        """Every labelled prediction of the model, oldest label first."""
+        return self.store.labelled(model_name)
+
+    def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
+        """How many labels arrived after ``after`` (a time), and the latest label's time."""
+        return self.store.labelled_since(model_name, after)
+
+    def live(
         self, model_name: str, version: str, metric: Metric, window: int, min_labelled: int = 1
-    ) -> float | None:
+    ) -> Live:
         """One served version's metric on its latest ``window`` labels, if ``min_labelled``.
 
         Only the window is read: the cost stays flat however many labels the log holds.
         """
         outcomes = self.store.outcomes(model_name, version, latest=window)
-        return outcome_metric(outcomes, metric, min_labelled)
+        return Live(outcome_metric(outcomes, metric, min_labelled), len(outcomes))
+
+    def live_metric(
+        self, model_name: str, version: str, metric: Metric, window: int, min_labelled: int = 1
+    ) -> float | None:
+        """Only the value of :meth:`live`."""
+        return self.live(model_name, version, metric, window, min_labelled).value
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close pooled connections."""

@@ -8,9 +8,12 @@ candidate runs, registration and aliases, which this small resource owns. The al
 are the serving side's contract (``serving.registry``).
 """
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,9 +28,19 @@ from mlflow.types import ColSpec, Schema
 from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
-from serving.registry import Tag, champion, latest_version, move_champion
+from mlserve_assets.resources.predictions import PredictionLogResource
+from serving.registry import (
+    Tag,
+    champion,
+    connect,
+    download_version,
+    latest_version,
+    move_champion,
+)
 from serving.store.moves import Move
-from serving.store.predictions import PredictionStore
+
+# What MLflow's fluent API reads, and ``_fluent`` puts back.
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @dataclass(frozen=True)
@@ -57,32 +70,50 @@ class MlflowRegistry(dg.ConfigurableResource):
     ui_url: str | None = None
     """The MLflow UI's address (``MLSERVE_MLFLOW_UI_URL``): runs and versions become links."""
 
-    _client: MlflowClient = PrivateAttr()
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Point the process's MLflow at this store: ``log_model`` only speaks the fluent API."""
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+    _client: MlflowClient | None = PrivateAttr(default=None)
 
     @property
     def client(self) -> MlflowClient:
-        """The client bound to this store."""
+        """The client bound to this store, made on first use."""
+        if self._client is None:
+            self._client = connect(self.tracking_uri)
         return self._client
+
+    @contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """MLflow's fluent API pointed at this store for the body, then put back as it was.
+
+        ``log_model`` and ``register_model`` speak only the fluent API, which reads the
+        process's tracking and registry URIs (and sets ``MLFLOW_TRACKING_URI``). Set for the body
+        alone, they leave nothing behind for a later run, another store or a test to undo.
+        """
+        before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])  # None unsets it
+            mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def experiment_id(self, model_name: str) -> str:
         """The model's experiment, created on first use under ``artifact_location``."""
         name = f"{self.experiment_prefix}/{model_name}"
-        found = self._client.get_experiment_by_name(name)
+        found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
         location = (
             f"{self.artifact_location.rstrip('/')}/{model_name}" if self.artifact_location else None
         )
         try:
-            return self._client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:  # created concurrently by another run: use theirs
-            found = self._client.get_experiment_by_name(name)
+            found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise
             return found.experiment_id
@@ -90,9 +121,12 @@ class MlflowRegistry(dg.ConfigurableResource):
     @contextmanager
     def training_run(self, model_name: str, tags: dict[str, str]) -> Iterator[str]:
         """A parent run for one training; candidate runs nest under it. Yields the run id."""
-        with mlflow.start_run(
-            experiment_id=self.experiment_id(model_name), run_name="training", tags=tags
-        ) as run:
+        with (
+            self._fluent(),
+            mlflow.start_run(
+                experiment_id=self.experiment_id(model_name), run_name="training", tags=tags
+            ) as run,
+        ):
             yield run.info.run_id
 
     @contextmanager
@@ -183,14 +217,15 @@ class MlflowRegistry(dg.ConfigurableResource):
 
         The spec's description goes on the registered model, where the MLflow UI shows it.
         """
-        version = str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+        with self._fluent():  # a models:/m-... source is looked up through the fluent URI
+            version = str(mlflow.register_model(model_uri, model_name, tags=tags).version)
         if description:
-            self._client.update_registered_model(model_name, description=description)
+            self.client.update_registered_model(model_name, description=description)
         return version
 
     def version_tagged(self, model_name: str, tag: str, value: str) -> str | None:
         """The newest version of ``model_name`` whose ``tag`` is ``value``, if any."""
-        found = self._client.search_model_versions(
+        found = self.client.search_model_versions(
             f"name = '{model_name}' and tags.`{tag}` = '{value}'"
         )
         return max((str(v.version) for v in found), key=int, default=None)
@@ -199,7 +234,7 @@ class MlflowRegistry(dg.ConfigurableResource):
         """A run, as a link when the MLflow UI's address is known, else its id."""
         if not self.ui_url:
             return dg.MetadataValue.text(run_id)
-        run = self._client.get_run(run_id)
+        run = self.client.get_run(run_id)
         base = self.ui_url.rstrip("/")
         return dg.MetadataValue.url(f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}")
 
@@ -213,32 +248,38 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     def champion(self, model_name: str) -> ModelVersion | None:
         """The version the ``champion`` alias points at, or None before the first promotion."""
-        return champion(self._client, model_name)
+        return champion(self.client, model_name)
 
     def latest_version(self, model_name: str) -> ModelVersion | None:
         """The most recently registered version, whatever the gate made of it."""
-        return latest_version(self._client, model_name)
+        return latest_version(self.client, model_name)
 
     def promote(
         self,
         model_name: str,
         version: str,
-        store: PredictionStore,
+        log: PredictionLogResource,
         *,
         by: str,
         reason: str,
         evidence: dict[str, Any],
     ) -> Move:
-        """Move ``champion`` to ``version``, recorded in the champion's history."""
+        """Move ``champion`` to ``version``, recorded in the champion's history.
+
+        The history lives in the prediction log's database, written in the same transaction as
+        the move (``serving.registry.move_champion``).
+        """
         return move_champion(
-            self._client, store, model_name, version, by=by, reason=reason, evidence=evidence
+            self.client, log.store, model_name, version, by=by, reason=reason, evidence=evidence
         )
 
     def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         """Record facts (such as the gate's verdict) on a registered version."""
         for key, value in tags.items():
-            self._client.set_model_version_tag(model_name, version, key, value)
+            self.client.set_model_version_tag(model_name, version, key, value)
 
     def load(self, model_name: str, version: str) -> BaseEstimator:
         """The scikit-learn estimator of one registered version."""
-        return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+        with tempfile.TemporaryDirectory() as folder:
+            local = download_version(self.client, model_name, version, Path(folder))
+            return mlflow.sklearn.load_model(str(local))

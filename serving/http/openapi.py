@@ -1,13 +1,14 @@
-"""The OpenAPI document, written from the served model rather than from the route signatures.
+"""The OpenAPI document: generated from the routes and their models, then typed by the served model.
 
-FastAPI would document a record as ``{"additionalProp1": {}}`` and every error as its own
-``detail`` shape; a client generated from that could not send one valid request. This document
-names each feature with its type, nullability and an example record from the training data,
-types the prediction and the feedback label by the model's task (its classes, or a number),
-lists every status each route really answers with its body, and declares the API-key scheme
-only where a key is required. It is rebuilt whenever the served version changes, so after a hot
-swap to a version with other features the document and the docs page show the new signature.
-``AppDocs`` makes BentoML's own document and index page show it too.
+FastAPI writes the document from the routes as declared (``serving.http.app.route``: scope,
+answer model, failures) and the pydantic bodies (``serving.http.bodies``), so a route or a field
+exists in one place. What FastAPI cannot know is filled in per served version: each feature with
+its type, nullability and an example record from the training data, the label typed by the task
+(its classes, or a number), the list limits, the statuses every route shares, and the API-key scheme
+only where a key is required. FastAPI would otherwise document a record as
+``{"additionalProp1": {}}``, from which a client could not send one valid request. The document is
+rebuilt whenever the served version changes; ``AppDocs`` makes BentoML's own document and index page
+show it too.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
-from serving import config
-from serving.http.auth import SCOPES
-from serving.http.schemas import REF, component_schemas, number_schema
-from serving.model.fields import LABEL_LIMIT
+from serving.http.app import SCOPE
+from serving.http.auth import SCOPES, ApiKeys
+from serving.model.fields import LABEL_LIMIT, NUMBER_LIMIT
 from serving.model.served import ServedModel
 
+REF = "#/components/schemas/"
+
 # What each status means, whatever the route.
-_MEANING = {
+MEANING = {
     200: "Success.",
     201: "Stored.",
     400: "The body is not readable JSON.",
@@ -37,87 +40,117 @@ _MEANING = {
     409: "The prediction already has another label (labels are final).",
     413: "The body is larger than the limit.",
     415: "The body is not declared as JSON.",
-    422: "The body does not fit the contract; each error names the record and field.",
+    422: (
+        "The body does not fit the contract; each error names the record and field. A record "
+        "that fits the schema is refused too when the model cannot score it: its output is not "
+        "a finite number (values far outside the data the model was trained on)."
+    ),
     500: "A fault of the service; the message is short, the service log has the detail.",
     503: "A store is unavailable; nothing was kept, retry later.",
     504: "No answer in time; retry later.",
 }
-_BODY_ERRORS = (400, 408, 413, 415, 422)
+# Every route can time out or fault; a route with a body can also have a bad one.
+SHARED = (500, 504)
+BODY = (400, 408, 413, 415, 422)
 
 
-def document(model: ServedModel) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for the service serving ``model``."""
-    keys = config.current().keys
-    classes = model.classes
-    label: dict[str, Any] = (
-        {"enum": classes}
-        if classes is not None
-        else number_schema("a finite number, |value| <= 2^511", LABEL_LIMIT)
+def document(app: FastAPI, model: ServedModel, keys: ApiKeys, max_records: int) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``app`` serving ``model``."""
+    doc = get_openapi(
+        title=f"mlserve: {model.name} v{model.version}",
+        version=model.version,
+        openapi_version="3.1.0",
+        description=_description(model, keys.open_scopes),
+        routes=app.routes,
     )
-    routes = [
-        ("/predict", "post", "predict", "PredictRequest", {200: "Predictions"}, (503,)),
-        (
-            "/feedback",
-            "post",
-            "feedback",
-            "Feedback",
-            {201: "FeedbackStored", 200: "FeedbackStored"},
-            (404, 409, 503),
-        ),
-        ("/feedback/batch", "post", "feedback", "FeedbackBatch", {200: "FeedbackResults"}, (503,)),
-        ("/model", "get", "predict", None, {200: "ModelInfo"}, ()),
-        ("/admin/reload", "post", "admin", None, {200: "Reloaded"}, (503,)),
-    ]
-    paths: dict[str, Any] = {}
-    for path, method, scope, body, success, failures in routes:
-        statuses = [*failures, 500, 504]
-        if body is not None:
-            statuses += _BODY_ERRORS
-        if scope not in keys.open_scopes:
-            statuses += [401, 403]
-        responses = {
-            str(status): _response(status, schema) for status, schema in success.items()
-        } | {str(status): _response(status, "Errors") for status in sorted(set(statuses))}
-        operation: dict[str, Any] = {
-            "operationId": path.strip("/").replace("/", "_"),
-            "summary": _SUMMARIES[path],
-            "responses": responses,
-            "security": [] if scope in keys.open_scopes else [{"apiKey": []}],
+    schemas = doc["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            _operation(path, operation, keys.open_scopes)
+    _typed(schemas, model, max_records)
+    doc["components"]["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": f"An API key with the route's scope ({', '.join(SCOPES)}).",
         }
-        if body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": REF + body}}},
-            }
-        paths[path] = {method: operation}
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": f"mlserve: {model.name} v{model.version}",
-            "version": model.version,
-            "description": _description(model, keys.open_scopes),
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "apiKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": f"An API key with the route's scope ({', '.join(SCOPES)}).",
-                }
-            },
-            "schemas": component_schemas(model, label),
-        },
     }
+    return doc
 
 
-_SUMMARIES = {
-    "/predict": "Predict records with the champion; each is logged before the answer",
-    "/feedback": "Ground truth for one prediction (the same label again answers 200)",
-    "/feedback/batch": "Ground truth for many predictions, each with its own status",
-    "/model": "The served model: version, metric, features",
-    "/admin/reload": "Follow the registry's champion now (after a promotion or rollback)",
-}
+def _operation(path: str, operation: dict[str, Any], open_scopes: frozenset[str]) -> None:
+    """The statuses every route shares, the security its scope asks, a summary and an id."""
+    scope = operation.get(SCOPE)
+    if scope is None:
+        raise ValueError(f"{path} was declared without serving.http.app.route: no scope")
+    statuses = [*SHARED, *(BODY if "requestBody" in operation else ())]
+    statuses += [] if scope in open_scopes else [401, 403]
+    responses = operation["responses"]
+    for status in statuses:
+        responses.setdefault(str(status), {"content": _json("Errors")})
+    for status, response in responses.items():
+        response["description"] = MEANING[int(status)]
+    operation["responses"] = dict(sorted(responses.items()))
+    operation["security"] = [] if scope in open_scopes else [{"apiKey": []}]
+    operation["operationId"] = path.strip("/").replace("/", "_")
+    operation["summary"] = operation.get("description", "").split("\n", 1)[0]
+
+
+def _typed(schemas: dict[str, Any], model: ServedModel, max_records: int) -> None:
+    """The bodies typed by the served model: its features, its label, the list limits."""
+    label = (
+        {"enum": model.classes}
+        if model.classes is not None
+        else _number("a finite number, |value| <= 2^511", LABEL_LIMIT)
+    )
+    record: dict[str, Any] = {
+        "type": "object",
+        "description": "One record: every feature of the model's signature, nothing else.",
+        "properties": {f.name: _feature(f.type, f.required) for f in model.features},
+        "required": [f.name for f in model.features],
+        "additionalProperties": False,
+    }
+    if model.example is not None:
+        record["examples"] = [model.example]
+    schemas["Record"] = record
+    records = schemas["PredictRequest"]["properties"]["records"]
+    records |= {"items": {"$ref": REF + "Record"}, "maxItems": max_records}
+    schemas["FeedbackBatch"]["properties"]["feedback"]["maxItems"] = max_records
+    schemas["Feedback"]["properties"]["ground_truth"] = label
+    prediction = schemas["Prediction"]["properties"]
+    prediction["prediction"] = label
+    if model.classes is None:
+        del prediction["probabilities"]
+    else:
+        prediction["probabilities"] = {
+            "type": "object",
+            "properties": {str(c): {"type": "number"} for c in model.classes},
+        }
+
+
+def _feature(kind: str, required: bool) -> dict[str, Any]:
+    """A feature's schema, bounded exactly as the service checks it (``serving.model.fields``)."""
+    if kind in ("long", "integer"):
+        bound = 1 << (63 if kind == "long" else 31)
+        schema: dict[str, Any] = {"type": "integer", "minimum": -bound, "maximum": bound - 1}
+    elif kind in ("double", "float"):
+        schema = _number("a finite number, |value| <= 2^1023", NUMBER_LIMIT)
+    else:
+        schema = {"type": {"string": "string", "boolean": "boolean"}[kind]}
+    if not required:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _number(description: str, limit: int) -> dict[str, Any]:
+    """A number within ±``limit``, written as an exact integer so every validator draws one line."""
+    return {"type": "number", "minimum": -limit, "maximum": limit, "description": description}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": REF + schema}}}
 
 
 def _description(model: ServedModel, open_scopes: frozenset[str]) -> str:
@@ -136,14 +169,7 @@ def _description(model: ServedModel, open_scopes: frozenset[str]) -> str:
     )
 
 
-def _response(status: int, schema: str) -> dict[str, Any]:
-    return {
-        "description": _MEANING[status],
-        "content": {"application/json": {"schema": {"$ref": REF + schema}}},
-    }
-
-
-def install_openapi(app: FastAPI, served: Callable[[], ServedModel]) -> None:
+def install_openapi(app: FastAPI, service: Callable[[], Any]) -> None:
     """Serve ``document`` at ``/openapi.json`` and a docs page titled with the model at ``/docs``.
 
     The docs page loads Swagger UI from BentoML's bundled copy, so it works with no internet.
@@ -151,18 +177,19 @@ def install_openapi(app: FastAPI, served: Callable[[], ServedModel]) -> None:
     cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
-        model = served()
+        running = service()
+        model = running.model
         key = (model.name, model.version)
         if key not in cache:
             cache.clear()
-            cache[key] = document(model)
+            cache[key] = document(app, model, running.config.keys, running.config.max_records)
         return cache[key]
 
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        model = served()
+        model = service().model
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title=f"mlserve: {model.name} v{model.version}",

@@ -13,10 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import mlflow
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.models import Model
+from sklearn import config_context
 from sklearn.base import BaseEstimator
 
 from serving.model.fields import (
@@ -29,7 +27,13 @@ from serving.model.fields import (
     FieldError,
     field_problem,
 )
-from serving.registry import CHAMPION, Tag
+from serving.registry import (
+    CHAMPION,
+    RegistryClient,
+    download_version,
+    read_model,
+    version_metadata,
+)
 
 
 class Scored(NamedTuple):
@@ -161,13 +165,17 @@ class ServedModel:
         as scikit-learn's own ``predict`` computes it, at half the cost of calling both. Values
         far outside the training data can overflow inside a model (a probability of NaN, an
         infinite regression); such rows are named so they are refused, not answered.
+
+        ``check`` has refused NaN and infinity already, so scikit-learn's own finiteness scan is
+        skipped, for this call only (``config_context``, not the process-wide ``set_config``).
         """
         classes = self.classes
-        if classes is None or not hasattr(self.estimator, "predict_proba"):
-            output = self.estimator.predict(matrix)
-            finite = np.isfinite(output) if classes is None else np.ones(len(output), bool)
-            return Scored(output.tolist(), None, np.flatnonzero(~finite).tolist())
-        proba = self.estimator.predict_proba(matrix)
+        with config_context(assume_finite=True):
+            if classes is None or not hasattr(self.estimator, "predict_proba"):
+                output = self.estimator.predict(matrix)
+                finite = np.isfinite(output) if classes is None else np.ones(len(output), bool)
+                return Scored(output.tolist(), None, np.flatnonzero(~finite).tolist())
+            proba = self.estimator.predict_proba(matrix)
         labels = [classes[i] for i in proba.argmax(axis=1)]
         keys = [str(c) for c in classes]
         unscorable = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
@@ -196,15 +204,8 @@ class ServedModel:
         return None
 
 
-def _features(model: Model, model_dir: Path) -> list[Feature]:
-    if model.signature is None:
-        raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
-    return [Feature(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
-
-
-def _example(model: Model, model_dir: Path) -> dict[str, Any] | None:
+def _first_record(frame: Any) -> dict[str, Any] | None:
     """The first record of the input example logged with the model (training data)."""
-    frame = model.load_input_example(str(model_dir))
     if frame is None or len(frame) == 0:
         return None
     row = frame.iloc[0]
@@ -216,34 +217,20 @@ def _example(model: Model, model_dir: Path) -> dict[str, Any] | None:
 
 def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
     """A model from a local MLflow model folder (a bento's copy) and its recorded metadata."""
-    model = Model.load(str(model_dir))
+    files = read_model(model_dir)
     return ServedModel(
         name=meta["name"],
         version=str(meta["version"]),
         run_id=meta.get("run_id", ""),
         metric=meta.get("metric"),
         score=float(meta["score"]) if meta.get("score") is not None else None,
-        estimator=mlflow.sklearn.load_model(str(model_dir)),
-        features=_features(model, model_dir),
-        example=_example(model, model_dir),
+        estimator=files.estimator,
+        features=[Feature(*column) for column in files.inputs],
+        example=_first_record(files.example),
     )
 
 
-def registry_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
-    """Name, version, run and training metric of a registered version, from its tags."""
-    mv = client.get_model_version(name, version)
-    return {
-        "name": name,
-        "version": str(mv.version),
-        "run_id": mv.run_id or "",
-        "metric": mv.tags.get(Tag.METRIC),
-        "score": mv.tags.get(Tag.SCORE),
-    }
-
-
-def load_version(client: MlflowClient, name: str, version: str, workdir: Path) -> ServedModel:
-    """Download one registered version (from the process's MLflow registry) and load it."""
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", dst_path=str(workdir / f"{name}-v{version}")
-    )
-    return load_from_dir(Path(local), registry_metadata(client, name, version))
+def load_version(client: RegistryClient, name: str, version: str, workdir: Path) -> ServedModel:
+    """Download one registered version from the registry ``client`` reads, and load it."""
+    local = download_version(client, name, version, workdir / f"{name}-v{version}")
+    return load_from_dir(local, version_metadata(client, name, version))

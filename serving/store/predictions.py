@@ -199,11 +199,11 @@ class PredictionStore:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def versions_served(self, model_name: str) -> dict[str, int]:
-        """Predictions logged per model version."""
+    def versions_served(self, model_name: str, since: float = 0.0) -> dict[str, int]:
+        """Predictions logged per model version (those made after ``since``, a time)."""
         query = (
             sa.select(predictions.c.model_version, sa.func.count())
-            .where(predictions.c.model_name == model_name)
+            .where(predictions.c.model_name == model_name, predictions.c.created_at > since)
             .group_by(predictions.c.model_version)
         )
         with self.engine.connect() as conn:

@@ -23,9 +23,7 @@ DEFAULT = Retrain()  # 150 labels, cooldown 30 s, 24 runs a day, back-off drop 0
 
 def facts(**changes: object) -> RetrainFacts:
     """A served champion registered an hour ago, no runs, no labels yet."""
-    base = RetrainFacts(
-        model_name="m", now=NOW, champion_version="3", champion_created=NOW - 3600
-    )
+    base = RetrainFacts(model_name="m", now=NOW, champion_version="3", champion_created=NOW - 3600)
     return replace(base, **changes)
 
 

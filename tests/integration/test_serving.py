@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from harness.fuzz import fuzz
 from harness.project import API_KEY, AUTH, service_env
+from harness.registries import champion_estimator
 from harness.servers import bentoml_server, child_env
 from serving.log.ids import new_prediction_id
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
-from tests.conftest import fuzz
 
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 
@@ -94,10 +94,7 @@ def test_batch_prediction_logs_every_record_with_unique_ids(served: Served):
 
 
 def test_predictions_match_the_champion_model(served: Served, trained):
-    import mlflow
-
-    mlflow.set_registry_uri(trained.mlflow_tracking_uri)
-    model = mlflow.sklearn.load_model("models:/breast_cancer@champion")
+    model = champion_estimator(trained, "breast_cancer")
     records = cancer_records(40, start=200)
     answers = served.predict(records).json()["predictions"]
     assert [a["prediction"] for a in answers] == model.predict(CANCER.iloc[200:240]).tolist()
@@ -391,7 +388,7 @@ def test_mlserve_predict_writes_a_csv_from_the_running_service(served: Served, t
     champion = MlflowClient(
         trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
     ).get_model_version_by_alias("breast_cancer", "champion")
-    model = mlflow.sklearn.load_model(f"models:/breast_cancer/{champion.version}")
+    model = champion_estimator(trained, "breast_cancer")
     assert out["prediction"].tolist() == model.predict(rows).tolist()
     assert np.allclose(out["probability_1"], model.predict_proba(rows)[:, 1])
     assert set(out["model_version"].astype(str)) == {str(champion.version)}

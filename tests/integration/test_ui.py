@@ -25,9 +25,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from harness.dagster_ui import graphql, materialize_group
+from harness.project import STAGES
 from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import STAGES
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 SHOTS = Path(os.environ.get("MLSERVE_SCREENSHOTS", PROJECT_ROOT / "test-artifacts/screenshots"))

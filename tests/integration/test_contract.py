@@ -28,11 +28,12 @@ from mlflow import MlflowClient
 from mlflow.models import Model
 from sklearn.datasets import load_diabetes
 
+from harness.fuzz import fuzz
 from harness.project import service_env
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
+from serving.registry import download_version
 from serving.store.predictions import PredictionStore
-from tests.conftest import fuzz
 
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")
 OLD, NEW, PREDICT_ONLY, ADMIN = "old-feedback-key", "new-feedback-key", "predict-only", "admin-key"
@@ -353,11 +354,12 @@ def test_an_answer_waits_for_its_commit_and_a_late_one_is_504(contract: Contract
 # -- the document tells the truth ----------------------------------------------------------------
 
 
-def test_the_document_is_the_served_models_signature_and_data(contract: Contract):
+def test_the_document_is_the_served_models_signature_and_data(contract: Contract, tmp_path):
     document = contract.document()
     champion = contract.client.get_model_version_by_alias("diabetes", "champion")
     assert document["info"]["title"] == f"mlserve: diabetes v{champion.version}"
-    signature = Model.load(f"models:/diabetes/{champion.version}").signature
+    folder = download_version(contract.client, "diabetes", champion.version, tmp_path)
+    signature = Model.load(str(folder)).signature
     record = document["components"]["schemas"]["Record"]
     assert list(record["properties"]) == [c.name for c in signature.inputs.inputs]
     assert {p["type"] for p in record["properties"].values()} == {"number"}

@@ -12,7 +12,6 @@ import time
 import uuid
 
 import dagster as dg
-import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,7 +61,7 @@ def model() -> ModelAssets:
 def resources(tmp_path) -> dict[str, dg.ConfigurableResource]:
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     return {
-        "mlflow": MlflowRegistry(
+        "registry": MlflowRegistry(
             tracking_uri=tracking, artifact_location=(tmp_path / "artifacts").as_uri()
         ),
         "prediction_log": PredictionLogResource(url=f"sqlite:///{tmp_path / 'log.db'}"),
@@ -124,7 +123,7 @@ def test_feedback_stage_reports_the_champions_live_metric_over_its_latest_window
     resources, tmp_path
 ):
     windowed = ModelAssets(ModelSpec.model_validate({**SPEC, "retrain": {"live_window": 40}}))
-    client = MlflowClient(resources["mlflow"].tracking_uri, resources["mlflow"].tracking_uri)
+    client = MlflowClient(resources["registry"].tracking_uri, resources["registry"].tracking_uri)
     client.create_registered_model("iris")
     client.create_model_version("iris", source=(tmp_path / "model").as_uri())
     client.set_registered_model_alias("iris", "champion", "1")
@@ -148,7 +147,7 @@ def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path
     assert len(split.base_test) == math.ceil(len(IRIS) * 0.25)  # scikit-learn rounds up
     assert len(split.base_select) == math.ceil((len(IRIS) - len(split.base_test)) * 0.2)
     board = output(result, model, "candidates")
-    client = MlflowClient(resources["mlflow"].tracking_uri)
+    client = MlflowClient(resources["registry"].tracking_uri)
     runs = client.search_runs(client.get_experiment_by_name("mlserve/iris").experiment_id)
     scores = {
         r.data.tags["mlserve.candidate"]: r.data.metrics["accuracy"]
@@ -166,14 +165,14 @@ def test_training_stage_fits_logs_ranks_and_registers(model, resources, tmp_path
     # Without an MLflow UI address the run is its id; with one, a link to it.
     meta = result.get_asset_materialization_events()[-1].materialization.metadata
     assert meta["mlflow_run"].value == board.model_run_id
-    registry = resources["mlflow"]
+    registry = resources["registry"]
     ui = MlflowRegistry(
         tracking_uri=registry.tracking_uri,
         artifact_location=registry.artifact_location,
         ui_url="http://mlflow.example:5000/",
     )
     linked = dg.materialize(
-        [*upstream, *training_assets(model)], resources={**resources, "mlflow": ui}
+        [*upstream, *training_assets(model)], resources={**resources, "registry": ui}
     )
     meta = linked.get_asset_materialization_events()[-1].materialization.metadata
     experiment = client.get_experiment_by_name("mlserve/iris").experiment_id
@@ -217,8 +216,8 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
     assert next(iter(held)) == "decision"
     assert held["decision"].value.startswith(f"HELD v{challenger} (v{serving} still serves): ")
     split: DatasetSplit = output(again, model, "split")
-    client = MlflowClient(resources["mlflow"].tracking_uri)
-    loaded = mlflow.sklearn.load_model(f"models:/iris/{output(first, model, 'champion')}")
+    client = MlflowClient(resources["registry"].tracking_uri)
+    loaded = resources["registry"].load("iris", output(first, model, "champion"))
     expected = accuracy_score(split.base_test.y, loaded.predict(split.base_test.x))
     assert np.isclose(held["champion_metric"].value, expected)
     assert (

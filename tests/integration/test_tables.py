@@ -21,14 +21,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from harness.project import AUTH, service_env, write_spec
+from harness.project import AUTH, materialization_metadata, service_env, write_spec
 from harness.servers import bentoml_server, child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec.models import ModelSpec
 from serving.store.predictions import PredictionStore
-from tests.conftest import materialization_metadata
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
 TICKETS = pd.read_csv(PROJECT_ROOT / "examples/data/tickets.csv")
@@ -237,9 +236,6 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
         bentoml_home=tmp_path / "bentoml",
     )
     assert _train(settings).success
-    import mlflow
-
-    mlflow.set_registry_uri(uri)
     served = load_version(MlflowClient(uri, uri), "tickets", "1", tmp_path / "models")
     record = frame.drop(columns="target").iloc[3].to_dict()
     matrix, problems = served.check([{**record, "alcohol": None}, record])

@@ -72,7 +72,7 @@ def test_locations_from_the_environment_reach_resources_as_env_vars(monkeypatch,
     shown = {name: resource.model_dump() for name, resource in defs.resources.items()}
     assert secret not in repr(shown)
     assert defs.resources["prediction_log"].url == dg.EnvVar("MLSERVE_PREDICTIONS_URL")
-    assert defs.resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
+    assert defs.resources["registry"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
     # At run time the variable's value is used: the asset reads the log the URL names.
     predictions = defs.resolve_assets_def(dg.AssetKey(["wine", "predictions"]))
     result = dg.materialize([predictions])

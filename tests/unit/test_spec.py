@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.project import write_spec
+from harness.project import EXAMPLES, write_spec
 from mlserve_assets.spec.loader import SpecError, load_spec, load_specs
-from tests.conftest import EXAMPLES
 
 GOOD = {
     "name": "churn",

@@ -2,8 +2,10 @@
 
 The rules, read from the source with ``ast`` (imports inside functions count too):
 - ``serving`` never imports ``mlserve_assets``: a bento carries the serving package alone.
-- ``ml/``, the spec and its sources know no Dagster, no resource and no stage: they are plain
-  functions and models that the CLI and the tests use without a code location.
+- in ``serving``, only ``registry.py`` imports MLflow: one place talks to the registry.
+- ``ml/`` and ``spec/`` know no Dagster, no resource and no asset: they are plain functions and
+  models that the CLI, the service's tools and the tests use without a code location.
+- the assets, resources and sensors never import the CLI: the CLI drives them, not the reverse.
 - every third-party module the product imports comes from a distribution ``pyproject.toml`` names.
 """
 
@@ -20,13 +22,8 @@ import pytest
 
 from mlserve_assets.settings import PROJECT_ROOT
 
-PURE = [
-    "mlserve_assets/ml",
-    "mlserve_assets/spec/models.py",
-    "mlserve_assets/spec/loader.py",
-    "mlserve_assets/spec/candidates.py",
-    "mlserve_assets/spec/sources.py",
-]
+PURE = ["mlserve_assets/ml", "mlserve_assets/spec"]
+DRIVEN = ["mlserve_assets/assets", "mlserve_assets/resources", "mlserve_assets/sensors.py"]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -67,10 +64,20 @@ def test_serving_never_imports_the_dagster_code_location():
     assert offenders(files("serving"), ("mlserve_assets", "dagster")) == {}
 
 
+def test_only_the_registry_module_of_serving_imports_mlflow():
+    serving = [p for p in files("serving") if p != PROJECT_ROOT / "serving/registry.py"]
+    assert offenders(serving, ("mlflow",)) == {}
+
+
 @pytest.mark.parametrize("place", PURE)
-def test_pure_modules_know_no_dagster_resources_or_stages(place):
+def test_pure_modules_know_no_dagster_resources_or_assets(place):
     forbidden = ("dagster", "mlserve_assets.resources", "mlserve_assets.assets")
     assert offenders(files(place), forbidden) == {}
+
+
+@pytest.mark.parametrize("place", DRIVEN)
+def test_the_code_location_never_imports_the_cli(place):
+    assert offenders(files(place), ("mlserve_assets.cli",)) == {}
 
 
 def test_the_rule_checker_sees_imports_inside_functions(tmp_path):

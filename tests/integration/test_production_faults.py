@@ -10,7 +10,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from harness.project import service_env, train
+from harness.project import EXAMPLES, service_env, train
 from harness.servers import (
     S3Server,
     bentoml_server,
@@ -20,7 +20,6 @@ from harness.servers import (
     stop_group,
 )
 from mlserve_assets.settings import Settings
-from tests.conftest import EXAMPLES
 
 
 @dataclass

@@ -16,11 +16,10 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from harness.project import write_spec
+from harness.project import STAGES, write_spec
 from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.http.auth import ApiKeys, local_key
-from tests.conftest import STAGES
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 

@@ -17,10 +17,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from harness.project import AUTH, service_env
+from harness.registries import global_tracking, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bentos import BentoPackager
 from serving.store.predictions import PredictionStore
-from tests.conftest import global_tracking, registry_copy
 
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
 

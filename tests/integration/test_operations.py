@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from harness.project import AUTH, service_env
+from harness.registries import global_tracking, registry_copy
 from harness.servers import bentoml_server, child_env
 from mlserve_assets.settings import PROJECT_ROOT
-from tests.conftest import global_tracking, registry_copy
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()

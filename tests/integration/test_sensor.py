@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from harness.registries import global_tracking
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -46,7 +47,7 @@ class Harness:
         self.client = MlflowClient(uri, uri)
         self.resources = {
             "prediction_log": PredictionLogResource(url=url),
-            "mlflow": MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri),
+            "registry": MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri),
         }
         self.instance = dg.DagsterInstance.ephemeral()
         self.spec = next(m for m in _specs(settings) if m.name == "breast_cancer")
@@ -70,7 +71,10 @@ class Harness:
     def register_held(self, watermark: float, live: float) -> None:
         """A retraining whose challenger the gate held, with what the champion scored live then."""
         champion = self.client.get_model_version_by_alias("breast_cancer", "champion")
-        held = self.client.create_model_version("breast_cancer", champion.source, champion.run_id)
+        with global_tracking(self.settings.mlflow_tracking_uri):  # a models:/m-... source
+            held = self.client.create_model_version(
+                "breast_cancer", champion.source, champion.run_id
+            )
         for key, value in {
             Tag.GATE: "held",
             Tag.FEEDBACK_WATERMARK: repr(watermark),

@@ -1,0 +1,98 @@
+"""Registries for tests: one with a champion made without Dagster, a copy of a trained one.
+
+``promote_new_version`` logs, registers and promotes through the same resource and the same alias
+move the pipeline uses, into a SQLite MLflow store in a folder of the caller's: a real registry,
+read by the service exactly as after ``mlserve train``, at a fraction of a training's cost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.settings import Settings
+from serving.registry import Tag
+
+
+def promote_new_version(
+    registry: MlflowRegistry,
+    log: PredictionLogResource,
+    name: str,
+    estimator: BaseEstimator,
+    rows: pd.DataFrame,
+) -> str:
+    """Log ``estimator`` (fitted on ``rows``), register it and make it the champion."""
+    schema = tuple((column, "double", True) for column in rows.columns)
+    with registry.training_run(name, {}) as parent:
+        logged = registry.log_candidate(
+            model_name=name,
+            parent_run_id=parent,
+            candidate="test",
+            estimator=estimator,
+            params={},
+            metrics={},
+            example=rows.head(3),
+            schema=schema,
+            tags={},
+        )
+    version = registry.register(name, logged.model_uri, {Tag.METRIC: "accuracy", Tag.SCORE: "1"})
+    registry.promote(name, version, log, by="test", reason="a test's champion", evidence={})
+    return version
+
+
+def registry_at(folder: Path) -> tuple[MlflowRegistry, PredictionLogResource]:
+    """A registry and a prediction log in ``folder``, both SQLite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    registry = MlflowRegistry(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        artifact_location=(folder / "artifacts").as_uri(),
+    )
+    return registry, PredictionLogResource(url=f"sqlite:///{folder / 'predictions.db'}")
+
+
+def registry_copy(settings: Settings, folder: Path) -> str:
+    """A consistent copy of a SQLite registry, so moving its aliases disturbs no other test.
+
+    Through SQLite's backup API, not a file copy: rows still in the write-ahead log beside the
+    file would be missing from a copy of the file alone.
+    """
+    copy = folder / "mlflow.db"
+    source = sqlite3.connect(settings.mlflow_tracking_uri.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return f"sqlite:///{copy}"
+
+
+@contextmanager
+def global_tracking(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URI set to ``uri``, then put back.
+
+    Some client calls resolve through the global URI whatever the client was given (creating a
+    version from a ``models:/m-...`` source looks the logged model up there), and earlier tests
+    leave it pointing at their own stores.
+    """
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def champion_estimator(settings: Settings, name: str) -> BaseEstimator:
+    """The estimator ``champion`` points at in a project's registry, loaded as training loads it."""
+    registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
+    return registry.load(name, str(registry.champion(name).version))

@@ -1,0 +1,211 @@
+"""Every route of the service, in-process (``ModelService.to_asgi()``), against its own document.
+
+No process is started: the service reads a real SQLite registry and prediction store in a
+temporary folder. Expected predictions come from the fitted estimator itself, and every answer is
+validated against the OpenAPI document the service serves, so an answer and its documented model
+cannot drift apart. The guarantees that need a real process (durability of the log, hot swap under
+load, signals) stay in the integration tier.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from fastapi.routing import APIRoute
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from starlette.testclient import TestClient
+
+from harness.registries import promote_new_version, registry_at
+from serving.http.app import SCOPE
+from serving.log.ids import new_prediction_id
+from serving.service import ModelService, app
+from serving.store.tables import PredictionRow
+
+DATA = load_breast_cancer(as_frame=True)
+ROWS = DATA.data.iloc[:, :5]  # five features keep the document small
+FEEDBACK_KEY, ADMIN_KEY, PREDICT_KEY = "feedback-key", "admin-key", "predict-key"
+
+
+def _fitted(c: float) -> object:
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c))
+    return model.fit(ROWS, DATA.target)
+
+
+class Served:
+    """The in-process service and what it was started from."""
+
+    def __init__(self, client: TestClient, folder: Path, estimator: object) -> None:
+        self.client, self.folder, self.estimator = client, folder, estimator
+        self.registry, self.log = registry_at(folder)
+
+    def document(self) -> dict:
+        return self.client.get("/openapi.json").json()
+
+    def conforms(self, body: object, schema: str) -> None:
+        document = self.document()
+        ref = {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+        jsonschema.validate(body, ref)
+
+    def logged(self) -> str:
+        """A prediction logged as the service logs one, for feedback to label."""
+        row = PredictionRow(new_prediction_id(), time.time(), "bc", "1", {"x": 1.0}, 0)
+        self.log.store.insert_predictions([row])
+        return row.prediction_id
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("service")
+    registry, log = registry_at(folder)
+    estimator = _fitted(1.0)
+    promote_new_version(registry, log, "bc", estimator, ROWS)
+    env = {
+        "MLSERVE_HOME": str(folder),
+        "MLSERVE_MODEL": "bc",
+        "MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "MLSERVE_PREDICTIONS_URL": log.url,
+        "MLSERVE_LOG_PREDICTIONS": "false",  # the log's writer is a process: integration tier
+        "MLSERVE_POLL_SECONDS": "0",
+        "MLSERVE_OPEN_SCOPES": "",
+        "MLSERVE_API_KEYS": f"predict:{PREDICT_KEY}\nfeedback:{FEEDBACK_KEY}\nadmin:{ADMIN_KEY}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with TestClient(ModelService.to_asgi()) as client:
+            yield Served(client, folder, estimator)
+    log.store.dispose()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_predict_answers_what_the_estimator_predicts_in_the_documented_shape(served):
+    records = ROWS.iloc[:3].to_dict("records")
+    answer = served.client.post("/predict", json={"records": records}, headers=bearer(PREDICT_KEY))
+    assert answer.status_code == 200
+    served.conforms(answer.json(), "Predictions")
+    predictions = answer.json()["predictions"]
+    assert [p["prediction"] for p in predictions] == served.estimator.predict(
+        ROWS.iloc[:3]
+    ).tolist()
+    expected = served.estimator.predict_proba(ROWS.iloc[:3])
+    for p, row in zip(predictions, expected, strict=True):
+        assert p["probabilities"] == pytest.approx({"0": row[0], "1": row[1]})
+        assert (p["model_name"], p["model_version"]) == ("bc", "1")
+
+
+def test_predict_refuses_a_bad_record_naming_record_and_field(served):
+    records = [ROWS.iloc[0].to_dict(), {**ROWS.iloc[1].to_dict(), "mean radius": "big"}]
+    answer = served.client.post("/predict", json={"records": records}, headers=bearer(PREDICT_KEY))
+    assert answer.status_code == 422
+    served.conforms(answer.json(), "Errors")
+    [error] = answer.json()["errors"]
+    assert (error["record"], error["field"]) == (1, "mean radius")
+
+
+def test_feedback_stores_once_then_answers_the_retry_and_refuses_another_label(served):
+    pid = served.logged()
+    headers = bearer(FEEDBACK_KEY)
+    first = served.client.post(
+        "/feedback", json={"prediction_id": pid, "ground_truth": 1}, headers=headers
+    )
+    assert (first.status_code, first.json()) == (201, {"prediction_id": pid, "status": "stored"})
+    served.conforms(first.json(), "FeedbackStored")
+    retry = served.client.post(
+        "/feedback", json={"prediction_id": pid, "ground_truth": 1}, headers=headers
+    )
+    assert (retry.status_code, retry.json()["status"]) == (200, "already stored")
+    other = served.client.post(
+        "/feedback", json={"prediction_id": pid, "ground_truth": 0}, headers=headers
+    )
+    assert other.status_code == 409
+    served.conforms(other.json(), "Errors")
+    unknown = served.client.post(
+        "/feedback", json={"prediction_id": new_prediction_id(), "ground_truth": 0}, headers=headers
+    )
+    assert unknown.status_code == 404
+
+
+def test_feedback_batch_reports_each_item(served):
+    stored, unknown = served.logged(), new_prediction_id()
+    body = {"feedback": [{"prediction_id": p, "ground_truth": 0} for p in (stored, unknown)]}
+    answer = served.client.post("/feedback/batch", json=body, headers=bearer(FEEDBACK_KEY))
+    assert answer.status_code == 200
+    served.conforms(answer.json(), "FeedbackResults")
+    assert [r["status"] for r in answer.json()["results"]] == [201, 404]
+
+
+def test_model_describes_the_served_version(served):
+    answer = served.client.get("/model", headers=bearer(PREDICT_KEY))
+    assert answer.status_code == 200
+    served.conforms(answer.json(), "ModelInfo")
+    info = answer.json()
+    assert (info["name"], info["version"], info["task"]) == ("bc", "1", "classification")
+    assert [f["name"] for f in info["features"]] == list(ROWS.columns)
+
+
+def test_reload_follows_a_new_champion(served):
+    unchanged = served.client.post("/admin/reload", headers=bearer(ADMIN_KEY))
+    assert (unchanged.status_code, unchanged.json()["changed"]) == (200, False)
+    served.conforms(unchanged.json(), "Reloaded")
+    newer = _fitted(0.01)
+    version = promote_new_version(served.registry, served.log, "bc", newer, ROWS)
+    moved = served.client.post("/admin/reload", headers=bearer(ADMIN_KEY))
+    assert moved.json() == {"name": "bc", "version": version, "changed": True}
+    answer = served.client.post(
+        "/predict", json={"records": ROWS.iloc[:5].to_dict("records")}, headers=bearer(PREDICT_KEY)
+    )
+    assert [p["model_version"] for p in answer.json()["predictions"]] == [version] * 5
+    expected = newer.predict_proba(ROWS.iloc[:5])[:, 1]
+    got = [p["probabilities"]["1"] for p in answer.json()["predictions"]]
+    assert got == pytest.approx(expected.tolist())
+
+
+def test_each_route_needs_its_scope(served):
+    routes = {
+        ("post", "/predict"): (PREDICT_KEY, {"records": [ROWS.iloc[0].to_dict()]}),
+        ("post", "/feedback"): (FEEDBACK_KEY, {"prediction_id": "0" * 32, "ground_truth": 1}),
+        ("post", "/feedback/batch"): (FEEDBACK_KEY, {"feedback": []}),
+        ("get", "/model"): (PREDICT_KEY, None),
+        ("post", "/admin/reload"): (ADMIN_KEY, None),
+    }
+    for (method, path), (right, body) in routes.items():
+        kwargs = {} if body is None else {"json": body}
+        anonymous = served.client.request(method, path, **kwargs)
+        assert anonymous.status_code == 401, path
+        wrong = next(k for k in (PREDICT_KEY, FEEDBACK_KEY, ADMIN_KEY) if k != right)
+        refused = served.client.request(method, path, headers=bearer(wrong), **kwargs)
+        assert refused.status_code == 403, path
+        served.conforms(refused.json(), "Errors")
+
+
+def test_the_document_lists_every_route_with_its_scope_answers_and_failures(served):
+    document = served.document()
+    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema]
+    assert {r.path for r in routes} == set(document["paths"])
+    for route in routes:
+        # A route declared without serving.http.app.route has no scope: red here.
+        assert SCOPE in (route.openapi_extra or {}), f"{route.path} was declared without route()"
+        [method] = route.methods
+        operation = document["paths"][route.path][method.lower()]
+        assert operation["summary"], route.path
+        assert operation["security"] == [{"apiKey": []}], route.path
+        statuses = set(operation["responses"])
+        assert {str(route.status_code), "401", "403", "500", "504"} <= statuses, route.path
+        if "requestBody" in operation:
+            assert {"400", "413", "415", "422"} <= statuses, route.path
+        success = operation["responses"][str(route.status_code)]["content"]["application/json"]
+        assert success["schema"]["$ref"].startswith("#/components/schemas/"), route.path
+    record = document["components"]["schemas"]["Record"]
+    assert list(record["properties"]) == list(ROWS.columns)
+    label = document["components"]["schemas"]["Feedback"]["properties"]["ground_truth"]
+    assert label == {"enum": [0, 1]}
