@@ -215,13 +215,25 @@ class MlflowRegistry(dg.ConfigurableResource):
     ) -> str:
         """A new registered version of ``model_name`` from a logged model; returns the version.
 
-        The spec's description goes on the registered model, where the MLflow UI shows it.
+        Through the client rather than ``mlflow.register_model``, which prints "Successfully
+        registered model" and "Created version" to the terminal, between ``mlserve train``'s own
+        lines. The spec's description goes on the registered model, where the MLflow UI shows it.
         """
-        with self._fluent():  # a models:/m-... source is looked up through the fluent URI
-            version = str(mlflow.register_model(model_uri, model_name, tags=tags).version)
+        try:
+            self.client.create_registered_model(model_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        with self._fluent():  # the store finds a models:/m-... source through the fluent URI
+            created = self.client.create_model_version(
+                model_name,
+                source=model_uri,
+                tags=tags,
+                model_id=model_uri.removeprefix("models:/"),
+            )
         if description:
             self.client.update_registered_model(model_name, description=description)
-        return version
+        return str(created.version)
 
     def version_tagged(self, model_name: str, tag: str, value: str) -> str | None:
         """The newest version of ``model_name`` whose ``tag`` is ``value``, if any."""

@@ -147,6 +147,9 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
     trained = _run(["train"], env)
     assert trained.returncode == 0, trained.stdout + trained.stderr[-2000:]
     assert re.search(r"^wine +9 +[\d.]+ .* PROMOTED v1: ", trained.stdout, re.M)
+    # mlserve's lines only: MLflow's own registration notices stay out of the report.
+    printed = trained.stdout + trained.stderr
+    assert "Successfully registered model" not in printed and "Created version" not in printed
 
     diabetes = load_diabetes(as_frame=True).frame
     diabetes.to_csv(tmp_path / "diabetes.csv", index=False)
