@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from mlserve_assets.assets.keys import ModelAssets
-from mlserve_assets.ml.feedback import feature_frame, live_metrics
+from mlserve_assets.ml.labels import feature_frame, live_metrics
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from serving.registry import feedback_watermark

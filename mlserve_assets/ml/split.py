@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 
-from mlserve_assets.ml.feedback import GATE, feedback_role
+from mlserve_assets.ml.labels import GATE, feedback_role
 from mlserve_assets.ml.prepare import Kind, as_text, input_schema, preparation
 from mlserve_assets.spec.models import RetrainData, Split
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
-from mlserve_assets.ml.feedback import outcome_metric
+from mlserve_assets.ml.labels import outcome_metric
 from mlserve_assets.ml.metrics import Metric
 from serving.store.predictions import PredictionStore
 

@@ -46,24 +46,29 @@ def field_problem(record: dict[str, Any], feature: Feature) -> str | None:
     if value is None:
         return None if not feature.required else f"null is not allowed: expected {_expected(kind)}"
     if kind in _NUMBER_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"expected a number ({kind}), got {type(value).__name__}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"expected a finite number, got {value}"
-        if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
-            return f"number out of range for {kind}: |value| must be at most 2^1023"
-        if kind in _INTEGER_TYPES:
-            if isinstance(value, float) and not value.is_integer():
-                return f"expected an integer ({kind}), got {value}"
-            bound = _INTEGER_RANGE[kind]
-            if not -bound <= value < bound:
-                return f"integer out of range for {kind} ({-bound} to {bound - 1})"
-        return None
+        return _number_problem(value, kind)
     if kind == "string":
         return None if isinstance(value, str) else f"expected text, got {type(value).__name__}"
     if kind == "boolean":
         return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
     return f"unsupported feature type {kind} in the model signature"
+
+
+def _number_problem(value: Any, kind: str) -> str | None:
+    """Why ``value`` is not a number the model's ``kind`` (a number type) takes, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number ({kind}), got {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
+        return f"number out of range for {kind}: |value| must be at most 2^1023"
+    if kind in _INTEGER_TYPES:
+        if isinstance(value, float) and not value.is_integer():
+            return f"expected an integer ({kind}), got {value}"
+        bound = _INTEGER_RANGE[kind]
+        if not -bound <= value < bound:
+            return f"integer out of range for {kind} ({-bound} to {bound - 1})"
+    return None
 
 
 # Exact powers of two: Python compares them exactly with integers of any size and with floats,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from harness.servers import child_env
-from mlserve_assets.ml.feedback import feature_frame, feedback_role, live_metrics
+from mlserve_assets.ml.labels import feature_frame, feedback_role, live_metrics
 from mlserve_assets.ml.metrics import get_metric
 from mlserve_assets.ml.mixes import mixes_for
 from mlserve_assets.ml.split import split_dataset
@@ -161,7 +161,7 @@ def test_roles_are_the_same_in_another_process():
     here = [feedback_role(i, 0.3, 5) for i in ids]
     code = (
         "import sys, json\n"
-        "from mlserve_assets.ml.feedback import feedback_role\n"
+        "from mlserve_assets.ml.labels import feedback_role\n"
         "ids = json.load(sys.stdin)\n"
         "print(json.dumps([feedback_role(i, 0.3, 5) for i in ids]))\n"
     )
