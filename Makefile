@@ -40,16 +40,19 @@ bench: setup-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The unit tier first (no processes, no servers: under a minute), then every guarantee that needs
-# real parts; a failure in the first stops before the second.
+# real parts, on two workers (modules that share a served model stay on one: xdist_group); a
+# failure in the first stops before the second.
+INTEGRATION := -n 2 --dist loadgroup tests/integration
+
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q tests/unit
-	$(VENV)/bin/python -m pytest -q tests/integration
+	$(VENV)/bin/python -m pytest -q $(INTEGRATION)
 
 test-unit: setup-dev
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 test-integration: setup-dev
-	$(VENV)/bin/python -m pytest -q tests/integration
+	$(VENV)/bin/python -m pytest -q $(INTEGRATION)
 
 # The production stack's images built from this repository and the loop run through them with
 # podman on this host's network (scripts/container-tools.sh installs podman and the base image).

@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="wrk's, saturated")
     parser.add_argument("--rate", type=int, default=200, help="moderate load, single records")
     parser.add_argument("--soak", type=int, default=120, help="seconds at --rate (0: none)")
+    parser.add_argument(
+        "--predictions", type=int, default=100_000, help="memory's logged predictions"
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="growth's log sizes")
     parser.add_argument("--draws", type=int, default=100, help="selection's draws of ids")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -75,7 +78,9 @@ def main() -> None:
             "serving": lambda: serving.measure(
                 bench, settings, args.seconds, args.connections, args.rate
             ),
-            "memory": lambda: memory.measure(bench, settings, args.soak, args.rate),
+            "memory": lambda: memory.measure(
+                bench, settings, args.soak, args.rate, args.predictions
+            ),
             "growth": lambda: growth.measure(
                 bench, settings, [int(s) for s in args.sizes.split(",")]
             ),

@@ -1,9 +1,9 @@
 """Memory and a soak: the service's and the log writer's footprint, and whether it stays flat.
 
-One service (logging on) takes 100k predictions in 100-record bodies; its worker's and its log
-writer's RSS are read before and after. Then, for ``soak`` seconds, single records at a moderate
-fixed rate while both processes' RSS and open file descriptors are sampled every few seconds; at
-the end every answered prediction must be in the log.
+One service (logging on) takes ``--predictions`` (100k) predictions in 100-record bodies; its
+worker's and its log writer's RSS are read before and after. Then, for ``soak`` seconds, single
+records at a moderate fixed rate while both processes' RSS and open file descriptors are sampled
+every few seconds; at the end every answered prediction must be in the log.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from harness.servers import bentoml_server, bentoml_worker
 from mlserve_assets.settings import Settings
 from serving.store.predictions import PredictionStore
 
-PREDICTIONS = 100_000
 SAMPLE_SECONDS = 5
 # Growth over the soak's second half that counts as flat: allocator noise, not a leak.
 FLAT_RSS = 0.05
@@ -42,8 +41,8 @@ def _logged(store: PredictionStore, expected: int, timeout: float = 60) -> int:
     return count
 
 
-def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]:
-    """RSS after 100k logged predictions; flat RSS and descriptors over the soak."""
+def measure(bench: Bench, settings: Settings, soak: int, rate: int, predictions: int) -> list[Row]:
+    """RSS after ``predictions`` logged predictions; flat RSS and descriptors over the soak."""
     work = bench.work / "memory"
     work.mkdir()
     log = bench.database("memory")
@@ -59,7 +58,7 @@ def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]
         procs = {"service": worker, "writer": writer}
         start = _sample(procs)
         answered += (
-            100 * hey(f"{url}/predict", hundred, work, requests=PREDICTIONS // 100)["answered"]
+            100 * hey(f"{url}/predict", hundred, work, requests=predictions // 100)["answered"]
         )
         _logged(store, answered)
         loaded = _sample(procs)
@@ -82,7 +81,7 @@ def measure(bench: Bench, settings: Settings, soak: int, rate: int) -> list[Row]
     rows = [
         Row(
             "memory",
-            f"RSS after {PREDICTIONS:,} logged predictions",
+            f"RSS after {predictions:,} logged predictions",
             f"service {loaded['service']:.0f} MB (at start {start['service']:.0f}), "
             f"log writer {loaded['writer']:.0f} MB (at start {start['writer']:.0f})",
         )

@@ -8,11 +8,8 @@ read by the service exactly as after ``mlserve train``, at a fraction of a train
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 from sklearn.base import BaseEstimator
 
@@ -72,24 +69,6 @@ def registry_copy(settings: Settings, folder: Path) -> str:
     source.close()
     target.close()
     return f"sqlite:///{copy}"
-
-
-@contextmanager
-def global_tracking(uri: str) -> Iterator[None]:
-    """MLflow's process-wide tracking and registry URI set to ``uri``, then put back.
-
-    Some client calls resolve through the global URI whatever the client was given (creating a
-    version from a ``models:/m-...`` source looks the logged model up there), and earlier tests
-    leave it pointing at their own stores.
-    """
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def champion_estimator(settings: Settings, name: str) -> BaseEstimator:

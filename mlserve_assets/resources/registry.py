@@ -39,7 +39,7 @@ from serving.registry import (
 )
 from serving.store.moves import Move
 
-# What MLflow's fluent API reads, and ``_fluent`` puts back.
+# What MLflow's fluent API reads, and ``fluent_api`` puts back.
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
@@ -80,7 +80,7 @@ class MlflowRegistry(dg.ConfigurableResource):
         return self._client
 
     @contextmanager
-    def _fluent(self) -> Iterator[None]:
+    def fluent_api(self) -> Iterator[None]:
         """MLflow's fluent API pointed at this store for the body, then put back as it was.
 
         ``log_model`` and ``register_model`` speak only the fluent API, which reads the
@@ -122,7 +122,7 @@ class MlflowRegistry(dg.ConfigurableResource):
     def training_run(self, model_name: str, tags: dict[str, str]) -> Iterator[str]:
         """A parent run for one training; candidate runs nest under it. Yields the run id."""
         with (
-            self._fluent(),
+            self.fluent_api(),
             mlflow.start_run(
                 experiment_id=self.experiment_id(model_name), run_name="training", tags=tags
             ) as run,
@@ -224,7 +224,7 @@ class MlflowRegistry(dg.ConfigurableResource):
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        with self._fluent():  # the store finds a models:/m-... source through the fluent URI
+        with self.fluent_api():  # the store finds a models:/m-... source through the fluent URI
             created = self.client.create_model_version(
                 model_name,
                 source=model_uri,

@@ -14,8 +14,9 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from harness.project import AUTH, service_env
-from harness.registries import global_tracking, registry_copy
+from harness.registries import registry_copy
 from harness.servers import bentoml_server, child_env
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
@@ -44,7 +45,7 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
     uri = registry_copy(trained, tmp_path)
     client = MlflowClient(uri, uri)
     first = client.get_model_version_by_alias("breast_cancer", "champion")
-    with global_tracking(uri):
+    with MlflowRegistry(tracking_uri=uri).fluent_api():
         second = client.create_model_version(
             "breast_cancer", first.source, run_id=first.run_id, tags=first.tags
         )

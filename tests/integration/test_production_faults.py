@@ -46,12 +46,32 @@ def stack(tmp_path) -> Iterator[Stack]:
             yield Stack(settings, s3, MlflowClient(tracking, tracking))
 
 
-def test_s3_unreachable_during_training_fails_the_run_and_moves_no_alias(stack: Stack, monkeypatch):
+def test_with_s3_unreachable_serving_carries_on_and_training_fails_moving_no_alias(
+    stack: Stack, tmp_path, monkeypatch
+):
+    """Both faults in one stack: its three servers and first training cost about 40 s."""
+    env = service_env(
+        stack.settings, "churn", stack.settings.predictions_url, tmp_path / "spool.db"
+    )
+    record = {
+        "tenure_months": 3,
+        "monthly_charges": 99.5,
+        "support_calls": 4,
+        "monthly_contract": 1,
+    }
     before = stack.client.get_model_version_by_alias("churn", "champion")
-    stop_group(stack.s3.process)
+    with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
+        assert httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30).is_success
+        stop_group(stack.s3.process)
+        time.sleep(2.5)  # two registry polls while S3 is away
+        answers = [
+            httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30) for _ in range(20)
+        ]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.is_error]
+    assert {a.json()["predictions"][0]["model_version"] for a in answers} == {"1"}
+
     # MLflow retries a failing upload with exponential backoff for minutes by default.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-
     result = train(stack.settings, EXAMPLES, "train_churn")
 
     assert not result.success
@@ -64,24 +84,3 @@ def test_s3_unreachable_during_training_fails_the_run_and_moves_no_alias(stack: 
     assert [v.version for v in stack.client.search_model_versions("name='churn'")] == [
         before.version
     ]
-
-
-def test_s3_unreachable_while_serving_keeps_serving(stack: Stack, tmp_path):
-    env = service_env(
-        stack.settings, "churn", stack.settings.predictions_url, tmp_path / "spool.db"
-    )
-    record = {
-        "tenure_months": 3,
-        "monthly_charges": 99.5,
-        "support_calls": 4,
-        "monthly_contract": 1,
-    }
-    with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
-        assert httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30).is_success
-        stop_group(stack.s3.process)
-        time.sleep(2.5)  # two registry polls while S3 is away
-        answers = [
-            httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30) for _ in range(20)
-        ]
-    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.is_error]
-    assert {a.json()["predictions"][0]["model_version"] for a in answers} == {"1"}

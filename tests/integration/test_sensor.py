@@ -10,7 +10,6 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from harness.registries import global_tracking
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -71,7 +70,8 @@ class Harness:
     def register_held(self, watermark: float, live: float) -> None:
         """A retraining whose challenger the gate held, with what the champion scored live then."""
         champion = self.client.get_model_version_by_alias("breast_cancer", "champion")
-        with global_tracking(self.settings.mlflow_tracking_uri):  # a models:/m-... source
+        registry = MlflowRegistry(tracking_uri=self.settings.mlflow_tracking_uri)
+        with registry.fluent_api():  # the store finds a models:/m-... source through it
             held = self.client.create_model_version(
                 "breast_cancer", champion.source, champion.run_id
             )

@@ -17,9 +17,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from harness.project import AUTH, service_env
-from harness.registries import global_tracking, registry_copy
+from harness.registries import registry_copy
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bentos import BentoPackager
+from mlserve_assets.resources.registry import MlflowRegistry
 from serving.store.predictions import PredictionStore
 
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
@@ -168,7 +169,7 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
     uri = registry_copy(trained, tmp_path)
     client = MlflowClient(uri, uri)
     old = client.get_model_version_by_alias("breast_cancer", "champion")
-    with global_tracking(uri):
+    with MlflowRegistry(tracking_uri=uri).fluent_api():
         new = client.create_model_version(
             "breast_cancer", old.source, run_id=old.run_id, tags=old.tags
         )
@@ -211,7 +212,7 @@ def _register_narrow_version(uri: str, features: list[str], artifacts: Path) -> 
     frame = load_breast_cancer(as_frame=True).frame
     x, y = frame[features], frame["target"]
     estimator = LogisticRegression(max_iter=1000).fit(x, y)
-    with global_tracking(uri):
+    with MlflowRegistry(tracking_uri=uri).fluent_api():
         experiment = MlflowClient(uri, uri).create_experiment("narrow", artifacts.as_uri())
         mlflow.set_experiment(experiment_id=experiment)
         with mlflow.start_run():
