@@ -51,18 +51,19 @@ def test_default_settings_recover_from_a_shift_within_the_label_budget(
 
 
 def test_random_labels_are_held_and_runs_stay_within_the_cap(tmp_path):
-    with closed_loop(tmp_path, max_runs_per_day=2, cooldown_seconds=5) as loop:
+    # One run a day: the cap's arithmetic is property-tested (tests/unit/test_retrain_rules.py);
+    # here the real daemon must keep to it with the labels to retrain again.
+    with closed_loop(tmp_path, max_runs_per_day=1, cooldown_seconds=5) as loop:
 
         def held() -> int:
             return sum(gate_outcome(v) == "held" for v in loop.versions())
 
         # A run reads every label there is when it runs: send a batch, wait for its decision.
-        for runs in (1, 2):
-            loop.stream("rotation", 2 * MIN_FEEDBACK_ROWS, noise=0.5, seed=100 * runs)
-            loop.wait(lambda runs=runs: held() >= runs, f"retraining {runs} did not finish")
+        loop.stream("rotation", 2 * MIN_FEEDBACK_ROWS, noise=0.5, seed=100)
+        loop.wait(lambda: held() >= 1, "the retraining did not finish")
         loop.stream("rotation", 2 * MIN_FEEDBACK_ROWS, noise=0.5, seed=300)
-        time.sleep(15)  # three sensor ticks with 300 unused labels: the cap of 2 must hold
-        assert [gate_outcome(v) for v in loop.versions()] == ["passed", "held", "held"]
+        time.sleep(15)  # three sensor ticks with 300 unused labels: the cap of 1 must hold
+        assert [gate_outcome(v) for v in loop.versions()] == ["passed", "held"]
         assert loop.champion() == "1"
         answers = loop.predict(concept_rows(20, SCENARIOS["rotation"].final(), 7))
         assert {a["model_version"] for a in answers} == {"1"}
