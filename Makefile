@@ -40,9 +40,10 @@ bench: setup-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The unit tier first (no processes, no servers: under a minute), then every guarantee that needs
-# real parts, on two workers (modules that share a served model stay on one: xdist_group); a
-# failure in the first stops before the second.
-INTEGRATION := -n 2 --dist loadgroup tests/integration
+# real parts, on two workers, a module to a worker (a module's served model or trained project is
+# then made once: spread test by test, workers interleave modules and remake them); a failure in
+# the first stops before the second.
+INTEGRATION := -n 2 --dist loadfile tests/integration
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q tests/unit

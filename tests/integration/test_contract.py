@@ -35,9 +35,6 @@ from mlserve_assets.settings import PROJECT_ROOT
 from serving.registry import download_version
 from serving.store.predictions import PredictionStore
 
-# One worker runs this module: its served model or trained project is made once.
-pytestmark = pytest.mark.xdist_group("contract")
-
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")
 OLD, NEW, PREDICT_ONLY, ADMIN = "old-feedback-key", "new-feedback-key", "predict-only", "admin-key"
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())

@@ -27,9 +27,6 @@ from serving.log.ids import new_prediction_id
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
-# One worker runs this module: its served model or trained project is made once.
-pytestmark = pytest.mark.xdist_group("serving")
-
 CANCER = load_breast_cancer(as_frame=True).frame.drop(columns="target")
 
 

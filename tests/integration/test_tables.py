@@ -29,9 +29,6 @@ from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec.models import ModelSpec
 from serving.store.predictions import PredictionStore
 
-# One worker runs this module: its served model or trained project is made once.
-pytestmark = pytest.mark.xdist_group("tables")
-
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
 TICKETS = pd.read_csv(PROJECT_ROOT / "examples/data/tickets.csv")
 MLSERVE = str(Path(sys.executable).parent / "mlserve")

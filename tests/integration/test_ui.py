@@ -29,9 +29,6 @@ from harness.project import STAGES
 from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
 
-# One worker runs this module: its served model or trained project is made once.
-pytestmark = pytest.mark.xdist_group("ui")
-
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 SHOTS = Path(os.environ.get("MLSERVE_SCREENSHOTS", PROJECT_ROOT / "test-artifacts/screenshots"))
 # As root in a sandbox with no internet: no sandboxing, no calls home (each would be refused).
