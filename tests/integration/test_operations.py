@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from harness.project import AUTH, service_env
 from harness.registries import registry_copy
 from harness.servers import bentoml_server, child_env
+from mlserve_assets.cli.main import main
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 
@@ -91,12 +93,17 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
 
 
 def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
+    # In-process (click's runner): what is tested is the refusal, not the process's start-up,
+    # which cost about 7 s a command here.
     uri = registry_copy(trained, tmp_path)
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": uri,
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
+        "DAGSTER_HOME": str(PROJECT_ROOT),
+        "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
     }
+    runner = CliRunner()
     current = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     cases = [
         (["promote", "breast_cancer", "99", "--reason", "x"], "has no version 99"),
@@ -105,10 +112,10 @@ def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
         (["status", "nosuch"], "no model 'nosuch'"),
     ]
     for args, words in cases:
-        refused = _mlserve(args, env)
-        assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
+        refused = runner.invoke(main, args, env=env)
+        assert refused.exit_code == 1, (args, refused.output)
         assert words in refused.stderr, (args, refused.stderr)
-    missing_reason = _mlserve(["promote", "breast_cancer", "1"], env)
-    assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
+    missing_reason = runner.invoke(main, ["promote", "breast_cancer", "1"], env=env)
+    assert missing_reason.exit_code == 2 and "--reason" in missing_reason.stderr
     alias = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     assert alias.version == current.version
