@@ -16,6 +16,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
+from harness.cli import mlserve
 from harness.project import STAGES, write_spec
 from harness.servers import child_env, free_port, managed_process
 from mlserve_assets.settings import PROJECT_ROOT
@@ -31,11 +32,11 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_validate_lists_models_and_rejects_a_bad_spec(tmp_path):
-    good = _run(["validate"], {})
+    good = mlserve(["validate"], {})
     assert good.returncode == 0, good.stderr
     assert "ok  churn: classification, 2 candidates, balanced_accuracy" in good.stdout
     bad = write_spec(tmp_path / "bad.yaml", [{"name": "x", "task": "clustering"}])
-    refused = _run(["validate", str(bad)], {})
+    refused = mlserve(["validate", str(bad)], {})
     assert refused.returncode == 1
     assert f"{bad}: model 'x': field 'task'" in refused.stderr
 
@@ -71,7 +72,7 @@ def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tm
 
 
 def test_key_prints_a_key_and_an_entry_holding_only_its_hash():
-    made = _run(["key", "--scopes", "feedback,admin"], {})
+    made = mlserve(["key", "--scopes", "feedback,admin"], {})
     assert made.returncode == 0, made.stderr
     key = re.search(r"key \(give to the client\):\s+(\S+)", made.stdout).group(1)
     entry = re.search(r"entry \(MLSERVE_API_KEYS_FILE\):\s+(\S+)", made.stdout).group(1)
@@ -80,7 +81,7 @@ def test_key_prints_a_key_and_an_entry_holding_only_its_hash():
     keys = ApiKeys.parse(entry, open_scopes="")
     assert keys.allows("feedback", key) and keys.allows("admin", key)
     assert keys.allows("predict", key) is False
-    refused = _run(["key", "--scopes", "feedback,root"], {})
+    refused = mlserve(["key", "--scopes", "feedback,root"], {})
     assert refused.returncode == 2
     assert "--scopes" in refused.stderr and "root" in refused.stderr
 
@@ -100,7 +101,7 @@ def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
     }
-    planned = _run(["plan", "--json"], env)
+    planned = mlserve(["plan", "--json"], env)
     assert planned.returncode == 0, planned.stderr
     models = json.loads(planned.stdout)
     assert set(models) == {"breast_cancer", "wine"}
@@ -114,7 +115,7 @@ def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
     assert models["wine"]["bento"] == "mlserve-wine"
     assert models["wine"]["sensor"].startswith("retrain_wine: Retrain wine")
     assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing ran
-    text = _run(["plan"], env).stdout
+    text = mlserve(["plan"], env).stdout
     assert "  job     train_breast_cancer" in text
 
 

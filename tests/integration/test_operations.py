@@ -1,34 +1,27 @@
 """The operator's day: status, history, promote and rollback through `mlserve`, with a running
-service following each move, and every move recorded."""
+service following each move, and every move recorded. The commands run in-process
+(``harness.cli``); the service is a real process."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from click.testing import CliRunner
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from harness.cli import mlserve
 from harness.project import AUTH, service_env
 from harness.registries import registry_copy
-from harness.servers import bentoml_server, child_env
-from mlserve_assets.cli.main import main
+from harness.servers import bentoml_server
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
 RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()
-
-
-def _mlserve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [MLSERVE, *args], env=child_env(env), capture_output=True, text=True, timeout=300
-    )
 
 
 def _served_version(url: str) -> str:
@@ -61,17 +54,17 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
     serve_env = {**service_env(trained, "breast_cancer", predictions, tmp_path / "s.db"), **env}
     with bentoml_server("serving.service:ModelService", serve_env, tmp_path / "s.log") as url:
         assert _served_version(url) == str(first.version)
-        promoted = _mlserve(
+        promoted = mlserve(
             ["promote", "breast_cancer", str(second.version), "--reason", "canary"], env
         )
         assert promoted.returncode == 0, promoted.stderr
         _wait_for_version(url, str(second.version))
-        rolled = _mlserve(["rollback", "breast_cancer", "--reason", "canary was worse"], env)
+        rolled = mlserve(["rollback", "breast_cancer", "--reason", "canary was worse"], env)
         assert rolled.returncode == 0, rolled.stderr
         assert f"v{second.version} -> v{first.version}" in rolled.stdout
         _wait_for_version(url, str(first.version))
 
-    moves = json.loads(_mlserve(["history", "breast_cancer", "--json"], env).stdout)
+    moves = json.loads(mlserve(["history", "breast_cancer", "--json"], env).stdout)
     assert [(m["from_version"], m["to_version"], m["reason"]) for m in moves] == [
         (str(first.version), str(second.version), "canary"),
         (str(second.version), str(first.version), "canary was worse"),
@@ -79,31 +72,26 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
     assert moves[0]["moved_by"].startswith("mlserve promote (")
     assert moves[1]["moved_by"].startswith("mlserve rollback (")
     assert moves[0]["moved_at"] <= moves[1]["moved_at"]
-    text = _mlserve(["history", "breast_cancer"], env).stdout
+    text = mlserve(["history", "breast_cancer"], env).stdout
     assert f"v{second.version} -> v{first.version}" in text and "canary was worse" in text
 
-    status = json.loads(_mlserve(["status", "breast_cancer", "--json"], env).stdout)
+    status = json.loads(mlserve(["status", "breast_cancer", "--json"], env).stdout)
     assert status["champion"]["version"] == str(first.version)
     assert status["champion"]["moved_by"].startswith("mlserve rollback (")
     assert status["champion"]["live_score"] is None  # no labels yet
     assert set(status["answering"]) == {str(first.version), str(second.version)}
     assert status["last_training"]["version"] == str(second.version)
-    shown = _mlserve(["status", "breast_cancer"], env).stdout
+    shown = mlserve(["status", "breast_cancer"], env).stdout
     assert f"champion     v{first.version} since" in shown and "no labels yet" in shown
 
 
 def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
-    # In-process (click's runner): what is tested is the refusal, not the process's start-up,
-    # which cost about 7 s a command here.
     uri = registry_copy(trained, tmp_path)
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": uri,
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
-        "DAGSTER_HOME": str(PROJECT_ROOT),
-        "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
     }
-    runner = CliRunner()
     current = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     cases = [
         (["promote", "breast_cancer", "99", "--reason", "x"], "has no version 99"),
@@ -112,10 +100,10 @@ def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
         (["status", "nosuch"], "no model 'nosuch'"),
     ]
     for args, words in cases:
-        refused = runner.invoke(main, args, env=env)
-        assert refused.exit_code == 1, (args, refused.output)
+        refused = mlserve(args, env)
+        assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
         assert words in refused.stderr, (args, refused.stderr)
-    missing_reason = runner.invoke(main, ["promote", "breast_cancer", "1"], env=env)
-    assert missing_reason.exit_code == 2 and "--reason" in missing_reason.stderr
+    missing_reason = mlserve(["promote", "breast_cancer", "1"], env)
+    assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
     alias = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     assert alias.version == current.version

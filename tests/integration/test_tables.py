@@ -8,7 +8,6 @@ imbalanced three-class target). Every column kind and every gap reaches the serv
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from harness.cli import mlserve
 from harness.project import AUTH, materialization_metadata, service_env, write_spec
-from harness.servers import bentoml_server, child_env
+from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
@@ -183,17 +183,12 @@ def test_validate_refuses_a_target_with_gaps_and_classes_too_small_to_stratify(t
 
 def test_cli_validate_and_train_say_what_to_change_in_one_screen(tmp_path):
     spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(prepare="none")])
-    env = child_env({"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)})
+    env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [MLSERVE, *args], env=env, capture_output=True, text=True, timeout=300
-        )
-
-    checked = run("validate")
+    checked = mlserve(["validate"], env)
     assert checked.returncode == 1
     assert "model 'tickets': candidate 'logreg': column 'channel' holds text" in checked.stderr
-    trained = run("train")
+    trained = mlserve(["train"], env)
     assert trained.returncode == 1
     out = trained.stdout + trained.stderr
     assert "tickets / candidates failed: ValueError: could not convert string to float" in out
@@ -254,10 +249,8 @@ def test_cli_train_shows_what_a_blocking_check_found(tmp_path):
     frame.to_csv(tmp_path / "t.csv", index=False)
     source = {"kind": "file", "path": str(tmp_path / "t.csv")}
     spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(source=source)])
-    env = child_env({"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)})
-    trained = subprocess.run(
-        [MLSERVE, "train"], env=env, capture_output=True, text=True, timeout=300
-    )
+    env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
+    trained = mlserve(["train"], env)
     assert trained.returncode == 1
     out = trained.stdout + trained.stderr
     assert "tickets / check target_present failed: column 'priority': target has 4 nulls" in out

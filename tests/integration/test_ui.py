@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from harness.cli import mlserve
 from harness.dagster_ui import graphql, materialize_group
 from harness.project import STAGES
 from harness.servers import child_env, free_port, managed_process
@@ -91,12 +92,12 @@ def test_train_shows_each_step_then_a_table_and_the_history_records_the_move(pro
     assert out.index("  churn ") < out.index("model ")  # progress first, the table last
     assert "DEBUG" not in out + project.trained.stderr  # Dagster's event log only with --verbose
 
-    [move] = json.loads(_run(["history", "churn", "--json"], project.env).stdout)
+    [move] = json.loads(mlserve(["history", "churn", "--json"], project.env).stdout)
     assert (move["from_version"], move["to_version"]) == (None, "1")
     assert re.fullmatch(r"gate, run [0-9a-f-]{36} \(by hand\)", move["moved_by"])
     assert move["reason"].startswith("no champion yet")
     assert move["evidence"]["promoted"] is True
-    status = json.loads(_run(["status", "churn", "--json"], project.env).stdout)
+    status = json.loads(mlserve(["status", "churn", "--json"], project.env).stdout)
     assert status["champion"]["moved_by"] == move["moved_by"]
     assert status["last_training"]["gate"] == "passed"
     assert status["last_training"]["trigger"] == "by hand"
