@@ -56,7 +56,8 @@ test-integration: setup-dev
 	$(VENV)/bin/python -m pytest -q $(INTEGRATION)
 
 # The production stack's images built from this repository and the loop run through them with
-# podman on this host's network (scripts/container-tools.sh installs podman and the base image).
+# podman on this host's network (scripts/container-tools.sh installs podman and the base image),
+# and the daemon's loop on the production backends (PostgreSQL, S3, an MLflow server).
 test-containers: setup-dev
 	bash scripts/container-tools.sh
-	$(VENV)/bin/python -m pytest -q -s -m containers tests/stack
+	$(VENV)/bin/python -m pytest -q -s -m containers tests/stack tests/integration/test_loop.py

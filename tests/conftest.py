@@ -2,7 +2,8 @@
 
 ``tests/unit`` runs no process and no server and goes first (``make test-unit``, under a minute);
 ``tests/integration`` holds every guarantee that needs real parts; ``tests/stack`` is the compose
-stack in containers. Helpers live in ``harness/``, not here.
+stack in containers, and the ``containers`` mark puts a test beside it (``make test-containers``).
+Helpers live in ``harness/``, not here.
 """
 
 from __future__ import annotations

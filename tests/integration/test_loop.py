@@ -19,8 +19,12 @@ from mlserve_assets.cli.simulation import SCENARIOS, concept_rows
 from serving.registry import Tag
 from serving.store.moves import history
 
+# The production backends (PostgreSQL, S3, an MLflow server: two minutes of start-ups and CPU)
+# run with the container stack (`make test-containers`, which CI runs after `make test`).
+PRODUCTION = pytest.param("production", "service", marks=pytest.mark.containers)
 
-@pytest.mark.parametrize(("backend", "serve"), [("production", "service"), ("embedded", "bento")])
+
+@pytest.mark.parametrize(("backend", "serve"), [PRODUCTION, ("embedded", "bento")])
 def test_a_rotation_retrains_promotes_and_the_service_switches(
     backend, serve, tmp_path, record_property
 ):
