@@ -128,7 +128,7 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
     (tmp_path / "data").mkdir()
     wine.to_csv(tmp_path / "data" / "wine.csv", index=False)
     spec = tmp_path / "wine.yaml"
-    made = _run(["init", str(tmp_path / "data" / "wine.csv"), "--output", str(spec)], {})
+    made = mlserve(["init", str(tmp_path / "data" / "wine.csv"), "--output", str(spec)], {})
     assert made.returncode == 0, made.stderr
     [model] = yaml.safe_load(spec.read_text())["models"]
     assert (model["target"], model["task"], model["metric"]) == (
@@ -144,8 +144,8 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
     assert model["columns"]["cultivar"]["allowed"] == [0, 1, 2]
     assert len(model["candidates"]) == 2
     env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
-    assert _run(["validate"], env).returncode == 0
-    trained = _run(["train"], env)
+    assert mlserve(["validate"], env).returncode == 0
+    trained = _run(["train"], env)  # the real entry point, as a user runs it
     assert trained.returncode == 0, trained.stdout + trained.stderr[-2000:]
     assert re.search(r"^wine +9 +[\d.]+ .* PROMOTED v1: ", trained.stdout, re.M)
     # mlserve's lines only: MLflow's own registration notices stay out of the report.
@@ -154,7 +154,7 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
 
     diabetes = load_diabetes(as_frame=True).frame
     diabetes.to_csv(tmp_path / "diabetes.csv", index=False)
-    printed = _run(["init", str(tmp_path / "diabetes.csv"), "--name", "sugar"], {})
+    printed = mlserve(["init", str(tmp_path / "diabetes.csv"), "--name", "sugar"], {})
     [model] = yaml.safe_load(printed.stdout)["models"]
     assert (model["name"], model["task"], model["metric"]) == ("sugar", "regression", "rmse")
     assert np.isclose(model["gate"]["threshold"], 0.99 * diabetes["target"].std(), rtol=1e-3)
