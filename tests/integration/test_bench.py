@@ -16,7 +16,7 @@ from mlserve_assets.settings import PROJECT_ROOT
 
 def test_one_small_run_prints_every_row_and_loses_no_prediction():
     command = [sys.executable, "-m", "bench", "--only", "memory,growth,selection"]
-    command += ["--rounds", "1", "--soak", "4", "--sizes", "1000,2000", "--draws", "2"]
+    command += ["--rounds", "1", "--soak", "10", "--sizes", "1000,3000", "--draws", "2"]
     command += ["--predictions", "10000"]  # the memory section's 100k cost a minute here
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=child_env({})
