@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Annotated
 
 import bentoml
-from bentoml.exceptions import BentoMLException
 from fastapi import Depends
 from fastapi.responses import ORJSONResponse as JSONResponse
 
 from serving import config
 from serving.feedback_intake import FeedbackIntake
-from serving.http.app import build_app, current_service, route, too_many
+from serving.http.app import build_app, current_service, route, running_service, too_many
 from serving.http.bodies import (
     Feedback,
     FeedbackBatch,
@@ -57,18 +56,7 @@ logger = logging.getLogger("mlserve.serving")
 BACKSTOP_SECONDS = 5
 
 
-def _running() -> ModelService | None:
-    """The service of this process, once BentoML has made it."""
-    try:
-        return bentoml.get_current_service()
-    except BentoMLException:
-        return None
-
-
-app = build_app(
-    request_timeout=lambda: _running().config.request_timeout,
-    max_body_bytes=lambda: _running().config.max_body_bytes,
-)
+app = build_app()
 
 
 @bentoml.service(
@@ -302,7 +290,7 @@ install_openapi(app, bentoml.get_current_service)
 # own 404s take the common shape, and its documentation paths show this service's document.
 ModelService.add_asgi_middleware(
     CountRejections,
-    count=lambda: None if (running := _running()) is None else running.metrics.rejected,
+    count=lambda: None if (running := running_service()) is None else running.metrics.rejected,
     endpoints=lambda: {route.path for route in app.routes},
 )
 ModelService.add_asgi_middleware(CommonShape)

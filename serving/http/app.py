@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse as JSONResponse
@@ -29,6 +30,14 @@ logger = logging.getLogger("mlserve.serving")
 
 SCOPE = "x-mlserve-scope"
 """The operation's key in the OpenAPI document naming the scope a route requires."""
+
+
+def running_service() -> Any | None:
+    """The service of this process, once BentoML has made it (None before)."""
+    try:
+        return bentoml.get_current_service()
+    except BentoMLException:
+        return None
 
 
 async def current_service() -> Any:
@@ -86,15 +95,15 @@ def route(
     }
 
 
-def build_app(request_timeout: Callable[[], float], max_body_bytes: Callable[[], int]) -> FastAPI:
+def build_app() -> FastAPI:
     """The FastAPI app: orjson bodies, the limits, and every refusal in the one error shape.
 
     The document and the docs page are ``serving.http.openapi``'s.
     """
     app = FastAPI(title="mlserve", docs_url=None, redoc_url=None)
     app.router.route_class = OrjsonRoute
-    app.add_middleware(Deadline, seconds=request_timeout)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Deadline, seconds=lambda: running_service().config.request_timeout)
+    app.add_middleware(BodySizeLimit, max_bytes=lambda: running_service().config.max_body_bytes)
     app.add_exception_handler(ApiError, _explain_api_error)
     app.add_exception_handler(RequestValidationError, _explain_validation_error)
     app.add_exception_handler(HTTPException, _explain_http_error)
