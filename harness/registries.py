@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from sklearn.base import BaseEstimator
 
 from mlserve_assets.resources.predictions import PredictionLogResource
@@ -75,3 +76,14 @@ def champion_estimator(settings: Settings, name: str) -> BaseEstimator:
     """The estimator ``champion`` points at in a project's registry, loaded as training loads it."""
     registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
     return registry.load(name, str(registry.champion(name).version))
+
+
+def champion_copy(uri: str, name: str) -> tuple[ModelVersion, ModelVersion]:
+    """The champion of ``name`` and a new version registered from the same model (not promoted)."""
+    registry = MlflowRegistry(tracking_uri=uri)
+    champion = registry.champion(name)
+    with registry.fluent_api():  # the store finds a models:/m-... source through it
+        copy = registry.client.create_model_version(
+            name, champion.source, run_id=champion.run_id, tags=champion.tags
+        )
+    return champion, copy

@@ -15,9 +15,8 @@ from sklearn.datasets import load_breast_cancer
 
 from harness.cli import mlserve
 from harness.project import AUTH, service_env
-from harness.registries import registry_copy
+from harness.registries import champion_copy, registry_copy
 from harness.servers import bentoml_server
-from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
@@ -38,12 +37,7 @@ def _wait_for_version(url: str, version: str, timeout: float = 15) -> None:
 
 def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_path):
     uri = registry_copy(trained, tmp_path)
-    client = MlflowClient(uri, uri)
-    first = client.get_model_version_by_alias("breast_cancer", "champion")
-    with MlflowRegistry(tracking_uri=uri).fluent_api():
-        second = client.create_model_version(
-            "breast_cancer", first.source, run_id=first.run_id, tags=first.tags
-        )
+    first, second = champion_copy(uri, "breast_cancer")
     predictions = f"sqlite:///{tmp_path / 'predictions.db'}"
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),

@@ -17,7 +17,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from harness.project import AUTH, service_env
-from harness.registries import registry_copy
+from harness.registries import champion_copy, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -168,11 +168,7 @@ def test_with_both_stores_down_nothing_is_answered_or_kept_and_readiness_says_so
 def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
     uri = registry_copy(trained, tmp_path)
     client = MlflowClient(uri, uri)
-    old = client.get_model_version_by_alias("breast_cancer", "champion")
-    with MlflowRegistry(tracking_uri=uri).fluent_api():
-        new = client.create_model_version(
-            "breast_cancer", old.source, run_id=old.run_id, tags=old.tags
-        )
+    old, new = champion_copy(uri, "breast_cancer")
     env = {
         **service_env(
             trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
