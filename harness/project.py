@@ -13,6 +13,8 @@ import yaml
 
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
+from serving.store.moves import history, recording
+from serving.store.predictions import PredictionStore
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
@@ -46,7 +48,13 @@ def train(
 def service_env(
     settings: Settings, model: str, predictions_url: str, spool: Path
 ) -> dict[str, str]:
-    """A service's environment: one model, its log and spool, a short poll, the test key."""
+    """A service's environment: one model, its log and spool, a short poll, the test key.
+
+    A log other than the project's gets the model's recorded champion moves copied in, as if it
+    had been the project's log all along: the service serves only a recorded move.
+    """
+    if predictions_url != settings.predictions_url:
+        copy_moves(settings.predictions_url, predictions_url, model)
     return {
         "MLSERVE_HOME": str(settings.home),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
@@ -57,6 +65,17 @@ def service_env(
         "MLSERVE_API_KEYS": f"predict,feedback,admin:{API_KEY}",
         "BENTOML_HOME": str(settings.bentoml_home),
     }
+
+
+def copy_moves(source_url: str, target_url: str, model: str) -> None:
+    """The model's champion history from one prediction log into another (its schema made)."""
+    source, target = PredictionStore(source_url), PredictionStore(target_url)
+    target.create_schema()
+    for move in history(source, model)[len(history(target, model)) :]:
+        with recording(target, move):
+            pass
+    source.dispose()
+    target.dispose()
 
 
 # Each model's assets, in the order an in-process run materialises them.

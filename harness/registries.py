@@ -17,17 +17,15 @@ from sklearn.base import BaseEstimator
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import Settings
-from serving.registry import Tag
+from serving.model.artifact import trusted_types
+from serving.registry import CHAMPION, Tag, champion, connect, move_champion
+from serving.store.predictions import PredictionStore
 
 
-def promote_new_version(
-    registry: MlflowRegistry,
-    log: PredictionLogResource,
-    name: str,
-    estimator: BaseEstimator,
-    rows: pd.DataFrame,
+def register_new_version(
+    registry: MlflowRegistry, name: str, estimator: BaseEstimator, rows: pd.DataFrame
 ) -> str:
-    """Log ``estimator`` (fitted on ``rows``), register it and make it the champion."""
+    """Log ``estimator`` (fitted on ``rows``) as mlserve logs a model and register it."""
     schema = tuple((column, "double", True) for column in rows.columns)
     with registry.training_run(name, {}) as parent:
         logged = registry.log_candidate(
@@ -40,8 +38,20 @@ def promote_new_version(
             example=rows.head(3),
             schema=schema,
             tags={},
+            trusted=trusted_types(),
         )
-    version = registry.register(name, logged.model_uri, {Tag.METRIC: "accuracy", Tag.SCORE: "1"})
+    return registry.register(name, logged.model_uri, {Tag.METRIC: "accuracy", Tag.SCORE: "1"})
+
+
+def promote_new_version(
+    registry: MlflowRegistry,
+    log: PredictionLogResource,
+    name: str,
+    estimator: BaseEstimator,
+    rows: pd.DataFrame,
+) -> str:
+    """A new registered version of ``estimator``, made the champion as mlserve makes one."""
+    version = register_new_version(registry, name, estimator, rows)
     registry.promote(name, version, log, by="test", reason="a test's champion", evidence={})
     return version
 
@@ -75,15 +85,23 @@ def registry_copy(settings: Settings, folder: Path) -> str:
 def champion_estimator(settings: Settings, name: str) -> BaseEstimator:
     """The estimator ``champion`` points at in a project's registry, loaded as training loads it."""
     registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
-    return registry.load(name, str(registry.champion(name).version))
+    champion = registry.client.get_model_version_by_alias(name, CHAMPION)
+    return registry.load(name, str(champion.version), trusted_types())
+
+
+def move(uri: str, predictions_url: str, name: str, version: str) -> None:
+    """Move ``champion`` of ``name`` as mlserve does, recorded in the log at ``predictions_url``."""
+    store = PredictionStore(predictions_url)
+    move_champion(connect(uri), store, name, version, by="test", reason="a test's move")
+    store.dispose()
 
 
 def champion_copy(uri: str, name: str) -> tuple[ModelVersion, ModelVersion]:
     """The champion of ``name`` and a new version registered from the same model (not promoted)."""
     registry = MlflowRegistry(tracking_uri=uri)
-    champion = registry.champion(name)
+    current = champion(registry.client, name)
     with registry.fluent_api():  # the store finds a models:/m-... source through it
         copy = registry.client.create_model_version(
-            name, champion.source, run_id=champion.run_id, tags=champion.tags
+            name, current.source, run_id=current.run_id, tags=current.tags
         )
-    return champion, copy
+    return current, copy

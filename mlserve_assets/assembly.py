@@ -19,6 +19,7 @@ from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import Settings
 from mlserve_assets.spec.loader import load_specs
 from mlserve_assets.spec.models import ModelSpec
+from serving.config import trust_registry
 from serving.locations import Locations
 
 
@@ -73,6 +74,7 @@ def _shared(locations: Locations) -> dg.Definitions:
             "registry": MlflowRegistry(
                 tracking_uri=tracking_uri,
                 artifact_location=locations.artifact_location,
+                trust_registry=trust_registry(),
                 ui_url=dg.EnvVar("MLSERVE_MLFLOW_UI_URL") if mlflow_ui else None,
             ),
             "prediction_log": PredictionLogResource(

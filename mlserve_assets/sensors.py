@@ -52,7 +52,7 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
     ) -> dg.SensorResult | dg.SkipReason:
         requested = tuple(json.loads(context.cursor or "[]"))
         facts = RetrainFacts(name, time.time(), None, requested=requested)
-        champion = registry.champion(name)
+        champion = registry.champion(name, prediction_log)
         if champion is not None:
             facts = _facts(
                 facts, champion, context.instance, prediction_log, registry, model, job_name

@@ -15,6 +15,7 @@ import yaml
 
 from serving.http.auth import ApiKeys
 from serving.locations import Locations
+from serving.model.artifact import trusted_types
 
 
 def _bento_model() -> str | None:
@@ -44,6 +45,15 @@ def _flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def trust_registry() -> bool:
+    """MLSERVE_TRUST_REGISTRY: take the champion alias as it stands, recorded move or not.
+
+    Off by default: only a move mlserve recorded serves (``serving.following``). Read by the
+    service, the gate and the CLI alike, so they agree on what the champion is.
+    """
+    return _flag("MLSERVE_TRUST_REGISTRY", False)
+
+
 @dataclass(frozen=True)
 class ServingConfig:
     """Which model to serve, where to log, and the request limits."""
@@ -59,6 +69,10 @@ class ServingConfig:
     max_body_bytes: int
     request_timeout: float
     keys: ApiKeys
+    trusted_types: frozenset[str]
+    """Types a model file may ask skops for: mlserve's list and MLSERVE_TRUSTED_TYPES."""
+    trust_registry: bool
+    """Serve whatever the champion alias names, recorded move or not (MLSERVE_TRUST_REGISTRY)."""
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -81,4 +95,6 @@ class ServingConfig:
                 Path(keys_file) if keys_file else None,
                 os.environ.get("MLSERVE_OPEN_SCOPES", "predict"),
             ),
+            trusted_types=trusted_types(os.environ.get("MLSERVE_TRUSTED_TYPES", "").split(",")),
+            trust_registry=trust_registry(),
         )

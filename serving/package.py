@@ -10,8 +10,10 @@ tag as JSON on the last line.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import bentoml
@@ -35,8 +37,16 @@ PACKAGES = [
     "orjson",
     "pyyaml",
     "prometheus-client",
-    "bentoml==1.4.39",
+    "bentoml",
 ]
+
+
+def pinned() -> list[str]:
+    """Each package at the version this process runs, the one the model was trained with.
+
+    A container resolving its own scikit-learn or skops could read the model differently.
+    """
+    return [f"{name}=={metadata.version(name)}" for name in PACKAGES]
 
 
 def bento_name(model_name: str) -> str:
@@ -67,8 +77,11 @@ def package(client: RegistryClient, model_name: str, version: str) -> dict[str, 
         "include": INCLUDE,
         "models": [str(stored.tag)],
         # Pins come from the project; locking would resolve the whole stack again on every build.
-        "python": {"packages": PACKAGES, "lock_packages": False},
+        "python": {"packages": pinned(), "lock_packages": False},
     }
+    trusted = os.environ.get("MLSERVE_TRUSTED_TYPES")
+    if trusted:  # the spec's extra types, for the container the bento becomes
+        bentofile["envs"] = [{"name": "MLSERVE_TRUSTED_TYPES", "value": trusted}]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bentofile.yaml"
         path.write_text(yaml.safe_dump(bentofile))

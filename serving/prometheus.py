@@ -68,6 +68,19 @@ class ServiceMetrics:
             ["model"],
             multiprocess_mode="mostrecent",
         )
+        self._refused = prom.Counter(
+            "mlserve_champion_refused",
+            "Versions the champion alias named that the service refused to serve, by why: "
+            "'unrecorded' (moved around mlserve) or 'unsafe' (mlserve will not load it).",
+            ["model", "reason"],
+        )
+        self._refusing = prom.Gauge(
+            "mlserve_champion_alias_refused",
+            "1 while the champion alias names a version the service refuses (the previous one "
+            "keeps serving), else 0.",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        )
 
     def predicted(self, model: ServedModel, records: int, seconds: float) -> None:
         """Count one answered /predict request."""
@@ -104,6 +117,12 @@ class ServiceMetrics:
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""
         self._served.labels(model.name).set(float(model.version))
+
+    def refused(self, model: str, reason: str | None) -> None:
+        """Count a newly refused alias move (``reason``), or record that none is refused now."""
+        if reason is not None:
+            self._refused.labels(model, reason).inc()
+        self._refusing.labels(model).set(0 if reason is None else 1)
 
 
 class CountRejections:

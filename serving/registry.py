@@ -22,6 +22,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import Model
 from sklearn.base import BaseEstimator
 
+from serving.model.artifact import load_estimator
+from serving.store import moves
 from serving.store.moves import Move, recording
 from serving.store.predictions import PredictionStore
 
@@ -80,6 +82,24 @@ def champion(client: MlflowClient, model_name: str) -> ModelVersion | None:
     found = client.search_registered_models(filter_string=f"name = '{model_name}'")
     version = found[0].aliases.get(CHAMPION) if found else None
     return None if version is None else client.get_model_version(model_name, str(version))
+
+
+def served_champion(
+    client: MlflowClient, store: PredictionStore, model_name: str, *, trust_registry: bool
+) -> ModelVersion | None:
+    """The champion as the service serves it: the version the newest recorded move went to.
+
+    The alias's own version when mlserve recorded the move to it; a move made around mlserve is
+    not the champion for the gate, the sensor or the service (``serving.following``), unless the
+    deployment trusts the registry (``MLSERVE_TRUST_REGISTRY``).
+    """
+    current = champion(client, model_name)
+    if trust_registry:
+        return current
+    recorded = moves.latest(store, model_name)
+    if recorded is None or (current is not None and str(current.version) == recorded):
+        return None if recorded is None else current
+    return client.get_model_version(model_name, recorded)
 
 
 def feedback_watermark(version: ModelVersion | None) -> float:
@@ -153,14 +173,18 @@ class ModelFiles(NamedTuple):
     example: pd.DataFrame | None
 
 
-def read_model(model_dir: Path) -> ModelFiles:
-    """The estimator, signature and input example of a local MLflow model folder."""
+def read_model(model_dir: Path, trusted: frozenset[str]) -> ModelFiles:
+    """The estimator, signature and input example of a local MLflow model folder.
+
+    The estimator is read by ``serving.model.artifact``, never by MLflow's loader, which would
+    take the format and the trusted types from the files themselves.
+    """
     model = Model.load(str(model_dir))
     if model.signature is None:
         raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
     inputs = [(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
     return ModelFiles(
-        mlflow.sklearn.load_model(str(model_dir)),
+        load_estimator(model_dir, trusted),
         inputs,
         model.load_input_example(str(model_dir)),
     )

@@ -28,6 +28,7 @@ from fastapi.responses import ORJSONResponse as JSONResponse
 
 from serving import config
 from serving.feedback_intake import FeedbackIntake
+from serving.following import ChampionFollower
 from serving.http.app import build_app, current_service, route, running_service, too_many
 from serving.http.bodies import (
     Feedback,
@@ -44,9 +45,9 @@ from serving.http.openapi import AppDocs, install_openapi
 from serving.log.client import PredictionLog
 from serving.log.ids import new_prediction_id
 from serving.model.batching import PredictBatcher
-from serving.model.served import ServedModel, load_from_dir, load_version
+from serving.model.served import ServedModel, load_from_dir
 from serving.prometheus import CountRejections, ServiceMetrics
-from serving.registry import CHAMPION, champion, connect, versions_by_gate
+from serving.registry import connect, versions_by_gate
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
@@ -97,8 +98,15 @@ class ModelService:
             if self.config.log_predictions
             else None
         )
-        self._workdir = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
         self._client = connect(self.config.tracking_uri)
+        self.follower = ChampionFollower(
+            self._client,
+            self.store,
+            self.metrics,
+            Path(tempfile.mkdtemp(prefix="mlserve-models-")),
+            trusted_types=self.config.trusted_types,
+            trust_registry=self.config.trust_registry,
+        )
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
         self._stop = threading.Event()
@@ -113,12 +121,12 @@ class ModelService:
     def _initial_model(self) -> ServedModel:
         if self.config.bento_model:
             stored = bentoml.models.get(self.config.bento_model)
-            return load_from_dir(Path(stored.path_of("mlflow_model")), dict(stored.info.metadata))
-        name = self.config.model_name
-        current = champion(self._client, name)
-        if current is None:
-            raise RuntimeError(f"model {name!r} has no {CHAMPION} version to serve yet")
-        return load_version(self._client, name, str(current.version), self._workdir)
+            return load_from_dir(
+                Path(stored.path_of("mlflow_model")),
+                dict(stored.info.metadata),
+                self.config.trusted_types,
+            )
+        return self.follower.initial(self.config.model_name)
 
     def _poll_registry(self) -> None:
         """Follow the champion alias; a failed poll keeps the loaded model serving."""
@@ -131,13 +139,12 @@ class ModelService:
                 )
 
     def follow_champion(self) -> bool:
-        """Serve the registry's current champion; True if that changed the served version."""
+        """Serve the registry's vetted champion; True if that changed the served version."""
         name = self.model.name
         self.metrics.registered(name, versions_by_gate(self._client, name))
-        current = champion(self._client, name)
-        if current is None or str(current.version) == self.model.version:
+        new = self.follower.follow(self.model)
+        if new is None:
             return False
-        new = load_version(self._client, name, str(current.version), self._workdir)
         self.model = new  # one reference swap: in-flight requests keep the old model
         self.metrics.served(new)
         logger.info("now serving %s v%s", new.name, new.version)
@@ -282,7 +289,9 @@ def reload(service: Service) -> JSONResponse:
         logger.exception("reload from the registry failed")
         return error_response(503, [problem("", "model registry unavailable, retry later")])
     model = service.model
-    return JSONResponse({"name": model.name, "version": model.version, "changed": changed})
+    refused = service.follower.refusal(model.name)
+    body = {"name": model.name, "version": model.version, "changed": changed, "refused": refused}
+    return JSONResponse(body)
 
 
 install_openapi(app, bentoml.get_current_service)

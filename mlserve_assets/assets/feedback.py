@@ -47,7 +47,7 @@ def feedback_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         labelled = prediction_log.labelled(m.name)
         features = spec.features or (list(labelled["features"].iloc[0]) if len(labelled) else [])
         live = live_metrics(labelled, metric)
-        current = registry.champion(m.name)
+        current = registry.champion(m.name, prediction_log)
         trained_until = feedback_watermark(current)
         metadata: dict[str, object] = {
             "labels": f"{len(labelled)} labelled predictions" if len(labelled) else "no labels yet",

@@ -11,6 +11,7 @@ from mlserve_assets.ml.split import DatasetSplit
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
+from serving.model.artifact import trusted_types
 from serving.registry import CHAMPION, Tag, feedback_watermark
 
 NO_CHAMPION = "none"
@@ -67,7 +68,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         registry: MlflowRegistry,
         prediction_log: PredictionLogResource,
     ) -> dg.Output[str]:
-        current = registry.champion(m.name)
+        current = registry.champion(m.name, prediction_log)
         if (
             registered_version.reused
             and current
@@ -86,8 +87,11 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 },
             )
         # By version, not alias: the champion scored is the one whose watermark and tags were read.
-        challenger = registry.load(m.name, registered_version.version)
-        incumbent = None if current is None else registry.load(m.name, str(current.version))
+        trusted = trusted_types(spec.trusted_types)
+        challenger = registry.load(m.name, registered_version.version, trusted)
+        incumbent = (
+            None if current is None else registry.load(m.name, str(current.version), trusted)
+        )
         decision, evidence = judge(
             metric, spec.gate, split, challenger, incumbent, feedback_watermark(current)
         )
@@ -146,7 +150,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
     def bento(champion: str, bentos: BentoPackager) -> dg.MaterializeResult:
         if champion == NO_CHAMPION:
             raise dg.Failure(f"{m.name} has no champion to package: no version passed the gate yet")
-        built = bentos.build(m.name, champion)
+        built = bentos.build(m.name, champion, spec.trusted_types)
         return dg.MaterializeResult(
             metadata={
                 "bento": built["bento"],

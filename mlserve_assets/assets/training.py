@@ -17,6 +17,7 @@ from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.candidates import final_step
 from mlserve_assets.spec.models import ModelSpec
+from serving.model.artifact import trusted_types
 from serving.registry import Tag
 
 
@@ -147,6 +148,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 example=split.base_train.x.head(5),
                 schema=split.schema,
                 tags={**tags, Tag.MIX: board.best.mix},
+                trusted=trusted_types(spec.trusted_types),
             )
         board = replace(board, model_uri=logged.model_uri, model_run_id=logged.run_id)
         return dg.Output(

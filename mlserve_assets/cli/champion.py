@@ -78,13 +78,14 @@ def history_command(model_name: str, as_json: bool) -> None:
 def _move(p: Project, model_name: str, version: str, reason: str, command: str) -> None:
     from mlflow.exceptions import MlflowException
 
-    from serving.registry import Tag, champion, gate_outcome, move_champion
+    from serving.config import trust_registry
+    from serving.registry import Tag, gate_outcome, move_champion, served_champion
 
     try:
         target = p.client.get_model_version(model_name, version)
     except MlflowException:
         refuse(f"{model_name} has no version {version}")
-    current = champion(p.client, model_name)
+    current = served_champion(p.client, p.store, model_name, trust_registry=trust_registry())
     if current is not None and str(current.version) == version:
         refuse(f"v{version} is already the champion of {model_name}")
     move = move_champion(
@@ -122,12 +123,13 @@ def promote(model_name: str, version: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why: recorded in the champion's history.")
 def rollback(model_name: str, version: str | None, reason: str) -> None:
     """Put MODEL_NAME's previous champion (or --to VERSION) back."""
-    from serving.registry import champion
+    from serving.config import trust_registry
+    from serving.registry import served_champion
     from serving.store.moves import history
 
     with project() as p:
         p.spec(model_name)
-        current = champion(p.client, model_name)
+        current = served_champion(p.client, p.store, model_name, trust_registry=trust_registry())
         if version is None:
             if current is None:
                 refuse(f"{model_name} has no champion to roll back from")

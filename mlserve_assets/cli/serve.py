@@ -16,6 +16,7 @@ import click
 
 from mlserve_assets.cli.project import refuse
 from mlserve_assets.settings import Settings
+from mlserve_assets.spec.loader import load_specs
 
 
 @click.command()
@@ -44,6 +45,9 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     settings = Settings.from_env()
     # BentoML reads BENTOML_HOME once, on import; the service reads the rest when it starts.
     os.environ.update(settings.environment())
+    spec = next((m for m in load_specs(settings.spec_paths) if m.name == model_name), None)
+    if spec is not None and spec.trusted_types:
+        os.environ.setdefault("MLSERVE_TRUSTED_TYPES", ",".join(spec.trusted_types))
     if not os.environ.get("MLSERVE_API_KEYS") and not os.environ.get("MLSERVE_API_KEYS_FILE"):
         from serving.http.auth import local_key
 

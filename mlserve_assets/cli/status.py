@@ -15,7 +15,14 @@ from mlflow.entities.model_registry import ModelVersion
 
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.spec.models import ModelSpec
-from serving.registry import Tag, champion, feedback_watermark, gate_outcome, latest_version
+from serving.config import trust_registry
+from serving.registry import (
+    Tag,
+    feedback_watermark,
+    gate_outcome,
+    latest_version,
+    served_champion,
+)
 from serving.store.moves import Move, history
 
 # Versions that logged a prediction this recently count as answering now.
@@ -30,7 +37,7 @@ def model_status(
 ) -> dict[str, Any]:
     """Everything ``mlserve status MODEL`` shows, as JSON-ready data."""
     name = spec.name
-    current = champion(client, name)
+    current = served_champion(client, log.store, name, trust_registry=trust_registry())
     moves = history(log.store, name)
     latest = latest_version(client, name)
     return {

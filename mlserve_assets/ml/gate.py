@@ -152,9 +152,10 @@ def decide(
     """Promote only past ``gate.threshold`` AND ahead of the champion by ``gate.min_improvement``.
 
     Both scores must come from the same held-out rows; with an ``interval`` of the improvement,
-    its lower end must clear the margin too. A non-finite score never promotes, and a tie never
-    moves the alias: churn without gain only makes rollbacks harder to read. Every rule of the
-    gate lives here and reads the spec's ``Gate``, so a new rule is one field and one branch.
+    its lower end must clear the margin too. A non-finite score on either side never promotes,
+    and a tie never moves the alias: churn without gain only makes rollbacks harder to read. Every
+    rule of the gate lives here and reads the spec's ``Gate``, so a new rule is one field and one
+    branch.
     """
     threshold, min_improvement = gate.threshold, gate.min_improvement
     gain = None if champion is None else metric.improvement(challenger, champion)
@@ -183,7 +184,9 @@ def decide(
     if champion is None:
         return verdict(True, f"no champion yet; {metric.name}={challenger:.4f} meets the threshold")
     if not math.isfinite(champion):
-        return verdict(True, f"champion's {metric.name} is not finite ({champion}); challenger is")
+        return verdict(
+            False, f"champion's {metric.name} is not finite ({champion}): nothing to compare with"
+        )
     if gain is None or not gain > 0 or gain < min_improvement:
         return verdict(
             False,

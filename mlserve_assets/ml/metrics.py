@@ -50,7 +50,9 @@ class Metric:
         return (False, -value if self.higher_is_better else value)
 
     def meets(self, value: float, threshold: float) -> bool:
-        """Whether ``value`` is at least as good as ``threshold``."""
+        """Whether ``value`` is at least as good as ``threshold`` (a non-finite value never is)."""
+        if not math.isfinite(value):
+            return False
         return value >= threshold if self.higher_is_better else value <= threshold
 
 

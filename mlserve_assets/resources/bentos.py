@@ -18,12 +18,16 @@ class BentoPackager(dg.ConfigurableResource):
     bentoml_home: str
     tracking_uri: str
 
-    def build(self, model_name: str, version: str) -> dict[str, str]:
-        """Import the version into the model store and build its bento; returns the tags."""
+    def build(self, model_name: str, version: str, trusted_types: list[str]) -> dict[str, str]:
+        """Import the version into the model store and build its bento; returns the tags.
+
+        ``trusted_types`` (the spec's) go into the bento's environment, for its container.
+        """
         env = {
             **os.environ,
             "BENTOML_HOME": self.bentoml_home,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLSERVE_TRUSTED_TYPES": ",".join(trusted_types),
         }
         done = subprocess.run(
             [sys.executable, "-m", "serving.package", model_name, version],

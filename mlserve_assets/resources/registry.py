@@ -19,7 +19,6 @@ from typing import Any
 import dagster as dg
 import mlflow
 import pandas as pd
-import skops.io
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -29,13 +28,14 @@ from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
 from mlserve_assets.resources.predictions import PredictionLogResource
+from serving.model.artifact import load_estimator, needed_types
 from serving.registry import (
     Tag,
-    champion,
     connect,
     download_version,
     latest_version,
     move_champion,
+    served_champion,
 )
 from serving.store.moves import Move
 
@@ -51,22 +51,14 @@ class LoggedCandidate:
     model_uri: str
 
 
-def _trusted_types(estimator: BaseEstimator) -> list[str]:
-    """The types skops must trust to load this estimator.
-
-    MLflow saves scikit-learn models with skops, which refuses tree models unless their types are
-    listed. The estimators come from our own validated spec, so trusting exactly the types they
-    contain keeps skops' protection against foreign artifacts while allowing every family.
-    """
-    return skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
-
-
 class MlflowRegistry(dg.ConfigurableResource):
     """An MLflow tracking server or store, and the model registry beside it."""
 
     tracking_uri: str
     artifact_location: str | None = None
     experiment_prefix: str = "mlserve"
+    trust_registry: bool = False
+    """Take the champion alias as it stands, recorded move or not (MLSERVE_TRUST_REGISTRY)."""
     ui_url: str | None = None
     """The MLflow UI's address (``MLSERVE_MLFLOW_UI_URL``): runs and versions become links."""
 
@@ -184,6 +176,7 @@ class MlflowRegistry(dg.ConfigurableResource):
         example: pd.DataFrame,
         schema: tuple[tuple[str, str, bool], ...],
         tags: dict[str, str],
+        trusted: frozenset[str],
     ) -> LoggedCandidate:
         """One nested run with params, metrics and the model (signature and input example).
 
@@ -206,7 +199,8 @@ class MlflowRegistry(dg.ConfigurableResource):
                 input_example=example,
                 # Given explicitly: inferring them costs about 4 s per model.
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-                skops_trusted_types=_trusted_types(estimator),
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+                skops_trusted_types=needed_types(estimator, trusted),
             )
             return LoggedCandidate(run.info.run_id, info.model_uri)
 
@@ -258,9 +252,15 @@ class MlflowRegistry(dg.ConfigurableResource):
             f"{self.ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
         )
 
-    def champion(self, model_name: str) -> ModelVersion | None:
-        """The version the ``champion`` alias points at, or None before the first promotion."""
-        return champion(self.client, model_name)
+    def champion(self, model_name: str, log: PredictionLogResource) -> ModelVersion | None:
+        """The champion as the service serves it, or None before the first promotion.
+
+        The version of the newest move mlserve recorded (``serving.registry.served_champion``): a
+        move of the alias made around mlserve neither serves nor sets what the gate must beat.
+        """
+        return served_champion(
+            self.client, log.store, model_name, trust_registry=self.trust_registry
+        )
 
     def latest_version(self, model_name: str) -> ModelVersion | None:
         """The most recently registered version, whatever the gate made of it."""
@@ -290,8 +290,12 @@ class MlflowRegistry(dg.ConfigurableResource):
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name, version, key, value)
 
-    def load(self, model_name: str, version: str) -> BaseEstimator:
-        """The scikit-learn estimator of one registered version."""
+    def load(self, model_name: str, version: str, trusted: frozenset[str]) -> BaseEstimator:
+        """The scikit-learn estimator of one registered version, read as the service reads it.
+
+        Through ``serving.model.artifact`` with the spec's ``trusted`` types, never MLflow's
+        loader: the gate loads the champion, which a registry writer could have replaced.
+        """
         with tempfile.TemporaryDirectory() as folder:
             local = download_version(self.client, model_name, version, Path(folder))
-            return mlflow.sklearn.load_model(str(local))
+            return load_estimator(local, trusted)

@@ -123,6 +123,11 @@ class ModelSpec(_Strict):
     retrain: Retrain = Field(default_factory=Retrain)
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     prepare: Literal["auto", "none"] = "auto"
+    trusted_types: list[str] = Field(default_factory=list)
+    """Types beyond mlserve's list (``serving.model.artifact``) this model's estimators need
+    once fitted, as skops names them; a training that needs others is refused with their names.
+    The service is given the same list in ``MLSERVE_TRUSTED_TYPES`` (``mlserve serve`` and the
+    bento set it)."""
     """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;
     ``none``: the candidates get the columns as they are (bring your own Pipeline)."""
 

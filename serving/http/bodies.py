@@ -112,6 +112,8 @@ class Reloaded(BaseModel):
     name: str
     version: str
     changed: bool
+    refused: str | None = None
+    """Why the version the champion alias names is not served, while it is refused."""
 
 
 class Problem(BaseModel):

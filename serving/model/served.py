@@ -17,6 +17,7 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import BaseEstimator
 
+from serving.model.artifact import RefusedModel
 from serving.model.fields import (
     INT64_MAX,
     INT64_MIN,
@@ -215,10 +216,14 @@ def _first_record(frame: Any) -> dict[str, Any] | None:
     }
 
 
-def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
-    """A model from a local MLflow model folder (a bento's copy) and its recorded metadata."""
-    files = read_model(model_dir)
-    return ServedModel(
+def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]) -> ServedModel:
+    """A model from a local MLflow model folder (a bento's copy) and its recorded metadata.
+
+    A model that loads but cannot score the example logged with it is refused here, before it
+    could replace one that answers (``RefusedModel``).
+    """
+    files = read_model(model_dir, trusted)
+    served = ServedModel(
         name=meta["name"],
         version=str(meta["version"]),
         run_id=meta.get("run_id", ""),
@@ -228,9 +233,23 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any]) -> ServedModel:
         features=[Feature(*column) for column in files.inputs],
         example=_first_record(files.example),
     )
+    if served.example is None:
+        raise RefusedModel("it has no input example to check that it predicts")
+    matrix, problems = served.check([served.example])
+    try:
+        if matrix is None:
+            raise ValueError("; ".join(p.problem for p in problems))
+        scored = served.predict(matrix)
+    except Exception as exc:  # whatever a foreign estimator raises, it does not serve
+        raise RefusedModel(f"it cannot predict its own input example: {exc}") from exc
+    if scored.unscorable or len(scored.labels) != 1:
+        raise RefusedModel("its prediction for its own input example is not a number")
+    return served
 
 
-def load_version(client: RegistryClient, name: str, version: str, workdir: Path) -> ServedModel:
+def load_version(
+    client: RegistryClient, name: str, version: str, workdir: Path, trusted: frozenset[str]
+) -> ServedModel:
     """Download one registered version from the registry ``client`` reads, and load it."""
     local = download_version(client, name, version, workdir / f"{name}-v{version}")
-    return load_from_dir(local, version_metadata(client, name, version))
+    return load_from_dir(local, version_metadata(client, name, version), trusted)

@@ -54,6 +54,18 @@ def recording(store: PredictionStore, move: Move) -> Iterator[None]:
         transaction.commit()
 
 
+def latest(store: PredictionStore, model_name: str) -> str | None:
+    """The version the newest recorded move of the model's champion went to, if any."""
+    query = (
+        sa.select(champion_moves.c.to_version)
+        .where(champion_moves.c.model_name == model_name)
+        .order_by(champion_moves.c.id.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def history(store: PredictionStore, model_name: str) -> list[Move]:
     """Every recorded move of the model's champion, oldest first."""
     query = (

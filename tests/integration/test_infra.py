@@ -70,7 +70,7 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert config.returncode == 0, config.stdout + config.stderr
     rules = _run("promtool", "check", "rules", "infra/prometheus/alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "3 rules found" in rules.stdout
+    assert "4 rules found" in rules.stdout
 
 
 def test_kubernetes_manifests_validate_and_match_the_image_and_ports():

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from harness.cli import mlserve
-from harness.project import AUTH, service_env
+from harness.project import AUTH, copy_moves, service_env
 from harness.registries import champion_copy, registry_copy
 from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
@@ -58,7 +58,8 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
         assert f"v{second.version} -> v{first.version}" in rolled.stdout
         _wait_for_version(url, str(first.version))
 
-    moves = json.loads(mlserve(["history", "breast_cancer", "--json"], env).stdout)
+    # After the trained project's own moves, which the service's log was given (service_env).
+    moves = json.loads(mlserve(["history", "breast_cancer", "--json"], env).stdout)[-2:]
     assert [(m["from_version"], m["to_version"], m["reason"]) for m in moves] == [
         (str(first.version), str(second.version), "canary"),
         (str(second.version), str(first.version), "canary was worse"),
@@ -84,8 +85,10 @@ def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": uri,
+        "MLSERVE_PREDICTIONS_URL": f"sqlite:///{tmp_path / 'predictions.db'}",
         "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
     }
+    copy_moves(trained.predictions_url, env["MLSERVE_PREDICTIONS_URL"], "breast_cancer")
     current = MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion")
     cases = [
         (["promote", "breast_cancer", "99", "--reason", "x"], "has no version 99"),

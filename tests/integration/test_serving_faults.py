@@ -17,7 +17,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from harness.project import AUTH, service_env
-from harness.registries import champion_copy, registry_copy
+from harness.registries import champion_copy, move, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -167,12 +167,10 @@ def test_with_both_stores_down_nothing_is_answered_or_kept_and_readiness_says_so
 
 def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
     uri = registry_copy(trained, tmp_path)
-    client = MlflowClient(uri, uri)
     old, new = champion_copy(uri, "breast_cancer")
+    log_url = f"sqlite:///{tmp_path / 'p.db'}"
     env = {
-        **service_env(
-            trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
-        ),
+        **service_env(trained, "breast_cancer", log_url, tmp_path / "s.db"),
         "MLFLOW_TRACKING_URI": uri,
     }
     with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
@@ -180,7 +178,7 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
             traffic.wait_for(20)
             assert {a["model_version"] for a in traffic.answers} == {str(old.version)}
 
-            client.set_registered_model_alias("breast_cancer", "champion", new.version)
+            move(uri, log_url, "breast_cancer", new.version)
             swapped_at = traffic.count()
             deadline = time.monotonic() + 10  # poll interval is 1 s
             while traffic.answers[-1]["model_version"] != str(new.version):
@@ -189,7 +187,7 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
             traffic.wait_for(20)
             after = traffic.answers[-10:]
 
-            client.set_registered_model_alias("breast_cancer", "champion", old.version)
+            move(uri, log_url, "breast_cancer", old.version)
             deadline = time.monotonic() + 10
             while traffic.answers[-1]["model_version"] != str(old.version):
                 assert time.monotonic() < deadline, "rollback did not reach the service"
@@ -227,22 +225,21 @@ def test_after_a_swap_to_other_features_the_document_shows_them(trained, tmp_pat
     uri = registry_copy(trained, tmp_path)
     narrow = ["mean radius", "mean texture", "mean area"]
     version = _register_narrow_version(uri, narrow, tmp_path / "artifacts")
+    log_url = f"sqlite:///{tmp_path / 'p.db'}"
     env = {
-        **service_env(
-            trained, "breast_cancer", f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "s.db"
-        ),
+        **service_env(trained, "breast_cancer", log_url, tmp_path / "s.db"),
         "MLFLOW_TRACKING_URI": uri,
     }
     with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
         before = httpx.get(f"{url}/openapi.json", timeout=30).json()
-        MlflowClient(uri, uri).set_registered_model_alias("breast_cancer", "champion", version)
+        move(uri, log_url, "breast_cancer", version)
         reload = httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=60).json()
         after = httpx.get(f"{url}/openapi.json", timeout=30).json()
         page = httpx.get(f"{url}/docs", timeout=30).text
         old_record = {"records": RECORDS[:1]}
         refused = httpx.post(f"{url}/predict", json=old_record, timeout=30)
 
-    assert reload == {"name": "breast_cancer", "version": version, "changed": True}
+    assert reload == {"name": "breast_cancer", "version": version, "changed": True, "refused": None}
     assert len(before["components"]["schemas"]["Record"]["properties"]) == 30
     record = after["components"]["schemas"]["Record"]
     assert list(record["properties"]) == narrow
@@ -260,7 +257,7 @@ def test_the_built_bento_serves_without_mlflow(trained, tmp_path):
     packager = BentoPackager(
         bentoml_home=str(trained.bentoml_home), tracking_uri=trained.mlflow_tracking_uri
     )
-    built = packager.build("breast_cancer", str(champion.version))
+    built = packager.build("breast_cancer", str(champion.version), [])
     env = {
         "MLSERVE_HOME": str(tmp_path),
         "BENTOML_HOME": str(trained.bentoml_home),

@@ -29,6 +29,8 @@ from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
+from serving.model.artifact import trusted_types
+from serving.registry import move_champion
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
@@ -126,7 +128,9 @@ def test_feedback_stage_reports_the_champions_live_metric_over_its_latest_window
     client = MlflowClient(resources["registry"].tracking_uri, resources["registry"].tracking_uri)
     client.create_registered_model("iris")
     client.create_model_version("iris", source=(tmp_path / "model").as_uri())
-    client.set_registered_model_alias("iris", "champion", "1")
+    move_champion(
+        client, resources["prediction_log"].store, "iris", "1", by="test", reason="a test"
+    )
     # Right on the 20 oldest labels, then right on 10 of the latest 40: 0.5 over all 60.
     truths = [0] * 20 + [0] * 10 + [1] * 30
     labelled_log(resources, 60, truths)
@@ -217,7 +221,7 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
     assert held["decision"].value.startswith(f"HELD v{challenger} (v{serving} still serves): ")
     split: DatasetSplit = output(again, model, "split")
     client = MlflowClient(resources["registry"].tracking_uri)
-    loaded = resources["registry"].load("iris", output(first, model, "champion"))
+    loaded = resources["registry"].load("iris", output(first, model, "champion"), trusted_types())
     expected = accuracy_score(split.base_test.y, loaded.predict(split.base_test.x))
     assert np.isclose(held["champion_metric"].value, expected)
     assert (

@@ -27,6 +27,7 @@ from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec.models import ModelSpec
+from serving.model.artifact import trusted_types
 from serving.store.predictions import PredictionStore
 
 SPEC = PROJECT_ROOT / "examples/tickets.yaml"
@@ -231,7 +232,9 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
         bentoml_home=tmp_path / "bentoml",
     )
     assert _train(settings).success
-    served = load_version(MlflowClient(uri, uri), "tickets", "1", tmp_path / "models")
+    served = load_version(
+        MlflowClient(uri, uri), "tickets", "1", tmp_path / "models", trusted_types()
+    )
     record = frame.drop(columns="target").iloc[3].to_dict()
     matrix, problems = served.check([{**record, "alcohol": None}, record])
     assert problems == []

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from harness.project import EXAMPLES, materialization_metadata, train, write_spec
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.loader import load_spec
+from serving.model.artifact import trusted_types
 
 
 def test_every_example_trains_registers_and_promotes_the_best(settings, client: MlflowClient):
@@ -160,7 +161,9 @@ def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, c
     frame = load_breast_cancer(as_frame=True).frame
     x, y = frame.drop(columns="target"), frame["target"]
     _, x_test, _, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    tree = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri).load("bc", "1")
+    tree = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri).load(
+        "bc", "1", trusted_types()
+    )
     assert meta["champion_metric"] == pytest.approx(accuracy_score(y_test, tree.predict(x_test)))
     assert meta["champion_metric"] < 1.0
     assert meta["base_rows"] == len(y_test)

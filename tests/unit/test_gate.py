@@ -34,7 +34,8 @@ def test_never_promotes_a_worse_model(metric, challenger, champion, threshold, m
         return
     assert math.isfinite(challenger)
     assert m.meets(challenger, threshold)
-    if champion is not None and math.isfinite(champion):
+    if champion is not None:
+        assert math.isfinite(champion)
         gain = m.improvement(challenger, champion)
         assert gain > 0
         assert gain >= margin
@@ -67,6 +68,27 @@ def test_examples(metric, challenger, champion, threshold, margin, promote):
     )
     assert decision.promote is promote
     assert decision.reason
+
+
+@pytest.mark.parametrize("metric", sorted(METRICS))
+@pytest.mark.parametrize("champion", [None, 0.5, math.inf, -math.inf, math.nan])
+def test_a_non_finite_score_on_either_side_never_promotes(metric, champion):
+    m = get_metric(metric)
+    best = math.inf if m.higher_is_better else -math.inf  # "better" than any threshold
+    lenient = Gate(threshold=-1e9 if m.higher_is_better else 1e9)
+    assert not decide(m, best, champion, lenient).promote
+    assert not decide(m, math.nan, champion, lenient).promote
+    assert not m.meets(best, 0.5)
+    if champion is not None and not math.isfinite(champion):
+        good = 0.9 if m.higher_is_better else 0.1
+        assert not decide(m, good, champion, lenient).promote
+
+
+@pytest.mark.parametrize(("low", "promote"), [(0.004, False), (0.006, True)])
+def test_the_intervals_lower_end_must_clear_a_non_zero_margin(low, promote):
+    gate = Gate(threshold=0.5, min_improvement=0.005)
+    accuracy = get_metric("accuracy")
+    assert decide(accuracy, 0.95, 0.90, gate, (low, 0.08)).promote is promote
 
 
 def test_negative_margin_is_refused():

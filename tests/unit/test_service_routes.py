@@ -9,83 +9,15 @@ load, signals) stay in the integration tier.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import jsonschema
 import pytest
 from fastapi.routing import APIRoute
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from starlette.testclient import TestClient
 
-from harness.registries import promote_new_version, registry_at
+from harness.inprocess import ADMIN_KEY, FEEDBACK_KEY, PREDICT_KEY, bearer
+from harness.registries import promote_new_version
 from serving.http.app import SCOPE
 from serving.log.ids import new_prediction_id
-from serving.service import ModelService, app
-from serving.store.tables import PredictionRow
-
-DATA = load_breast_cancer(as_frame=True)
-ROWS = DATA.data.iloc[:, :5]  # five features keep the document small
-FEEDBACK_KEY, ADMIN_KEY, PREDICT_KEY = "feedback-key", "admin-key", "predict-key"
-
-
-def _fitted(c: float) -> object:
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c))
-    return model.fit(ROWS, DATA.target)
-
-
-class Served:
-    """The in-process service and what it was started from."""
-
-    def __init__(self, client: TestClient, folder: Path, estimator: object) -> None:
-        self.client, self.folder, self.estimator = client, folder, estimator
-        self.registry, self.log = registry_at(folder)
-
-    def document(self) -> dict:
-        return self.client.get("/openapi.json").json()
-
-    def conforms(self, body: object, schema: str) -> None:
-        document = self.document()
-        ref = {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
-        jsonschema.validate(body, ref)
-
-    def logged(self) -> str:
-        """A prediction logged as the service logs one, for feedback to label."""
-        row = PredictionRow(new_prediction_id(), time.time(), "bc", "1", {"x": 1.0}, 0)
-        self.log.store.insert_predictions([row])
-        return row.prediction_id
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("service")
-    registry, log = registry_at(folder)
-    estimator = _fitted(1.0)
-    promote_new_version(registry, log, "bc", estimator, ROWS)
-    env = {
-        "MLSERVE_HOME": str(folder),
-        "MLSERVE_MODEL": "bc",
-        "MLFLOW_TRACKING_URI": registry.tracking_uri,
-        "MLSERVE_PREDICTIONS_URL": log.url,
-        "MLSERVE_LOG_PREDICTIONS": "false",  # the log's writer is a process: integration tier
-        "MLSERVE_POLL_SECONDS": "0",
-        "MLSERVE_OPEN_SCOPES": "",
-        "MLSERVE_API_KEYS": f"predict:{PREDICT_KEY}\nfeedback:{FEEDBACK_KEY}\nadmin:{ADMIN_KEY}",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        with TestClient(ModelService.to_asgi()) as client:
-            yield Served(client, folder, estimator)
-    log.store.dispose()
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from serving.service import app
+from tests.unit.conftest import ROWS, fitted
 
 
 def test_predict_answers_what_the_estimator_predicts_in_the_documented_shape(served):
@@ -157,10 +89,10 @@ def test_reload_follows_a_new_champion(served):
     unchanged = served.client.post("/admin/reload", headers=bearer(ADMIN_KEY))
     assert (unchanged.status_code, unchanged.json()["changed"]) == (200, False)
     served.conforms(unchanged.json(), "Reloaded")
-    newer = _fitted(0.01)
+    newer = fitted(0.01)
     version = promote_new_version(served.registry, served.log, "bc", newer, ROWS)
-    moved = served.client.post("/admin/reload", headers=bearer(ADMIN_KEY))
-    assert moved.json() == {"name": "bc", "version": version, "changed": True}
+    moved = served.reload()  # the poll thread may have swapped first: then "changed" is False
+    assert (moved["version"], moved["refused"]) == (version, None)
     answer = served.client.post(
         "/predict", json={"records": ROWS.iloc[:5].to_dict("records")}, headers=bearer(PREDICT_KEY)
     )
