@@ -21,7 +21,7 @@ from sklearn.datasets import load_breast_cancer
 
 from bench.report import Bench, Row, median
 from bench.store import bench_env
-from harness.project import AUTH
+from harness.project import AUTH, copy_moves
 from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import Settings
@@ -87,6 +87,7 @@ def _label_latencies(url: str, unlabelled: list[tuple[str, int]]) -> list[float]
 
 def measure(bench: Bench, settings: Settings, sizes: list[int]) -> list[Row]:
     """Fill, time, grow, time again."""
+    copy_moves(settings.predictions_url, bench.database("growth"), MODEL)  # what may serve
     settings = replace(settings, predictions_url=bench.database("growth"))
     defs = build_definitions(settings)
     job = defs.resolve_job_def(f"train_{MODEL}")

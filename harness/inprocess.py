@@ -23,7 +23,8 @@ from serving.log.ids import new_prediction_id
 from serving.service import ModelService
 from serving.store.tables import PredictionRow
 
-FEEDBACK_KEY, ADMIN_KEY, PREDICT_KEY = "feedback-key-0123", "admin-key-0123", "predict-key-0123"
+FEEDBACK_KEY, ADMIN_KEY = "feedback-key-01234", "admin-key-0123456"
+PREDICT_KEY = "predict-key-01234"
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -25,6 +25,9 @@ from mlserve_assets.spec.models import ModelSpec
 
 SHORT_OF_ORACLE = 0.03  # the loop tests' bound: the retrained model within this of the oracle
 
+# The prediction log keeps a random one; draws keep theirs fixed, so a draw is the same every run.
+ROLE_SECRET = b"mlserve-retraining-draws"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -68,7 +71,9 @@ class DriftRetraining:
     def _retrain(self, feedback: pd.DataFrame | None) -> tuple[BaseEstimator, str, DatasetSplit]:
         """The ``split`` and ``candidates`` assets' model, without MLflow: chosen, then refitted."""
         spec, policy = self.spec, self.spec.retrain.data
-        data = split_dataset(self.base, FEATURES, spec.target, spec.split, feedback, policy)
+        data = split_dataset(
+            self.base, FEATURES, spec.target, spec.split, feedback, policy, role_secret=ROLE_SECRET
+        )
         selection = select_candidates(
             spec.candidates, data, spec.scorer, policy, spec.gate.base_weight
         )

@@ -69,6 +69,8 @@ class ServingConfig:
     max_body_bytes: int
     request_timeout: float
     keys: ApiKeys
+    feedback_per_minute: int
+    """Labels a minute one key may send (MLSERVE_FEEDBACK_PER_MINUTE; 0: no limit)."""
     trusted_types: frozenset[str]
     """Types a model file may ask skops for: mlserve's list and MLSERVE_TRUSTED_TYPES."""
     trust_registry: bool
@@ -95,6 +97,7 @@ class ServingConfig:
                 Path(keys_file) if keys_file else None,
                 os.environ.get("MLSERVE_OPEN_SCOPES", "predict"),
             ),
+            feedback_per_minute=int(os.environ.get("MLSERVE_FEEDBACK_PER_MINUTE", "1200")),
             trusted_types=trusted_types(os.environ.get("MLSERVE_TRUSTED_TYPES", "").split(",")),
             trust_registry=trust_registry(),
         )

@@ -1,15 +1,22 @@
 """Ground truth coming in: checked against the served model, stored once, counted.
 
 A label is checked before anything is stored (a batch as a whole, as its schema is), stored as the
-value the metrics read, and the same label sent again is a stored label, not a conflict.
+value the metrics read with the id of the key that sent it, and the same label sent again is a
+stored label, not a conflict. Each key may send at most ``MLSERVE_FEEDBACK_PER_MINUTE`` labels a
+minute (a token bucket per key, in this process): one key cannot flood the evidence the next
+training and the gate read faster than someone can notice and purge it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 
 import sqlalchemy as sa
 
+from serving.http.auth import ApiKeys, presented_key
 from serving.http.bodies import Feedback
 from serving.http.errors import ApiError, problem
 from serving.model.served import ServedModel
@@ -20,12 +27,41 @@ from serving.store.tables import DuplicateFeedbackError, UnknownPredictionError
 logger = logging.getLogger("mlserve.serving")
 
 
+class LabelRate:
+    """At most ``per_minute`` labels a minute per key id, in bursts of up to that many (0: off)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def take(self, key_id: str, labels: int) -> None:
+        """Admit ``labels`` from ``key_id`` now, or raise 429 saying when to retry."""
+        if self.per_minute <= 0:
+            return
+        rate, now = self.per_minute / 60, time.monotonic()
+        if labels > self.per_minute:
+            text = f"at most {self.per_minute} labels a minute per key: send smaller batches"
+            raise ApiError(429, [problem("", text)])
+        with self._lock:
+            tokens, then = self._buckets.get(key_id, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - then) * rate)
+            if labels <= tokens:
+                self._buckets[key_id] = (tokens - labels, now)
+                return
+            self._buckets[key_id] = (tokens, now)
+        wait = math.ceil((labels - tokens) / rate)
+        text = f"this key sent its {self.per_minute} labels a minute: retry in {wait} s"
+        raise ApiError(429, [problem("", text)], {"Retry-After": str(wait)})
+
+
 class FeedbackIntake:
     """Checks and stores labels for the model the request was read with."""
 
-    def __init__(self, store: PredictionStore, metrics: ServiceMetrics) -> None:
+    def __init__(self, store: PredictionStore, metrics: ServiceMetrics, per_minute: int) -> None:
         self.store = store
         self.metrics = metrics
+        self.rate = LabelRate(per_minute)
 
     def check(self, model: ServedModel, items: list[Feedback], field: str) -> None:
         """Refuse (422) the request if any label cannot be ground truth for the served model.
@@ -43,7 +79,13 @@ class FeedbackIntake:
             self.metrics.feedback(model.name, 422)
             raise ApiError(422, errors)
 
-    def accept(self, model: ServedModel, item: Feedback) -> tuple[int, str | None]:
+    def admit(self, keys: ApiKeys, authorization: str | None, labels: int) -> str:
+        """Who sends these ``labels`` (the key id recorded on each), if their rate allows."""
+        sender = keys.sender(presented_key(authorization))
+        self.rate.take(sender, labels)
+        return sender
+
+    def accept(self, model: ServedModel, item: Feedback, sender: str) -> tuple[int, str | None]:
         """Store one checked label: the HTTP status and, when refused, the problem.
 
         201 for a new label, 200 for the same label sent again (a retry), else the refusal's.
@@ -53,7 +95,7 @@ class FeedbackIntake:
         # a valid label, but no JSON encoder on the way to the store takes it as an integer).
         truth = float(item.ground_truth) if model.classes is None else item.ground_truth
         try:
-            labelled = self.store.add_feedback(model.name, item.prediction_id, truth)
+            labelled = self.store.add_feedback(model.name, item.prediction_id, truth, sender)
         except UnknownPredictionError:
             status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
         except DuplicateFeedbackError:

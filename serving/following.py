@@ -16,6 +16,7 @@ import logging
 import threading
 from pathlib import Path
 
+from serving.config import ServingConfig
 from serving.model.artifact import RefusedModel
 from serving.model.served import ServedModel, load_version
 from serving.prometheus import ServiceMetrics
@@ -35,12 +36,11 @@ class ChampionFollower:
         store: PredictionStore,
         metrics: ServiceMetrics,
         workdir: Path,
-        *,
-        trusted_types: frozenset[str],
-        trust_registry: bool,
+        config: ServingConfig,
     ) -> None:
         self._client, self._store, self._metrics = client, store, metrics
-        self._workdir, self._trusted, self._trust_registry = workdir, trusted_types, trust_registry
+        self._workdir, self._trusted = workdir, config.trusted_types
+        self._trust_registry = config.trust_registry
         self._unsafe: dict[str, str] = {}
         """Versions that failed to load, and why: their files do not change, so not retried."""
         self._lock = threading.Lock()  # the poll thread and /admin/reload both follow

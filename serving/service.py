@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Annotated
 
 import bentoml
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.responses import ORJSONResponse as JSONResponse
 
 from serving import config
 from serving.feedback_intake import FeedbackIntake
 from serving.following import ChampionFollower
 from serving.http.app import build_app, current_service, route, running_service, too_many
+from serving.http.auth import HEADER
 from serving.http.bodies import (
     Feedback,
     FeedbackBatch,
@@ -79,33 +80,23 @@ class ModelService:
 
     def __init__(self) -> None:
         self.config = config.ServingConfig.from_env()
-        logger.info("access: %s", self.config.keys.summary())
-        if "predict" in self.config.keys.open_scopes:
-            logger.warning(
-                "predictions need no API key (MLSERVE_OPEN_SCOPES=%s): anyone who reaches the "
-                "port can predict; set MLSERVE_OPEN_SCOPES= to require one",
-                ",".join(sorted(self.config.keys.open_scopes)),
-            )
+        self.config.keys.announce(logger)
         # Inputs arrive as an array in signature order whose names were checked already.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         self.metrics = ServiceMetrics()
         self.batcher = PredictBatcher()
         self.store = PredictionStore(self.config.predictions_url)
         self.store.create_schema()
-        self.feedback = FeedbackIntake(self.store, self.metrics)
+        self.feedback = FeedbackIntake(self.store, self.metrics, self.config.feedback_per_minute)
         self.log = (
             PredictionLog(self.config.predictions_url, self.config.spool_path)
             if self.config.log_predictions
             else None
         )
         self._client = connect(self.config.tracking_uri)
+        models = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
         self.follower = ChampionFollower(
-            self._client,
-            self.store,
-            self.metrics,
-            Path(tempfile.mkdtemp(prefix="mlserve-models-")),
-            trusted_types=self.config.trusted_types,
-            trust_registry=self.config.trust_registry,
+            self._client, self.store, self.metrics, models, self.config
         )
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
@@ -238,21 +229,23 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
 
 
 @app.post(
-    "/feedback", **route("feedback", FeedbackStored, status=201, also=(200,), fails=(404, 409, 503))
+    "/feedback",
+    **route("feedback", FeedbackStored, status=201, also=(200,), fails=(404, 409, 429, 503)),
 )
-def feedback(body: Feedback, service: Service) -> JSONResponse:
+def feedback(body: Feedback, service: Service, request: Request) -> JSONResponse:
     """Ground truth for one prediction (the same label again answers 200)."""
     model = service.model  # one read: a hot swap must not check with one model, store with another
     service.feedback.check(model, [body], "ground_truth")
-    status, text = service.feedback.accept(model, body)
+    sender = service.feedback.admit(service.config.keys, request.headers.get(HEADER), 1)
+    status, text = service.feedback.accept(model, body, sender)
     if text:
         return error_response(status, [problem("prediction_id" if status < 500 else "", text)])
     state = "stored" if status == 201 else "already stored"
     return JSONResponse({"prediction_id": body.prediction_id, "status": state}, status_code=status)
 
 
-@app.post("/feedback/batch", **route("feedback", FeedbackResults, fails=(503,)))
-def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
+@app.post("/feedback/batch", **route("feedback", FeedbackResults, fails=(429, 503)))
+def feedback_batch(body: FeedbackBatch, service: Service, request: Request) -> JSONResponse:
     """Ground truth for many predictions, each with its own status.
 
     If the store fails, the batch stops there and the answer is a 503 naming the items not
@@ -260,10 +253,11 @@ def feedback_batch(body: FeedbackBatch, service: Service) -> JSONResponse:
     """
     too_many("feedback", len(body.feedback), service.config.max_records)
     model = service.model
-    service.feedback.check(model, body.feedback, "feedback")
+    service.feedback.check(model, items := body.feedback, "feedback")
+    sender = service.feedback.admit(service.config.keys, request.headers.get(HEADER), len(items))
     results = []
     for i, item in enumerate(body.feedback):
-        status, text = service.feedback.accept(model, item)
+        status, text = service.feedback.accept(model, item, sender)
         if status == 503:
             missing = [problem("prediction_id", text, j) for j in range(i, len(body.feedback))]
             return error_response(503, missing)
@@ -288,8 +282,7 @@ def reload(service: Service) -> JSONResponse:
     except Exception:
         logger.exception("reload from the registry failed")
         return error_response(503, [problem("", "model registry unavailable, retry later")])
-    model = service.model
-    refused = service.follower.refusal(model.name)
+    model, refused = service.model, service.follower.refusal(service.model.name)
     body = {"name": model.name, "version": model.version, "changed": changed, "refused": refused}
     return JSONResponse(body)
 

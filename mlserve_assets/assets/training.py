@@ -14,6 +14,7 @@ from mlserve_assets.ml.prepare import column_kinds, needs_preparation
 from mlserve_assets.ml.split import DatasetSplit, split_dataset
 from mlserve_assets.ml.train import refit, select_candidates
 from mlserve_assets.ml.validation import feature_columns
+from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.candidates import final_step
 from mlserve_assets.spec.models import ModelSpec
@@ -68,13 +69,24 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         description="Every row in its role: train, selection (chooses) and test/gate (judges).",
         **m.common(),
     )
-    def split(validated_dataset: pd.DataFrame, feedback: pd.DataFrame) -> dg.Output[DatasetSplit]:
+    def split(
+        validated_dataset: pd.DataFrame,
+        feedback: pd.DataFrame,
+        prediction_log: PredictionLogResource,
+    ) -> dg.Output[DatasetSplit]:
         features = feature_columns(spec, validated_dataset)
         kinds = column_kinds(spec, validated_dataset, features)
         if spec.prepare == "none" or not needs_preparation(validated_dataset, kinds):
             kinds = None
         data = split_dataset(
-            validated_dataset, features, spec.target, spec.split, feedback, policy, kinds
+            validated_dataset,
+            features,
+            spec.target,
+            spec.split,
+            feedback,
+            policy,
+            kinds,
+            role_secret=prediction_log.role_secret() if len(feedback) else None,
         )
         return dg.Output(
             data,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mlserve_assets.cli import champion, scaffold, serve, simulate, spec, train
+from mlserve_assets.cli import champion, labels, scaffold, serve, simulate, spec, train
 
 
 @click.group()
@@ -29,5 +29,6 @@ for _command in (
     champion.history_command,
     champion.promote,
     champion.rollback,
+    labels.labels,
 ):
     main.add_command(_command)

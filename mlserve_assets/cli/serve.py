@@ -92,7 +92,7 @@ def key(scopes: str) -> None:
     Only the line's hash reaches the service. To rotate, add the new line, move the clients to
     the new key, then delete the old line; every line in the file is valid at once.
     """
-    from serving.http.auth import KeyConfigError, entry, new_key
+    from serving.http.auth import KeyConfigError, entry, key_id, new_key
 
     secret = new_key()
     try:
@@ -101,6 +101,7 @@ def key(scopes: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--scopes") from exc
     click.echo(f"key (give to the client):  {secret}")
     click.echo(f"entry (MLSERVE_API_KEYS_FILE):  {line}")
+    click.echo(f"id (on every label it sends; mlserve labels purge --key):  {key_id(secret)}")
 
 
 @click.command()

@@ -8,6 +8,7 @@ received_at), so the loop's arithmetic is testable without a server or a databas
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pandas as pd
 
@@ -56,15 +57,19 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
 GATE = "gate"
 
 
-def feedback_role(prediction_id: str, gate_fraction: float, folds: int) -> str | int:
-    """A label's role, from a hash of its prediction id: the same in every process and retraining.
+def feedback_role(prediction_id: str, gate_fraction: float, folds: int, secret: bytes) -> str | int:
+    """A label's role, from a keyed hash of its prediction id: the same in every retraining.
+
+    Keyed by the log's secret (HMAC-SHA256): whoever sees prediction ids, a feedback client,
+    cannot compute which of their labels will train a model and which will judge it.
 
     The first ``gate_fraction`` of the hash range only ever judges challenger against champion;
     the rest is cut into ``folds`` selection folds (``int``): each fold in turn chooses the
     candidate and the mix while the others train, and the final model fits on them all. A label
     that gated once never trains a later model, so the gate never scores a model on its own rows.
     """
-    bucket = int(hashlib.sha256(prediction_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    keyed = hmac.new(secret, prediction_id.encode(), hashlib.sha256).hexdigest()
+    bucket = int(keyed[:8], 16) / 0xFFFFFFFF
     if bucket < gate_fraction:
         return GATE
     return min(folds - 1, int((bucket - gate_fraction) / (1 - gate_fraction) * folds))

@@ -148,10 +148,12 @@ def split_dataset(
     feedback: pd.DataFrame | None = None,
     policy: RetrainData | None = None,
     kinds: dict[str, Kind] | None = None,
+    role_secret: bytes | None = None,
 ) -> DatasetSplit:
     """Base rows split by the spec's seed; feedback rows by their prediction ids' stable roles.
 
-    With ``kinds``, categorical columns are turned to text first (see ``prepare.as_text``).
+    With ``kinds``, categorical columns are turned to text first (see ``prepare.as_text``). The
+    roles are keyed by ``role_secret`` (the prediction log's), required with feedback.
     """
     schema = tuple(input_schema(frame[features]))
     if kinds is not None:
@@ -163,10 +165,12 @@ def split_dataset(
     folds: tuple[int, ...] = ()
     watermark, gate_received = 0.0, ()
     if feedback is not None and len(feedback):
+        if role_secret is None:
+            raise ValueError("labels need the prediction log's role secret to be given roles")
         policy = policy or RetrainData()
         ordered = feedback.sort_values("received_at", kind="stable").reset_index(drop=True)
         roles = ordered["prediction_id"].map(
-            lambda i: feedback_role(i, policy.holdout_fraction, policy.selection_folds)
+            lambda i: feedback_role(i, policy.holdout_fraction, policy.selection_folds, role_secret)
         )
         labels = Rows(
             ordered[features], ordered[target].astype(frame[target].dtype).reset_index(drop=True)

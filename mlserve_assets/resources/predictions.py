@@ -53,6 +53,10 @@ class PredictionLogResource(dg.ConfigurableResource):
         """How many labels arrived after ``after`` (a time), and the latest label's time."""
         return self.store.labelled_since(model_name, after)
 
+    def role_secret(self) -> bytes:
+        """The secret each label's role is keyed by, kept in this database (made on first use)."""
+        return self.store.role_secret()
+
     def live(
         self, model_name: str, version: str, metric: Metric, window: int, min_labelled: int = 1
     ) -> Live:

@@ -113,8 +113,8 @@ def build_app() -> FastAPI:
 
 async def _explain_api_error(_request: Request, exc: ApiError) -> JSONResponse:
     """Errors raised below the routes (keys, content type, limits)."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return error_response(exc.status, exc.errors, headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    return error_response(exc.status, exc.errors, {**headers, **exc.headers})
 
 
 async def _explain_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,21 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+OPEN = "open"
+"""The key id of a request no known key made (an open scope)."""
+MIN_KEY_LENGTH = 16
+"""Shorter keys are refused at start-up: a guessable key is no key."""
+
+
+def key_id(key: str) -> str:
+    """A key's public name: the first 12 hex digits of its SHA-256.
+
+    Recorded on every label it sends (``mlserve labels purge --key ID``), printed by ``mlserve
+    key``; for a ``SCOPES:sha256:HEX`` entry it is the entry's first 12 digits.
+    """
+    return digest(key)[:12]
+
+
 def new_key() -> str:
     """A fresh random key (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
@@ -52,19 +68,26 @@ class ApiKeys:
     def parse(cls, entries: str, open_scopes: str) -> ApiKeys:
         """Read the entries (see the module) and the comma-separated open scopes."""
         hashes = []
-        for entry in entries.split():
+        for number, entry in enumerate(entries.split(), start=1):
             if entry.startswith("#"):
                 continue
             scopes_text, sep, secret = entry.partition(":")
-            scopes = _scopes(scopes_text)
+            scopes = _scopes(scopes_text) if sep else frozenset()
             if not sep or not secret or not scopes:
+                # Never the entry itself: a line without scopes is a bare key.
                 raise KeyConfigError(
-                    f"an API key entry is SCOPES:KEY or SCOPES:sha256:HEX, not {scopes_text!r}:..."
+                    f"API key entry {number} is not SCOPES:KEY or SCOPES:sha256:HEX "
+                    f"(SCOPES from {', '.join(SCOPES)})"
                 )
             if secret.startswith("sha256:"):
                 hexdigest = secret.removeprefix("sha256:").lower()
                 if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
                     raise KeyConfigError("a sha256: key entry needs 64 hexadecimal digits")
+            elif len(secret) < MIN_KEY_LENGTH:
+                raise KeyConfigError(
+                    f"API key entry {number}: a key needs at least {MIN_KEY_LENGTH} characters "
+                    "(`mlserve key` makes one)"
+                )
             else:
                 hexdigest = digest(secret)
             hashes.append((hexdigest, scopes))
@@ -87,6 +110,11 @@ class ApiKeys:
         """
         if scope in self.open_scopes:
             return True
+        granted = self.scopes_of(presented)
+        return None if granted is None else scope in granted
+
+    def scopes_of(self, presented: str | None) -> frozenset[str] | None:
+        """The scopes ``presented`` grants, or None for no key or an unknown one."""
         if not presented:
             return None
         wanted = digest(presented).encode()
@@ -94,9 +122,25 @@ class ApiKeys:
         for stored, scopes in self.hashes:  # every entry compared, found or not
             if hmac.compare_digest(stored.encode(), wanted):
                 granted = scopes
-        if granted is None:
-            return None
-        return scope in granted
+        return granted
+
+    def sender(self, presented: str | None) -> str:
+        """Whom a request's labels are recorded as: its key's id if known, else ``OPEN``.
+
+        An unknown key on an open scope is ``OPEN`` too, so the ids recorded (and the per-key
+        rate limits kept) are bounded by the keys configured, whatever a client sends.
+        """
+        return OPEN if self.scopes_of(presented) is None else key_id(presented or "")
+
+    def announce(self, logger: logging.Logger) -> None:
+        """Log who may do what at start-up, with a warning when predictions need no key."""
+        logger.info("access: %s", self.summary())
+        if "predict" in self.open_scopes:
+            logger.warning(
+                "predictions need no API key (MLSERVE_OPEN_SCOPES=%s): anyone who reaches the "
+                "port can predict; set MLSERVE_OPEN_SCOPES= to require one",
+                ",".join(sorted(self.open_scopes)),
+            )
 
     def summary(self) -> str:
         """What a start-up log line says about access (never a key)."""

@@ -16,10 +16,13 @@ from fastapi.responses import ORJSONResponse as JSONResponse
 class ApiError(Exception):
     """An error answer raised from anywhere below a route."""
 
-    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.errors = errors
+        self.headers = headers or {}
 
 
 def problem(field: str, text: str, record: int | None = None) -> dict[str, Any]:

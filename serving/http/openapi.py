@@ -40,6 +40,10 @@ MEANING = {
     409: "The prediction already has another label (labels are final).",
     413: "The body is larger than the limit.",
     415: "The body is not declared as JSON.",
+    429: (
+        "This API key sent its labels for the minute (`MLSERVE_FEEDBACK_PER_MINUTE`); nothing was "
+        "stored. Retry after the `Retry-After` header's seconds."
+    ),
     422: (
         "The body does not fit the contract; each error names the record and field. A record "
         "that fits the schema is refused too when the model cannot score it: its output is not "

@@ -4,11 +4,12 @@ One SQLAlchemy Core implementation serves both backends, so the embedded default
 production stack run the same statements. Inserts are idempotent on ``prediction_id``: a batch
 replayed from the service's spool after an outage never lands twice. It lives on the serving side
 (the service writes here) and the training side reads it (the feedback assets and the sensor), so a
-bento carries it without any of the Dagster code location. The tables are in ``log_schema``.
+bento carries it without any of the Dagster code location. The tables are in ``tables``.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable
 from itertools import chain
@@ -27,6 +28,7 @@ from serving.store.tables import (
     PredictionRow,
     UnknownPredictionError,
     feedback,
+    label_role_key,
     metadata,
     predictions,
     upgrade,
@@ -130,8 +132,13 @@ class PredictionStore:
             "ON CONFLICT (prediction_id) DO NOTHING"
         )
 
-    def add_feedback(self, model_name: str, prediction_id: str, ground_truth: Any) -> Labelled:
+    def add_feedback(
+        self, model_name: str, prediction_id: str, ground_truth: Any, key_id: str | None = None
+    ) -> Labelled:
         """Attach the ground truth; raise if the id is unknown, another model's, or labelled.
+
+        ``key_id`` names the API key that sent it (None: not known, as for labels stored before
+        keys were recorded), so a leaked key's labels can be withdrawn.
 
         The same label sent again is accepted as stored (``new`` False): a retry after a lost
         answer must not look like a conflict.
@@ -157,6 +164,7 @@ class PredictionStore:
                     received_at=time.time(),
                     model_name=model_name,
                     model_version=known.model_version,
+                    key_id=key_id,
                 )
                 .on_conflict_do_nothing(index_elements=["prediction_id"])
             ).rowcount
@@ -212,7 +220,9 @@ class PredictionStore:
     def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
         """How many labels arrived after ``after`` (a received_at time), and the latest time."""
         query = sa.select(sa.func.count(), sa.func.max(feedback.c.received_at)).where(
-            feedback.c.model_name == model_name, feedback.c.received_at > after
+            feedback.c.model_name == model_name,
+            feedback.c.received_at > after,
+            feedback.c.withdrawn_at.is_(None),
         )
         with self.engine.connect() as conn:
             count, latest = conn.execute(query).one()
@@ -234,7 +244,7 @@ class PredictionStore:
                 feedback.c.received_at,
             )
             .select_from(_LABELLED)
-            .where(feedback.c.model_name == model_name)
+            .where(feedback.c.model_name == model_name, feedback.c.withdrawn_at.is_(None))
             .order_by(feedback.c.received_at)
         )
 
@@ -247,10 +257,21 @@ class PredictionStore:
         return self._frame(
             sa.select(feedback.c.model_version, predictions.c.prediction, feedback.c.ground_truth)
             .select_from(_LABELLED)
-            .where(feedback.c.model_name == model_name, feedback.c.model_version == str(version))
+            .where(
+                feedback.c.model_name == model_name,
+                feedback.c.model_version == str(version),
+                feedback.c.withdrawn_at.is_(None),
+            )
             .order_by(feedback.c.received_at.desc())
             .limit(latest)
         )
+
+    def role_secret(self) -> bytes:
+        """The log's label-role secret, made on first use (the first maker wins a race)."""
+        with self.engine.begin() as conn:
+            insert = self._insert(label_role_key).values(id=1, secret=secrets.token_hex(32))
+            conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+            return conn.execute(sa.select(label_role_key.c.secret)).scalar_one().encode()
 
     def _frame(self, query: sa.Select) -> pd.DataFrame:
         with self.engine.connect() as conn:

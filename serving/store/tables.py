@@ -45,6 +45,11 @@ feedback = sa.Table(
     # joining every logged prediction (1.4 s -> a few ms at 1M predictions, measured).
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
+    # Who sent it: the id of the API key (``serving.http.auth.key_id``), "open" without one.
+    # No index: only a purge looks labels up by key, rarely, and may scan.
+    sa.Column("key_id", sa.String(16), nullable=True),
+    # Set when the key's labels were withdrawn (``label_withdrawals``): no training reads it.
+    sa.Column("withdrawn_at", sa.Float, nullable=True),
     sa.Index("ix_feedback_model_received", "model_name", "received_at"),
     sa.Index("ix_feedback_version_received", "model_name", "model_version", "received_at"),
 )
@@ -61,6 +66,29 @@ champion_moves = sa.Table(
     sa.Column("moved_by", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("evidence", sa.Text, nullable=False),
+)
+
+
+# One row: the secret that keys each label's role (``mlserve_assets.ml.labels.feedback_role``),
+# made at random by the first training that reads labels. Whoever only sends labels cannot
+# compute which of theirs will train and which will judge.
+label_role_key = sa.Table(
+    "label_role_key",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("secret", sa.String(64), nullable=False),
+)
+
+# Every withdrawal of a key's labels (``mlserve labels purge``): who, when, why, how many.
+label_withdrawals = sa.Table(
+    "label_withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("withdrawn_at", sa.Float, nullable=False),
+    sa.Column("withdrawn_by", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("labels", sa.Integer, nullable=False),
 )
 
 
@@ -97,12 +125,27 @@ class DuplicateFeedbackError(ValueError):
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Give a log written before feedback carried its model the two columns, filled in.
+    """Bring an older log's feedback table up to date: its model, then who sent each label.
 
     Idempotent and safe to race: a process that finds the columns already there does nothing,
     and one that loses the race to add them sees the winner's columns on its second look.
     """
-    if _feedback_has_model(engine):
+    _add_model(engine)
+    for column in ("key_id", "withdrawn_at"):
+        if column in _feedback_columns(engine):
+            continue
+        kind = feedback.c[column].type.compile(engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {column} {kind}")
+        except sa.exc.DBAPIError:
+            if column not in _feedback_columns(engine):
+                raise
+
+
+def _add_model(engine: sa.Engine) -> None:
+    """The labelled prediction's model and version, copied onto a log written before them."""
+    if "model_name" in _feedback_columns(engine):
         return
     try:
         with engine.begin() as conn:
@@ -116,12 +159,12 @@ def upgrade(engine: sa.Engine) -> None:
             for index in feedback.indexes:
                 index.create(conn, checkfirst=True)
     except sa.exc.DBAPIError:
-        if not _feedback_has_model(engine):
+        if "model_name" not in _feedback_columns(engine):
             raise
 
 
-def _feedback_has_model(engine: sa.Engine) -> bool:
-    return "model_name" in {c["name"] for c in sa.inspect(engine).get_columns("feedback")}
+def _feedback_columns(engine: sa.Engine) -> set[str]:
+    return {c["name"] for c in sa.inspect(engine).get_columns("feedback")}
 
 
 # Column names are PredictionRow's fields, in the order a row's values are sent to the database.

@@ -36,7 +36,8 @@ from serving.registry import download_version
 from serving.store.predictions import PredictionStore
 
 DIABETES = load_diabetes(as_frame=True).frame.drop(columns="target")
-OLD, NEW, PREDICT_ONLY, ADMIN = "old-feedback-key", "new-feedback-key", "predict-only", "admin-key"
+OLD, NEW = "old-feedback-key-0", "new-feedback-key-0"
+PREDICT_ONLY, ADMIN = "predict-only-key-0", "admin-key-0123456"
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 

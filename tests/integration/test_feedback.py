@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import math
 import subprocess
@@ -22,6 +22,8 @@ from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.spec.models import RetrainData, Split
 from serving.store.predictions import PredictionStore
 from serving.store.tables import DuplicateFeedbackError, PredictionRow, UnknownPredictionError
+
+SECRET = b"a test log's role secret"
 
 
 @pytest.fixture
@@ -121,10 +123,10 @@ def _base(n: int) -> pd.DataFrame:
 def test_every_feedback_row_gets_one_role_by_its_id():
     fb = _feedback(600)
     rules = RetrainData(holdout_fraction=0.3, selection_folds=4)
-    data = split_dataset(_base(200), ["a", "b"], "y", Split(), fb, rules)
-    # Independently: each id's bucket on the hash range, cut by hand.
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), fb, rules, role_secret=SECRET)
+    # Independently: each id's bucket on the keyed hash's range, cut by hand.
     buckets = fb["prediction_id"].map(
-        lambda i: int(hashlib.sha256(i.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        lambda i: int(hmac.new(SECRET, i.encode(), "sha256").hexdigest()[:8], 16) / 0xFFFFFFFF
     )
     gate = buckets < 0.3
     assert sorted(data.feedback_gate.x["a"]) == sorted(fb.loc[gate, "a"])
@@ -136,13 +138,15 @@ def test_every_feedback_row_gets_one_role_by_its_id():
     )
     assert data.feedback_watermark == 599.0
     # The same labels split again (another retraining) land in the same roles.
-    again = split_dataset(_base(200), ["a", "b"], "y", Split(), fb.sample(frac=1.0), rules)
+    again = split_dataset(
+        _base(200), ["a", "b"], "y", Split(), fb.sample(frac=1.0), rules, role_secret=SECRET
+    )
     assert again.feedback_gate.x.equals(data.feedback_gate.x)
     assert again.feedback_folds == data.feedback_folds
 
 
 def test_each_fit_label_chooses_in_one_round_and_fits_in_the_others():
-    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300), role_secret=SECRET)
     rounds = list(data.selection_rounds())
     assert len(rounds) == RetrainData().selection_folds
     fit_ids = data.feedback_fit.x["a"]
@@ -156,14 +160,21 @@ def test_each_fit_label_chooses_in_one_round_and_fits_in_the_others():
     assert len(fit_on) == len(held) == 0
 
 
+def test_roles_are_keyed_by_the_logs_secret():
+    ids = [uuid.uuid4().hex for _ in range(300)]
+    ours = [feedback_role(i, 0.3, 5, SECRET) for i in ids]
+    theirs = [feedback_role(i, 0.3, 5, b"a guess at the secret") for i in ids]
+    assert sum(a == b for a, b in zip(ours, theirs, strict=True)) < 0.5 * len(ids)
+
+
 def test_roles_are_the_same_in_another_process():
     ids = [uuid.uuid4().hex for _ in range(300)]
-    here = [feedback_role(i, 0.3, 5) for i in ids]
+    here = [feedback_role(i, 0.3, 5, b"k") for i in ids]
     code = (
         "import sys, json\n"
         "from mlserve_assets.ml.labels import feedback_role\n"
         "ids = json.load(sys.stdin)\n"
-        "print(json.dumps([feedback_role(i, 0.3, 5) for i in ids]))\n"
+        "print(json.dumps([feedback_role(i, 0.3, 5, b'k') for i in ids]))\n"
     )
     # A fresh interpreter with its own hash seed: Python's hash() would differ, sha256 must not.
     done = subprocess.run(
@@ -179,7 +190,7 @@ def test_roles_are_the_same_in_another_process():
 
 @pytest.mark.parametrize("policy", ["union", "weighted", "recent", "feedback_only"])
 def test_each_mix_builds_the_training_rows_it_names(policy):
-    base = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    base = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300), role_secret=SECRET)
     rules = RetrainData(policy=policy, feedback_weight=4.0, recent_fraction=0.5)
     [mix] = mixes_for(rules, base)
     built = mix.build(base.base_train, base.feedback_fit, rules)
@@ -197,14 +208,16 @@ def test_each_mix_builds_the_training_rows_it_names(policy):
 
 
 def test_auto_tries_every_mix_and_no_feedback_trains_on_base_rows_only():
-    with_labels = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    with_labels = split_dataset(
+        _base(200), ["a", "b"], "y", Split(), _feedback(300), role_secret=SECRET
+    )
     assert [m.name for m in mixes_for(RetrainData(), with_labels)] == [
         "union",
         "weighted",
         "recent",
         "feedback_only",
     ]
-    without = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(0))
+    without = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(0), role_secret=SECRET)
     assert [m.name for m in mixes_for(RetrainData(), without)] == ["base"]
     assert not without.has_feedback
 
@@ -215,7 +228,7 @@ def test_the_selection_score_weighs_recent_labels_against_base_rows_like_the_gat
 
     from mlserve_assets.ml.train import selection_score
 
-    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300))
+    data = split_dataset(_base(200), ["a", "b"], "y", Split(), _feedback(300), role_secret=SECRET)
     model = LogisticRegression().fit(data.base_train.x, data.base_train.y)
     _, held = next(data.selection_rounds())
     recent = accuracy_score(held.y, model.predict(held.x))

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
+from harness.project import copy_moves
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -96,7 +97,9 @@ def harness(trained, tmp_path) -> Harness:
     settings = Settings(
         **{**vars(trained), "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     )
-    h = Harness(settings, f"sqlite:///{tmp_path / 'predictions.db'}")
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    copy_moves(trained.predictions_url, url, "breast_cancer")  # the champion's recorded move
+    h = Harness(settings, url)
     yield h
     h.store.dispose()
 

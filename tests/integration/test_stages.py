@@ -7,6 +7,7 @@ made against figures computed here, independently.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -19,6 +20,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
 
+from harness.cli import mlserve
 from mlserve_assets.assets.data import data_assets
 from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
@@ -29,6 +31,7 @@ from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
+from serving.http.auth import key_id
 from serving.model.artifact import trusted_types
 from serving.registry import move_champion
 from serving.store.predictions import PredictionStore
@@ -230,3 +233,37 @@ def test_release_stage_promotes_past_the_gate_and_holds_a_tie(model, resources, 
         ]
         == "held"
     )
+
+
+def test_a_purged_keys_labels_leave_the_next_trainings_data(model, resources, tmp_path):
+    leaked, honest = key_id("a-leaked-feedback-key"), key_id("an-honest-feedback-key")
+    url = resources["prediction_log"].url
+    store = PredictionStore(url)
+    store.create_schema()
+    rows = [
+        PredictionRow(uuid.uuid4().hex, time.time(), "iris", "1", record, 0)
+        for record in IRIS[FEATURES].head(10).to_dict("records")
+    ]
+    store.insert_predictions(rows)
+    for i, row in enumerate(rows):
+        store.add_feedback("iris", row.prediction_id, 0, leaked if i % 2 else honest)
+    store.dispose()
+    env = {
+        "MLSERVE_HOME": str(tmp_path / "home"),
+        "MLSERVE_PREDICTIONS_URL": url,
+        "MLFLOW_TRACKING_URI": resources["registry"].tracking_uri,
+    }
+
+    purged = mlserve(["labels", "purge", "--key", leaked, "--reason", "key leaked"], env)
+    assert purged.returncode == 0, purged.stderr
+    assert "withdrew 5 labels" in purged.stdout
+    senders = json.loads(mlserve(["labels", "senders", "--json"], env).stdout)
+    assert senders == {
+        leaked: {"labels": 0, "withdrawn": 5},
+        honest: {"labels": 5, "withdrawn": 0},
+    }
+    result = dg.materialize(feedback_assets(model), resources=resources)
+    training_rows = output(result, model, "feedback")
+    assert sorted(training_rows["prediction_id"]) == sorted(r.prediction_id for r in rows[::2])
+    again = mlserve(["labels", "purge", "--key", "nobody-at-all", "--reason", "x"], env)
+    assert again.returncode == 1 and "no labels were sent by key" in again.stderr

@@ -164,7 +164,7 @@ def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight(
     feedback = frame.assign(
         prediction_id=[f"{n:032x}" for n in range(100)], received_at=np.arange(100.0)
     )
-    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback)
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
     holdouts = gate_holdouts(data, Gate(threshold=0.5, base_weight=0.3))
     assert [(h.name, h.weight, len(h.rows)) for h in holdouts] == [
         ("recent", 0.7, len(data.feedback_gate)),
@@ -180,7 +180,7 @@ def test_the_gate_judges_on_the_labels_received_since_the_champion_was_trained()
     feedback = frame.assign(
         prediction_id=[f"{n:032x}" for n in range(100)], received_at=np.arange(100.0)
     )
-    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback)
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
     model = Fixed(np.zeros(100, dtype=int))
     gate = Gate(threshold=0.0)
     # Labels are received at their "i": gate labels after 60 are those with i > 60.

@@ -10,13 +10,16 @@ load, signals) stay in the integration tier.
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from harness.inprocess import ADMIN_KEY, FEEDBACK_KEY, PREDICT_KEY, bearer
 from harness.registries import promote_new_version
 from serving.http.app import SCOPE
+from serving.http.auth import key_id
 from serving.log.ids import new_prediction_id
 from serving.service import app
+from serving.store.tables import feedback
 from tests.unit.conftest import ROWS, fitted
 
 
@@ -141,3 +144,28 @@ def test_the_document_lists_every_route_with_its_scope_answers_and_failures(serv
     assert list(record["properties"]) == list(ROWS.columns)
     label = document["components"]["schemas"]["Feedback"]["properties"]["ground_truth"]
     assert label == {"enum": [0, 1]}
+
+
+def test_feedback_records_the_key_that_sent_it(served):
+    pid = served.logged()
+    body = {"prediction_id": pid, "ground_truth": 1}
+    answer = served.client.post("/feedback", json=body, headers=bearer(FEEDBACK_KEY))
+    assert answer.status_code == 201
+    query = sa.select(feedback.c.key_id).where(feedback.c.prediction_id == pid)
+    with served.log.store.engine.connect() as conn:
+        assert conn.execute(query).scalar_one() == key_id(FEEDBACK_KEY)
+
+
+def test_a_key_past_its_labels_a_minute_is_answered_429_with_retry_after(served):
+    # Last in the module: it spends the feedback key's minute.
+    items = [{"prediction_id": f"{i:032x}", "ground_truth": 1} for i in range(1000)]
+    first = served.client.post(
+        "/feedback/batch", json={"feedback": items}, headers=bearer(FEEDBACK_KEY)
+    )
+    assert first.status_code == 200  # every item answered (unknown ids: 404 each)
+    second = served.client.post(
+        "/feedback/batch", json={"feedback": items}, headers=bearer(FEEDBACK_KEY)
+    )
+    assert second.status_code == 429
+    served.conforms(second.json(), "Errors")
+    assert 1 <= int(second.headers["Retry-After"]) <= 60
