@@ -8,6 +8,8 @@ Helpers live in ``harness/``, not here.
 
 from __future__ import annotations
 
+import fcntl
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,13 +53,29 @@ def client(settings: Settings) -> MlflowClient:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Settings:
+def trained(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Settings:
     """A store where breast_cancer and diabetes have champions (and bentos), trained once.
 
     Shared by every test that reads it and changes nothing in it; a test that moves an alias or
-    registers a version works on a copy (``harness.registries.registry_copy``).
+    registers a version works on a copy (``harness.registries.registry_copy``). Under xdist the
+    workers share one too: the first to ask trains it under a lock, the others wait and read it
+    (two trainings cost 45 s of a core each, measured).
     """
-    settings = _settings(tmp_path_factory.mktemp("trained"))
+    if worker_id == "master":
+        return _trained(tmp_path_factory.mktemp("trained"))
+    shared = tmp_path_factory.getbasetemp().parent
+    root = shared / "trained"
+    with (shared / "trained.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed halfway
+            _trained(root)
+            (root / "done").touch()
+    return _settings(root)
+
+
+def _trained(root: Path) -> Settings:
+    settings = _settings(root)
     for job in ("train_breast_cancer", "train_diabetes"):
         assert train(settings, EXAMPLES, job).success
     return settings
