@@ -81,10 +81,13 @@ def build(image: str, dockerfile: str) -> Built:
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's ``${VAR}`` and ``${VAR:-default}`` (and ``$$`` for a literal ``$``)."""
+    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` (``$$`` a literal ``$``)."""
 
     def one(match: re.Match[str]) -> str:
-        name, _, default = match.group(1).partition(":-")
+        name, required, error = match.group(1).partition(":?")
+        name, _, default = name.partition(":-")
+        if required and not env.get(name):
+            raise ValueError(f"compose needs {name}: {error}")
         return env.get(name) or default
 
     return re.sub(r"\$\{([^}]+)\}", one, value).replace("$$", "$")
@@ -159,7 +162,9 @@ class Stack:
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         for host, inside in mounts:
-            args += ["-v", f"{host}:{inside}"]
+            # A folder the container writes is handed to its (non-root) user, as a named
+            # volume would be.
+            args += ["-v", f"{host}:{inside}" + ("" if inside.endswith(":ro") else ":U")]
         args.append(IMAGES[service][0])
         done = podman(*args, *(command or []))
         if done.returncode != 0:

@@ -13,12 +13,15 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from serving.config import ServingConfig
 from serving.http.auth import ApiKeys, presented_key
 from serving.http.bodies import Feedback
 from serving.http.errors import ApiError, problem
+from serving.log.client import PredictionLog
 from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
 from serving.store.predictions import PredictionStore
@@ -55,13 +58,24 @@ class LabelRate:
         raise ApiError(429, [problem("", text)], {"Retry-After": str(wait)})
 
 
+RETRY = {"Retry-After": "5"}
+"""On a feedback 503: a store down, or the prediction still in the spool; both pass."""
+
+
 class FeedbackIntake:
     """Checks and stores labels for the model the request was read with."""
 
-    def __init__(self, store: PredictionStore, metrics: ServiceMetrics, per_minute: int) -> None:
+    def __init__(
+        self,
+        store: PredictionStore,
+        metrics: ServiceMetrics,
+        config: ServingConfig,
+        log: Callable[[], PredictionLog | None],
+    ) -> None:
         self.store = store
         self.metrics = metrics
-        self.rate = LabelRate(per_minute)
+        self.rate = LabelRate(config.feedback_per_minute)
+        self._log = log
 
     def check(self, model: ServedModel, items: list[Feedback], field: str) -> None:
         """Refuse (422) the request if any label cannot be ground truth for the served model.
@@ -97,7 +111,12 @@ class FeedbackIntake:
         try:
             labelled = self.store.add_feedback(model.name, item.prediction_id, truth, sender)
         except UnknownPredictionError:
-            status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
+            if self._spooled(model.name, item.prediction_id):
+                # Answered during a database outage: it reaches the log when the database
+                # returns, and then takes its label. A 404 would read as final to a client.
+                status, text = 503, "the prediction is still in the spool: retry shortly"
+            else:
+                status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
         except DuplicateFeedbackError:
             status, text = 409, "this prediction already has another label; labels are final"
         except sa.exc.SQLAlchemyError:
@@ -115,3 +134,11 @@ class FeedbackIntake:
                 )
         self.metrics.feedback(model.name, status)
         return status, text
+
+    def _spooled(self, model_name: str, prediction_id: str) -> bool:
+        log = self._log()
+        spool = None if log is None else log.spool
+        if spool is None:
+            return False
+        row = spool.prediction(prediction_id)
+        return row is not None and row.model_name == model_name

@@ -68,6 +68,17 @@ class ServiceMetrics:
             ["model"],
             multiprocess_mode="mostrecent",
         )
+        self._spooled = prom.Gauge(
+            "mlserve_prediction_log_spooled",
+            "Answered predictions waiting in the local spool for the database to return.",
+            multiprocess_mode="mostrecent",
+        )
+        self._quarantined = prom.Gauge(
+            "mlserve_prediction_log_quarantined",
+            "Spooled predictions the database refused on replay, set aside in the spool.",
+            multiprocess_mode="mostrecent",
+        )
+        self.log_backlog(0, 0)  # exported from the start, for the alerts to read
         self._refused = prom.Counter(
             "mlserve_champion_refused",
             "Versions the champion alias named that the service refused to serve, by why: "
@@ -117,6 +128,11 @@ class ServiceMetrics:
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""
         self._served.labels(model.name).set(float(model.version))
+
+    def log_backlog(self, spooled: int, quarantined: int) -> None:
+        """Record what the spool holds: rows waiting for the database, rows it refused."""
+        self._spooled.set(spooled)
+        self._quarantined.set(quarantined)
 
     def refused(self, model: str, reason: str | None) -> None:
         """Count a newly refused alias move (``reason``), or record that none is refused now."""

@@ -27,7 +27,7 @@ from fastapi import Depends, Request
 from fastapi.responses import ORJSONResponse as JSONResponse
 
 from serving import config
-from serving.feedback_intake import FeedbackIntake
+from serving.feedback_intake import RETRY, FeedbackIntake
 from serving.following import ChampionFollower
 from serving.http.app import build_app, current_service, route, running_service, too_many
 from serving.http.auth import HEADER
@@ -87,7 +87,7 @@ class ModelService:
         self.batcher = PredictBatcher()
         self.store = PredictionStore(self.config.predictions_url)
         self.store.create_schema()
-        self.feedback = FeedbackIntake(self.store, self.metrics, self.config.feedback_per_minute)
+        self.feedback = FeedbackIntake(self.store, self.metrics, self.config, lambda: self.log)
         self.log = (
             PredictionLog(self.config.predictions_url, self.config.spool_path)
             if self.config.log_predictions
@@ -122,6 +122,8 @@ class ModelService:
     def _poll_registry(self) -> None:
         """Follow the champion alias; a failed poll keeps the loaded model serving."""
         while not self._stop.wait(self.config.poll_seconds):
+            if self.log is not None:  # the spool's depth, for the alert on a long outage
+                self.metrics.log_backlog(self.log.spooled(), self.log.quarantined())
             try:
                 self.follow_champion()
             except Exception as exc:
@@ -147,16 +149,7 @@ class ModelService:
         BentoML's ``/readyz`` asks this; a load balancer then stops sending traffic that could
         only be refused with 503, and sends it again once either store takes writes.
         """
-        if self.log is None:
-            return True
-        for store in filter(None, (self.store, self.log.spool)):
-            try:
-                store.probe()
-            except Exception as exc:
-                logger.warning("readiness: %s cannot take writes: %s", store.engine.url, exc)
-            else:
-                return True
-        return False
+        return self.log is None or self.log.writable(self.store)
 
     @bentoml.on_startup
     async def start_log(self) -> None:
@@ -239,7 +232,8 @@ def feedback(body: Feedback, service: Service, request: Request) -> JSONResponse
     sender = service.feedback.admit(service.config.keys, request.headers.get(HEADER), 1)
     status, text = service.feedback.accept(model, body, sender)
     if text:
-        return error_response(status, [problem("prediction_id" if status < 500 else "", text)])
+        field = "prediction_id" if status < 500 else ""
+        return error_response(status, [problem(field, text)], RETRY if status == 503 else None)
     state = "stored" if status == 201 else "already stored"
     return JSONResponse({"prediction_id": body.prediction_id, "status": state}, status_code=status)
 
@@ -260,7 +254,7 @@ def feedback_batch(body: FeedbackBatch, service: Service, request: Request) -> J
         status, text = service.feedback.accept(model, item, sender)
         if status == 503:
             missing = [problem("prediction_id", text, j) for j in range(i, len(body.feedback))]
-            return error_response(503, missing)
+            return error_response(503, missing, RETRY)
         results.append({"prediction_id": item.prediction_id, "status": status, "problem": text})
     return JSONResponse({"results": results})
 

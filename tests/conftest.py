@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Setting
 
     Shared by every test that reads it and changes nothing in it; a test that moves an alias or
     registers a version works on a copy (``harness.registries.registry_copy``). Under xdist the
-    workers share one too: the first to ask trains it under a lock, the others wait and read it
-    (two trainings cost 45 s of a core each, measured).
+    workers share its stores too: the first to ask trains them under a lock, the others wait and
+    read them (each training cost 23-45 s of a core, measured).
     """
     if worker_id == "master":
         return _trained(tmp_path_factory.mktemp("trained"))
@@ -71,7 +72,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Setting
             shutil.rmtree(root, ignore_errors=True)  # a worker that failed halfway
             _trained(root)
             (root / "done").touch()
-    return _settings(root)
+    # The stores are shared; the home and the BentoML home are each worker's own copy: a service
+    # wipes and fills $BENTOML_HOME/prometheus_multiproc_dir, so two services on one BentoML
+    # home count each other's requests (seen: a worker's 422s in the other's counters).
+    mine = tmp_path_factory.mktemp("trained-here")
+    for folder in ("home", "bentoml"):
+        shutil.copytree(root / folder, mine / folder, dirs_exist_ok=True)
+    return replace(_settings(root), home=mine / "home", bentoml_home=mine / "bentoml")
 
 
 def _trained(root: Path) -> Settings:

@@ -9,6 +9,7 @@ import pandas as pd
 import sklearn
 
 from mlserve_assets.assets.keys import ModelAssets
+from mlserve_assets.ml.labels import admissible, label_range
 from mlserve_assets.ml.leaderboard import CandidateResult, Leaderboard
 from mlserve_assets.ml.prepare import column_kinds, needs_preparation
 from mlserve_assets.ml.split import DatasetSplit, split_dataset
@@ -75,6 +76,11 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         prediction_log: PredictionLogResource,
     ) -> dg.Output[DatasetSplit]:
         features = feature_columns(spec, validated_dataset)
+        base_target = validated_dataset[spec.target]
+        labels = (
+            label_range(base_target, policy.label_margin) if spec.task == "regression" else None
+        )
+        feedback, kept_out = admissible(feedback, spec.columns, spec.target, labels)
         kinds = column_kinds(spec, validated_dataset, features)
         if spec.prepare == "none" or not needs_preparation(validated_dataset, kinds):
             kinds = None
@@ -97,6 +103,9 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "feedback_fit_rows": len(data.feedback_fit),
                 "selection_folds": len(set(data.feedback_folds)),
                 "feedback_gate_rows": len(data.feedback_gate),
+                # Labelled served records that broke a column rule (or, as the target, a label
+                # out of range): answered, but neither trained on nor judged with.
+                "feedback_kept_out": dg.MetadataValue.json(kept_out),
                 "policy": policy.policy,
                 "features": len(data.features),
                 "prepared": dg.MetadataValue.json(data.kinds or {}),

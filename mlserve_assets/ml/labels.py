@@ -13,6 +13,7 @@ import hmac
 import pandas as pd
 
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.spec.models import ColumnRule
 
 
 def live_metrics(labelled: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -52,6 +53,51 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
     frame["received_at"] = labelled["received_at"].to_numpy()
     deduped = frame.sort_values("received_at").drop_duplicates(subset=features, keep="last")
     return deduped[columns].reset_index(drop=True)
+
+
+def breaks(rule: ColumnRule, values: pd.Series) -> pd.Series:
+    """Which values break ``rule`` (min, max, allowed, nullable), row by row."""
+    bad = values.isna() if not rule.nullable else pd.Series(False, index=values.index)
+    present = values.notna()
+    numbers = pd.to_numeric(values, errors="coerce")
+    if rule.min is not None:
+        bad |= present & ~(numbers >= rule.min)
+    if rule.max is not None:
+        bad |= present & ~(numbers <= rule.max)
+    if rule.allowed is not None:
+        bad |= present & ~values.isin(rule.allowed)
+    return bad
+
+
+def label_range(base_target: pd.Series, margin: float) -> tuple[float, float]:
+    """The base target's range widened by ``margin`` of its width on each side."""
+    low, high = float(base_target.min()), float(base_target.max())
+    return low - margin * (high - low), high + margin * (high - low)
+
+
+def admissible(
+    rows: pd.DataFrame,
+    rules: dict[str, ColumnRule],
+    target: str,
+    labels: tuple[float, float] | None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The labelled rows fit to learn from, and how many were kept out, by column.
+
+    The spec's column rules hold on the source (a blocking check), but served records come from
+    clients: one that breaks them was answered, yet trains and judges nothing. With ``labels``
+    (regression), a label outside that range is kept out too, as ``target``.
+    """
+    keep = pd.Series(True, index=rows.index)
+    kept_out: dict[str, int] = {}
+    checks = [(c, breaks(rule, rows[c])) for c, rule in rules.items() if c in rows and c != target]
+    if labels is not None:
+        truth = pd.to_numeric(rows[target], errors="coerce")
+        checks.append((target, ~truth.between(*labels)))
+    for column, bad in checks:
+        if (bad & keep).any():
+            kept_out[column] = int((bad & keep).sum())
+            keep &= ~bad
+    return rows[keep].reset_index(drop=True), kept_out
 
 
 GATE = "gate"

@@ -72,6 +72,9 @@ class RetrainData(_Strict):
     recent_fraction: float = Field(default=0.5, gt=0, le=1)
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
     selection_folds: int = Field(default=3, ge=2, le=20)
+    label_margin: float = Field(default=1.0, ge=0)
+    """Regression labels may lie this many widths of the base target's range beyond it; labels
+    further out never train or judge (a few of 1e300 would overflow RMSE for every model)."""
 
 
 class Retrain(_Strict):
@@ -92,7 +95,11 @@ class Retrain(_Strict):
 
 
 class ColumnRule(_Strict):
-    """Data rules for one column, enforced by a blocking check before training."""
+    """Data rules for one column: a blocking check on the source, a filter on served records.
+
+    A served record that breaks them is answered (the model's signature admitted it) but never
+    becomes a training row (``mlserve_assets.ml.labels.admissible``).
+    """
 
     dtype: Literal["numeric", "integer", "string", "bool"] | None = None
     min: float | None = None

@@ -18,8 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from serving.log.protocol import encode_rows, frame, read_answer
+from serving.log.protocol import WRITER_URL, encode_rows, frame, read_answer
 from serving.store.predictions import PredictionStore
+from serving.store.quarantine import quarantined
 from serving.store.tables import PredictionRow
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,10 @@ class PredictionLog:
     """The service's side of the log: group commit through the writer process."""
 
     def __init__(self, url: str, spool_path: Path, *, retry_seconds: float = 1.0) -> None:
-        self._command = [sys.executable, "-m", "serving.log.writer", url, str(spool_path)]
+        # The URL (it may hold the database's password) goes by environment, not on the command
+        # line that any local user can read in the process table.
+        self._url = url
+        self._command = [sys.executable, "-m", "serving.log.writer", str(spool_path)]
         self._command += ["--retry-seconds", str(retry_seconds)]
         self._spool_url = f"sqlite:///{spool_path}"
         self._spool: PredictionStore | None = None
@@ -49,7 +53,7 @@ class PredictionLog:
     async def start(self) -> None:
         """Start the writer; return once it has opened the database and the spool."""
         paths = [str(_SOURCE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), WRITER_URL: self._url}
         self._process = await asyncio.create_subprocess_exec(
             *self._command,
             stdin=asyncio.subprocess.PIPE,
@@ -90,6 +94,21 @@ class PredictionLog:
     def spooled(self) -> int:
         """Rows waiting in the spool for the database to return (0 before the writer starts)."""
         return 0 if self._spool is None else self._spool.count_predictions()
+
+    def quarantined(self) -> int:
+        """Spooled rows the database refused, set aside (``serving.store.quarantine``)."""
+        return 0 if self._spool is None else quarantined(self._spool)
+
+    def writable(self, database: PredictionStore) -> bool:
+        """Whether an answered prediction can be logged now: to ``database``, else the spool."""
+        for store in filter(None, (database, self._spool)):
+            try:
+                store.probe()
+            except Exception as exc:
+                logger.warning("readiness: %s cannot take writes: %s", store.engine.url, exc)
+            else:
+                return True
+        return False
 
     async def close(self, timeout: float = 10.0) -> None:
         """Commit what is pending, then let the writer finish and exit."""

@@ -16,6 +16,8 @@ import orjson
 from serving.store.tables import PredictionRow
 
 LENGTH = struct.Struct(">I")
+WRITER_URL = "MLSERVE_LOG_WRITER_URL"
+"""The environment variable that hands the writer its database URL (never its command line)."""
 
 
 def frame(body: bytes) -> bytes:

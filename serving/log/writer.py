@@ -30,11 +30,15 @@ from typing import BinaryIO
 import orjson
 import sqlalchemy as sa
 
-from serving.log.protocol import decode_rows, read_frame, write_frame
+from serving.log.protocol import WRITER_URL, decode_rows, read_frame, write_frame
 from serving.store.predictions import PredictionStore
+from serving.store.quarantine import quarantine
 from serving.store.tables import PredictionRow
 
 logger = logging.getLogger("mlserve.log_writer")
+
+# The database is up and refuses a value (too long, malformed): retrying will not help.
+REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError)
 
 _PIPE_BYTES = 1 << 20
 
@@ -74,21 +78,40 @@ class LogWriter:
             raise
 
     def replay(self, chunk: int = 5000) -> int:
-        """Move spooled rows to the database (oldest first); returns how many moved."""
+        """Move spooled rows to the database (oldest first); returns how many left the spool.
+
+        A batch the database refuses (it is up, but will not take some value) goes row by row,
+        and each refused row is set aside in the spool's quarantine: one bad row must not hold
+        back every answered prediction after it.
+        """
         moved = 0
-        while True:
-            batch = self.spool.oldest_predictions(chunk)
-            if not batch:
-                return moved
-            self.store.insert_predictions(batch)
+        while batch := self.spool.oldest_predictions(chunk):
+            try:
+                self.store.insert_predictions(batch)
+            except REFUSED:
+                for row in batch:
+                    try:
+                        self.store.insert_predictions([row])
+                    except REFUSED as exc:
+                        logger.error("spooled prediction %s refused, quarantined: %s", row, exc)
+                        quarantine(self.spool, row, str(exc.orig or exc))
             self.spool.delete_predictions([row.prediction_id for row in batch])
             moved += len(batch)
             self._db_down_until = 0.0
+        return moved
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the replay thread."""
+        """Stop the replay thread, then replay once more: what the spool holds leaves with us.
+
+        If the database is still away the rows stay in the spool for the next start (which is
+        why the spool must outlive the container: a volume, not the container's own disk).
+        """
         self._stopped.set()
         self._replayer.join(timeout)
+        try:
+            self.replay()
+        except sa.exc.SQLAlchemyError as exc:
+            logger.warning("the database is still away: the spool keeps its rows (%s)", exc)
 
     def _replay_loop(self) -> None:
         while not self._stopped.wait(self.retry_seconds):
@@ -96,7 +119,7 @@ class LogWriter:
                 self.replay()
                 self.store.checkpoint()
             except sa.exc.SQLAlchemyError as exc:
-                logger.info("spool replay waits for the database: %s", exc)
+                logger.warning("spool replay waits for the database: %s", exc)
 
 
 def serve(writer: LogWriter, requests: BinaryIO, answers: BinaryIO) -> None:
@@ -115,7 +138,6 @@ def serve(writer: LogWriter, requests: BinaryIO, answers: BinaryIO) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the writer on stdin/stdout for the service that started it."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("url")
     parser.add_argument("spool_path", type=Path)
     parser.add_argument("--retry-seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -129,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     # Frames own stdout: anything a library prints goes to stderr instead.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    writer = LogWriter(args.url, args.spool_path, retry_seconds=args.retry_seconds)
+    writer = LogWriter(os.environ[WRITER_URL], args.spool_path, retry_seconds=args.retry_seconds)
     try:
         serve(writer, sys.stdin.buffer, answers)
     finally:

@@ -69,6 +69,17 @@ champion_moves = sa.Table(
 )
 
 
+# In the spool only: rows the database refused on replay (a value it will not take), set aside so
+# that the rows after them still reach it. Kept, with the refusal, for someone to look at.
+quarantined_predictions = sa.Table(
+    "quarantined_predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("quarantined_at", sa.Float, nullable=False),
+    sa.Column("row", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+)
+
 # One row: the secret that keys each label's role (``mlserve_assets.ml.labels.feedback_role``),
 # made at random by the first training that reads labels. Whoever only sends labels cannot
 # compute which of theirs will train and which will judge.

@@ -70,7 +70,7 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert config.returncode == 0, config.stdout + config.stderr
     rules = _run("promtool", "check", "rules", "infra/prometheus/alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "4 rules found" in rules.stdout
+    assert "6 rules found" in rules.stdout
 
 
 def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
@@ -78,14 +78,20 @@ def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
     done = _run(str(BIN / "kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
     assert done.returncode == 0, done.stdout + done.stderr
     docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
-    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    pod = docs["StatefulSet"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True  # and the image's user is not root
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    spool = next(m for m in container["volumeMounts"] if m["name"] == "spool")
+    [claim] = docs["StatefulSet"]["spec"]["volumeClaimTemplates"]  # outlives the pod
+    assert claim["metadata"]["name"] == spool["name"]
     assert container["image"] == COMPOSE["services"]["serving"]["image"]
     port = int(container["command"][container["command"].index("--port") + 1])
     assert container["ports"][0]["containerPort"] == port
     assert COMPOSE["services"]["serving"]["ports"][0].endswith(f":{port}")
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
     target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
-    assert target["name"] == docs["Deployment"]["metadata"]["name"]
+    assert (target["kind"], target["name"]) == ("StatefulSet", "mlserve-serving")
     values = yaml.safe_load((INFRA / "k8s/dagster-values.yaml").read_text())
     [code] = values["dagster-user-deployments"]["deployments"]
     assert f"{code['image']['repository']}:{code['image']['tag']}" == container["image"]

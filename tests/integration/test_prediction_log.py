@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from serving.log.ids import new_prediction_id
 from serving.log.writer import LogWriter
 from serving.store.engine import LOG_WRITE_TIMEOUT_MS
 from serving.store.predictions import PredictionStore
-from serving.store.tables import PredictionRow
+from serving.store.quarantine import quarantined
+from serving.store.tables import PredictionRow, quarantined_predictions
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 
@@ -130,3 +132,31 @@ def test_a_stalled_database_sends_batches_to_the_spool(postgres: Postgres, tmp_p
         time.sleep(0.1)
     assert store.count_predictions() == 10
     writer.close()
+
+
+def test_a_spooled_row_the_database_refuses_is_quarantined_and_the_rest_replay(
+    postgres: Postgres, tmp_path: Path
+):
+    db_url = postgres.create_database("quarantine")
+    PredictionStore(db_url).create_schema()  # as the service does before its writer starts
+    spool_path = tmp_path / "spool.db"
+    before, after = _rows(2), _rows(2)
+    refused = replace(_rows(1)[0], model_version="v" * 40)  # the column holds 32 characters
+    spool = PredictionStore(f"sqlite:///{spool_path}")
+    spool.create_schema()
+    spool.insert_predictions([*before, refused, *after])  # SQLite takes it; PostgreSQL will not
+    writer = LogWriter(db_url, spool_path, retry_seconds=3600)  # no replay but this one
+    try:
+        assert writer.replay() == 5
+    finally:
+        writer.close()
+    store = PredictionStore(db_url)
+    with store.engine.connect() as conn:
+        logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
+    store.dispose()
+    assert sorted(logged) == sorted(r.prediction_id for r in [*before, *after])
+    assert spool.count_predictions() == 0
+    assert quarantined(spool) == 1
+    with spool.engine.connect() as conn:
+        kept = conn.execute(sa.select(quarantined_predictions)).mappings().one()
+    assert kept["prediction_id"] == refused.prediction_id and "too long" in kept["error"]

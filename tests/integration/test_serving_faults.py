@@ -108,6 +108,39 @@ def test_database_outage_loses_no_answered_prediction(trained, tmp_path):
         assert sorted(logged) == sorted(ids)  # every answered prediction, none twice, none extra
 
 
+def test_a_prediction_spooled_in_an_outage_survives_a_shutdown_and_takes_its_label_later(
+    trained, tmp_path
+):
+    spool = tmp_path / "spool.db"
+    with postgres_cluster() as pg:
+        db_url = pg.create_database("shutdown")
+        env = service_env(trained, "breast_cancer", db_url, spool)
+        label = {"ground_truth": 1}
+        with bentoml_server("serving.service:ModelService", env, tmp_path / "first.log") as url:
+            pg.stop()
+            one = {"records": RECORDS[:1]}
+            answer = httpx.post(f"{url}/predict", json=one, timeout=30).json()["predictions"][0]
+            label["prediction_id"] = answer["prediction_id"]
+            early = httpx.post(f"{url}/feedback", json=label, headers=AUTH, timeout=60)
+        kept = PredictionStore(f"sqlite:///{spool}")
+        kept_through_shutdown = kept.count_predictions()  # the database still away at the end
+        kept.dispose()
+        pg.start()
+        with bentoml_server("serving.service:ModelService", env, tmp_path / "second.log") as url:
+            deadline = time.monotonic() + 60
+            while _spooled(url) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            late = httpx.post(f"{url}/feedback", json=label, headers=AUTH, timeout=60)
+        store = PredictionStore(db_url)
+        labelled = store.labelled("breast_cancer")
+        store.dispose()
+
+    assert kept_through_shutdown == 1
+    assert early.status_code == 503 and early.headers["Retry-After"] == "5"
+    assert late.status_code == 201, late.text
+    assert labelled["prediction_id"].tolist() == [label["prediction_id"]]
+
+
 def _status(url: str, path: str, **kwargs) -> int:
     method = httpx.get if path == "/readyz" else httpx.post
     return method(f"{url}{path}", headers=AUTH, timeout=60, **kwargs).status_code

@@ -267,3 +267,24 @@ def test_a_purged_keys_labels_leave_the_next_trainings_data(model, resources, tm
     assert sorted(training_rows["prediction_id"]) == sorted(r.prediction_id for r in rows[::2])
     again = mlserve(["labels", "purge", "--key", "nobody-at-all", "--reason", "x"], env)
     assert again.returncode == 1 and "no labels were sent by key" in again.stderr
+
+
+def test_labelled_records_breaking_a_column_rule_neither_train_nor_judge(resources):
+    ruled = ModelAssets(
+        ModelSpec.model_validate({**SPEC, "columns": {"petal length (cm)": {"max": 7}}})
+    )
+    labelled = IRIS.sample(20, random_state=0).reset_index(drop=True)
+    labelled["prediction_id"] = [uuid.uuid4().hex for _ in range(20)]
+    labelled["received_at"] = range(20)
+    labelled.loc[:2, "petal length (cm)"] = 50.0  # answered by the service, out of the rule
+    upstream = [stand_in(ruled, "validated_dataset", IRIS), stand_in(ruled, "feedback", labelled)]
+    result = dg.materialize(
+        [*upstream, *training_assets(ruled)],
+        resources=resources,
+        selection=[ruled.key(stage) for stage in ("validated_dataset", "feedback", "split")],
+    )
+    split: DatasetSplit = output(result, ruled, "split")
+    learned = pd.concat([split.feedback_fit.x, split.feedback_gate.x])
+    assert len(learned) == 17 and (learned["petal length (cm)"] <= 7).all()
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert meta["feedback_kept_out"].value == {"petal length (cm)": 3}

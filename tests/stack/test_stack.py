@@ -9,6 +9,7 @@ following, and Prometheus scraping it. Figures go to ``test-artifacts/containers
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import httpx
@@ -29,10 +30,11 @@ REPORT = PROJECT_ROOT / "test-artifacts" / "containers.json"
 
 
 def _env_file() -> dict[str, str]:
-    """.env.example as a user copies it, serving the drift model."""
+    """.env.example as a user fills it in (every secret made), serving the drift model."""
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-    return {**env, "MLSERVE_MODEL": MODEL}
+    made = {k: secrets.token_hex(16) for k in env if k.endswith(("_PASSWORD", "_SECRET_KEY"))}
+    return {**env, **made, "MLSERVE_MODEL": MODEL}
 
 
 def _start(stack: Stack) -> None:
@@ -60,6 +62,11 @@ def _start(stack: Stack) -> None:
     stack.run("mlflow", stack.command("mlflow", mlflow_port), stack.environment("mlflow"))
     mlflow = f"http://127.0.0.1:{ports['mlflow']}"
     stack.wait("mlflow", lambda: httpx.get(f"{mlflow}/health").status_code == 200, 120)
+    # Closed: the registry answers nobody without the password, and the pipeline with it.
+    search = f"{mlflow}/api/2.0/mlflow/registered-models/search"
+    assert httpx.get(search).status_code == 401
+    login = ("mlserve", stack.env["MLFLOW_ADMIN_PASSWORD"])
+    assert httpx.get(search, auth=login).status_code == 200
 
     env = stack.environment("dagster-code")
     mounts = [(data, "/var/lib/mlserve")]

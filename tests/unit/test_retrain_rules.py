@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mlserve_assets.ml.metrics import get_metric
@@ -162,6 +162,16 @@ def test_never_a_request_while_a_run_is_in_flight_or_nothing_serves(state, rules
 
 
 @given(facts_strategy, rules_strategy)
+# The boundary itself, which random facts rarely reach with every other rule passing: a day that
+# holds exactly the cap (by runs, then by requests) with labels enough and no cooldown.
+@example(
+    RetrainFacts("m", NOW, "1", NOW - DAY_SECONDS, runs_last_day=3, new_labels=500),
+    Retrain(cooldown_seconds=0, max_runs_per_day=3),
+)
+@example(
+    RetrainFacts("m", NOW, "1", NOW - DAY_SECONDS, requested=(NOW - 9, NOW - 8), new_labels=500),
+    Retrain(cooldown_seconds=0, max_runs_per_day=2),
+)
 def test_never_more_than_the_daily_cap(state, rules):
     decision = should_retrain(state, rules, ACCURACY)
     in_last_day = [t for t in state.requested if t > state.now - DAY_SECONDS]

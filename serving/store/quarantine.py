@@ -1,0 +1,41 @@
+"""Spooled predictions the database refused on replay, set aside with the reason.
+
+They live in the spool (the only place they exist); ``quarantined`` counts them for the service's
+metric, and ``mlserve_prediction_log_quarantined`` > 0 means an answered prediction could not be
+logged: someone must look at the row and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+import sqlalchemy as sa
+
+from serving.store.predictions import PredictionStore
+from serving.store.tables import PredictionRow, quarantined_predictions
+
+
+def quarantine(spool: PredictionStore, row: PredictionRow, error: str) -> None:
+    """Keep ``row`` and why the database refused it (once per prediction id)."""
+    values = {
+        "prediction_id": row.prediction_id,
+        "quarantined_at": time.time(),
+        "row": json.dumps(asdict(row), default=str),
+        "error": error,
+    }
+    with spool.engine.begin() as conn:
+        exists = sa.select(quarantined_predictions.c.prediction_id).where(
+            quarantined_predictions.c.prediction_id == row.prediction_id
+        )
+        if conn.execute(exists).first() is None:
+            conn.execute(quarantined_predictions.insert().values(**values))
+
+
+def quarantined(spool: PredictionStore) -> int:
+    """How many rows the spool holds in quarantine."""
+    with spool.engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(quarantined_predictions)
+        ).scalar()
