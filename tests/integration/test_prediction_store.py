@@ -10,8 +10,15 @@ from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
 
+from harness.registries import promote_new_version, register_new_version, registry_at
 from harness.servers import Postgres
+from mlserve_assets.resources.predictions import PredictionLogResource
+from serving.registry import champion, move_champion
+from serving.store.moves import history
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
@@ -106,3 +113,38 @@ def test_a_log_from_before_feedback_named_its_model_is_upgraded_in_place(store: 
     store.insert_predictions(fresh)
     _label_all(store, fresh)
     assert store.labelled_since("m", 14.5)[0] == 1
+
+
+def test_a_move_is_recorded_with_the_alias_or_not_at_all(postgres, tmp_path):
+    registry, _ = registry_at(tmp_path)
+    url = postgres.create_database("moves")
+    log = PredictionLogResource(url=url)
+    data = load_breast_cancer(as_frame=True)
+    rows = data.data.iloc[:, :3]
+    first = promote_new_version(
+        registry, log, "bc", LogisticRegression().fit(rows, data.target), rows
+    )
+    second = register_new_version(
+        registry, "bc", LogisticRegression(C=0.1).fit(rows, data.target), rows
+    )
+    client, store = registry.client, log.store
+
+    # The alias call fails (no such version): no row is left behind.
+    with pytest.raises(MlflowException):
+        move_champion(client, store, "bc", "99", by="test", reason="a version that is not there")
+    # The record fails at commit (a deferred trigger refuses it): the alias is put back.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE CONSTRAINT TRIGGER refuse_moves AFTER INSERT ON champion_moves "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    with pytest.raises(sa.exc.SQLAlchemyError, match="refused at commit"):
+        move_champion(client, store, "bc", second, by="test", reason="its record cannot commit")
+
+    assert str(champion(client, "bc").version) == first
+    assert [(m.from_version, m.to_version) for m in history(store, "bc")] == [(None, first)]
+    log.store.dispose()

@@ -62,3 +62,12 @@ def test_labels_are_sent_by_a_known_key_or_by_open_and_the_rate_is_per_key():
     with pytest.raises(ApiError) as never:
         rate.take(OPEN, 61)
     assert "send smaller batches" in never.value.errors[0]["problem"]
+
+
+def test_on_the_default_configuration_feedback_and_admin_need_a_key(monkeypatch):
+    for name in ("MLSERVE_OPEN_SCOPES", "MLSERVE_API_KEYS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLSERVE_API_KEYS", "feedback,admin:" + "k" * 16)
+    keys = ServingConfig.from_env().keys
+    assert keys.allows("predict", None) is True  # open by default, and the service warns so
+    assert keys.allows("feedback", None) is None and keys.allows("admin", None) is None  # 401
