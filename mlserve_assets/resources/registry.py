@@ -258,9 +258,8 @@ class MlflowRegistry(dg.ConfigurableResource):
         The version of the newest move mlserve recorded (``serving.registry.served_champion``): a
         move of the alias made around mlserve neither serves nor sets what the gate must beat.
         """
-        return served_champion(
-            self.client, log.store, model_name, trust_registry=self.trust_registry
-        )
+        trust = self.trust_registry
+        return served_champion(self.client, log.store, model_name, trust_registry=trust)
 
     def latest_version(self, model_name: str) -> ModelVersion | None:
         """The most recently registered version, whatever the gate made of it."""
