@@ -13,7 +13,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -70,7 +69,7 @@ class FeedbackIntake:
         store: PredictionStore,
         metrics: ServiceMetrics,
         config: ServingConfig,
-        log: Callable[[], PredictionLog | None],
+        log: PredictionLog | None,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -136,8 +135,7 @@ class FeedbackIntake:
         return status, text
 
     def _spooled(self, model_name: str, prediction_id: str) -> bool:
-        log = self._log()
-        spool = None if log is None else log.spool
+        spool = None if self._log is None else self._log.spool
         if spool is None:
             return False
         row = spool.prediction(prediction_id)

@@ -20,8 +20,7 @@ from serving.config import ServingConfig
 from serving.model.artifact import RefusedModel
 from serving.model.served import ServedModel, load_version
 from serving.prometheus import ServiceMetrics
-from serving.registry import CHAMPION, RegistryClient, champion
-from serving.store import moves
+from serving.registry import CHAMPION, ChampionState, RegistryClient, champion_state
 from serving.store.predictions import PredictionStore
 
 logger = logging.getLogger("mlserve.serving")
@@ -48,45 +47,27 @@ class ChampionFollower:
         """The alias version refused last and why, so each refusal is logged and counted once."""
 
     def initial(self, name: str) -> ServedModel:
-        """The version to start with: the alias's if vetted, else the newest recorded move's."""
+        """The vetted champion to start with (whatever the alias names)."""
         self._metrics.refused(name, None)  # exported from the start, for the alert to read
-        alias = self._alias(name)
-        if alias is None:
-            raise RuntimeError(f"model {name!r} has no {CHAMPION} version to serve yet")
-        problem = self._unrecorded(name, alias)
-        if problem is None:
-            return self.load(name, alias)
-        fallback = moves.latest(self._store, name)
-        self._refuse(name, alias, "unrecorded", problem)
-        if fallback is None:
-            raise RuntimeError(f"model {name!r}: {CHAMPION} v{alias} refused ({problem})")
-        return self.load(name, fallback)
+        state = self._state(name)
+        self._report(name, state)
+        if state.vetted is None:
+            why = f": {self.refusal(name)}" if state.moved_around else ""
+            raise RuntimeError(f"model {name!r} has no {CHAMPION} version to serve yet{why}")
+        return self.load(name, state.vetted)
 
     def follow(self, served: ServedModel) -> ServedModel | None:
         """The newly vetted champion, or None while ``served`` should keep serving."""
         with self._lock:
-            return self._follow(served)
-
-    def _follow(self, served: ServedModel) -> ServedModel | None:
-        name = served.name
-        alias = self._alias(name)
-        if alias is None or alias == served.version:
-            self._clear(name)
-            return None
-        problem = self._unrecorded(name, alias)
-        if problem is not None:
-            self._refuse(name, alias, "unrecorded", problem)
-            return None
-        if alias in self._unsafe:
-            return None
-        try:
-            new = self.load(name, alias)
-        except RefusedModel as exc:
-            self._unsafe[alias] = str(exc)
-            self._refuse(name, alias, "unsafe", f"mlserve will not load it: {exc}")
-            return None
-        self._clear(name)
-        return new
+            state = self._state(served.name)
+            new = None
+            if state.vetted not in (None, served.version, *self._unsafe):
+                try:
+                    new = self.load(served.name, state.vetted)
+                except RefusedModel as exc:
+                    self._unsafe[state.vetted] = f"mlserve will not load it: {exc}"
+            self._report(served.name, state)
+            return new
 
     def load(self, name: str, version: str) -> ServedModel:
         """One registered version, read with mlserve's trusted types and checked to predict."""
@@ -96,19 +77,23 @@ class ChampionFollower:
         """Why the alias's version is not served, while it is refused."""
         return None if self._refused is None else self._refused[1]
 
-    def _alias(self, name: str) -> str | None:
-        current = champion(self._client, name)
-        return None if current is None else str(current.version)
+    def _state(self, name: str) -> ChampionState:
+        trust = self._trust_registry
+        return champion_state(self._client, self._store, name, trust_registry=trust)
 
-    def _unrecorded(self, name: str, alias: str) -> str | None:
-        """Why a move of the alias to ``alias`` was not mlserve's, or None if it was."""
-        if self._trust_registry:
-            return None
-        recorded = moves.latest(self._store, name)
-        if recorded == alias:
-            return None
-        newest = "no move is recorded" if recorded is None else f"the newest went to v{recorded}"
-        return f"moved around mlserve: {newest} (MLSERVE_TRUST_REGISTRY=1 serves any alias)"
+    def _report(self, name: str, state: ChampionState) -> None:
+        """Log and count a refusal once (an unrecorded move, or an unsafe version), or clear it."""
+        if state.moved_around:
+            newest = (
+                "no move is recorded" if state.vetted is None else f"the newest is v{state.vetted}"
+            )
+            why = f"moved around mlserve: {newest} (MLSERVE_TRUST_REGISTRY=1 serves any alias)"
+            self._refuse(name, str(state.alias), "unrecorded", why)
+        elif state.vetted in self._unsafe:
+            self._refuse(name, state.vetted, "unsafe", self._unsafe[state.vetted])
+        elif self._refused is not None:
+            self._refused = None
+            self._metrics.refused(name, None)
 
     def _refuse(self, name: str, version: str, reason: str, problem: str) -> None:
         if self._refused is not None and self._refused[0] == version:
@@ -116,8 +101,3 @@ class ChampionFollower:
         self._refused = (version, problem)
         logger.error("%s v%s named by %s is refused: %s", name, version, CHAMPION, problem)
         self._metrics.refused(name, reason)
-
-    def _clear(self, name: str) -> None:
-        if self._refused is not None:
-            self._refused = None
-            self._metrics.refused(name, None)

@@ -84,22 +84,38 @@ def champion(client: MlflowClient, model_name: str) -> ModelVersion | None:
     return None if version is None else client.get_model_version(model_name, str(version))
 
 
+class ChampionState(NamedTuple):
+    """The version the alias names, and the one mlserve vetted: the newest recorded move's."""
+
+    alias: str | None
+    vetted: str | None
+
+    @property
+    def moved_around(self) -> bool:
+        """Whether the alias names a version no recorded move went to."""
+        return self.alias is not None and self.alias != self.vetted
+
+
+def champion_state(
+    client: MlflowClient, store: PredictionStore, model_name: str, *, trust_registry: bool
+) -> ChampionState:
+    """Where ``champion`` points, and the version that is the champion for mlserve.
+
+    A move made around mlserve is not the champion for the gate, the sensor, the CLI or the
+    service (``serving.following``), unless the deployment trusts the registry
+    (``MLSERVE_TRUST_REGISTRY``): then the alias is the champion.
+    """
+    current = champion(client, model_name)
+    alias = None if current is None else str(current.version)
+    return ChampionState(alias, alias if trust_registry else moves.latest(store, model_name))
+
+
 def served_champion(
     client: MlflowClient, store: PredictionStore, model_name: str, *, trust_registry: bool
 ) -> ModelVersion | None:
-    """The champion as the service serves it: the version the newest recorded move went to.
-
-    The alias's own version when mlserve recorded the move to it; a move made around mlserve is
-    not the champion for the gate, the sensor or the service (``serving.following``), unless the
-    deployment trusts the registry (``MLSERVE_TRUST_REGISTRY``).
-    """
-    current = champion(client, model_name)
-    if trust_registry:
-        return current
-    recorded = moves.latest(store, model_name)
-    if recorded is None or (current is not None and str(current.version) == recorded):
-        return None if recorded is None else current
-    return client.get_model_version(model_name, recorded)
+    """The vetted champion's registered version (``champion_state``), or None before any."""
+    vetted = champion_state(client, store, model_name, trust_registry=trust_registry).vetted
+    return None if vetted is None else client.get_model_version(model_name, vetted)
 
 
 def feedback_watermark(version: ModelVersion | None) -> float:

@@ -87,12 +87,12 @@ class ModelService:
         self.batcher = PredictBatcher()
         self.store = PredictionStore(self.config.predictions_url)
         self.store.create_schema()
-        self.feedback = FeedbackIntake(self.store, self.metrics, self.config, lambda: self.log)
         self.log = (
             PredictionLog(self.config.predictions_url, self.config.spool_path)
             if self.config.log_predictions
             else None
         )
+        self.feedback = FeedbackIntake(self.store, self.metrics, self.config, self.log)
         self._client = connect(self.config.tracking_uri)
         models = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
         self.follower = ChampionFollower(

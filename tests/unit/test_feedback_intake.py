@@ -27,7 +27,7 @@ def test_feedback_for_a_spooled_prediction_is_503_until_it_reaches_the_log(serve
     estimator = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
     model = ServedModel("m", "1", "", None, None, estimator, [Feature("x", "double", True)])
     log = SimpleNamespace(spool=spool)  # what the intake asks of the prediction log
-    intake = FeedbackIntake(database, service.metrics, service.config, lambda: log)
+    intake = FeedbackIntake(database, service.metrics, service.config, log)
     row = PredictionRow(new_prediction_id(), time.time(), "m", "1", {"x": 1.0}, 1)
     spool.insert_predictions([row])
     label = Feedback(prediction_id=row.prediction_id, ground_truth=1)
