@@ -97,48 +97,6 @@ STUMP = {
 }
 
 
-@pytest.mark.parametrize(
-    ("second", "threshold", "why"),
-    [
-        (STUMP, 0.5, "does not beat champion"),
-        (STUMP, 0.95, "below the threshold"),
-    ],
-)
-def test_a_worse_challenger_leaves_the_champion_and_says_why(
-    settings, client, tmp_path, second, threshold, why
-):
-    first = write_spec(tmp_path / "first.yaml", [_breast_cancer([STRONG], 0.5)])
-    assert train(settings, [first]).success
-    before = client.get_model_version_by_alias("bc", "champion")
-
-    worse = write_spec(tmp_path / "worse.yaml", [_breast_cancer([second], threshold)])
-    result = train(settings, [worse])
-    assert result.success
-
-    after = client.get_model_version_by_alias("bc", "champion")
-    assert after.version == before.version
-    meta = materialization_metadata(result, "bc", "champion")
-    assert meta["promoted"] is False
-    assert why in meta["reason"]
-    assert meta["champion_version"] == str(before.version)
-    assert meta["champion_metric"] > meta["challenger_metric"]
-    held = client.get_model_version("bc", meta["challenger_version"])
-    assert held.tags["mlserve.gate"] == "held"
-    assert why in held.tags["mlserve.gate_reason"]
-
-
-def test_a_better_challenger_takes_over(settings, client, tmp_path):
-    first = write_spec(tmp_path / "first.yaml", [_breast_cancer([STUMP], 0.5)])
-    assert train(settings, [first]).success
-    better = write_spec(tmp_path / "better.yaml", [_breast_cancer([STRONG], 0.5)])
-    result = train(settings, [better])
-    assert result.success
-    meta = materialization_metadata(result, "bc", "champion")
-    assert meta["promoted"] is True
-    assert meta["improvement"] > 0
-    assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
-
-
 TREE = {
     "name": "tree",
     "estimator": "sklearn.tree.DecisionTreeClassifier",
@@ -146,7 +104,11 @@ TREE = {
 }
 
 
-def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, client, tmp_path):
+def test_an_overfit_champion_is_replaced_and_worse_challengers_are_held_saying_why(
+    settings, client, tmp_path
+):
+    # One registry through four trainings (each a full Dagster run): a better challenger takes
+    # over, then two worse ones are held, each for its own reason.
     # An unpruned tree scores 1.0 on its own training rows: judged there, it would never lose.
     first = write_spec(tmp_path / "tree.yaml", [_breast_cancer([TREE], 0.5)])
     assert train(settings, [first]).success
@@ -155,6 +117,7 @@ def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, c
     assert result.success
     meta = materialization_metadata(result, "bc", "champion")
     assert meta["promoted"] is True
+    assert meta["improvement"] > 0
     assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
 
     # The split the spec declares (defaults: 25% test, seed 0, stratified), computed here.
@@ -168,6 +131,20 @@ def test_an_overfit_champion_is_judged_on_held_out_rows_and_replaced(settings, c
     assert meta["champion_metric"] < 1.0
     assert meta["base_rows"] == len(y_test)
     assert meta["improvement_low"] > 0
+
+    for threshold, why in ((0.5, "does not beat champion"), (0.95, "below the threshold")):
+        worse = write_spec(tmp_path / "worse.yaml", [_breast_cancer([STUMP], threshold)])
+        result = train(settings, [worse])
+        assert result.success
+        assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
+        meta = materialization_metadata(result, "bc", "champion")
+        assert meta["promoted"] is False
+        assert why in meta["reason"]
+        assert meta["champion_version"] == "2"
+        assert meta["champion_metric"] > meta["challenger_metric"]
+        held = client.get_model_version("bc", meta["challenger_version"])
+        assert held.tags["mlserve.gate"] == "held"
+        assert why in held.tags["mlserve.gate_reason"]
 
 
 def test_an_unchanged_rerun_reuses_the_version_and_decides_nothing(settings, client, tmp_path):
