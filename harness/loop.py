@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 from mlflow import MlflowClient
 
-from harness.project import AUTH, service_env, train, write_spec
+from harness.project import AUTH, owner_key, service_env, train, write_spec
 from harness.servers import (
     bentoml_server,
     dagster_daemon,
@@ -224,6 +224,7 @@ def closed_loop(
             predictions_url=backends["predictions"],
             bentoml_home=tmp_path / "home" / "bentoml",
         )
+        owner_key(settings.home)
         assert train(settings, [spec], "train_drift").success
         env = {
             **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),

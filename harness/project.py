@@ -67,6 +67,17 @@ def service_env(
     }
 
 
+def owner_key(home: Path) -> None:
+    """Make the test key the project's local key, as `mlserve serve` would have made one.
+
+    The loop's labels then come from the owner's key, which the gate trusts, as they do for a
+    user running `mlserve simulate` on the embedded default.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "api-key").write_text(API_KEY + "\n")
+    (home / "api-key").chmod(0o600)
+
+
 def copy_moves(source_url: str, target_url: str, model: str) -> None:
     """The model's champion history from one prediction log into another (its schema made)."""
     source, target = PredictionStore(source_url), PredictionStore(target_url)

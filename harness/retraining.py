@@ -24,6 +24,10 @@ from mlserve_assets.ml.train import refit, select_candidates
 from mlserve_assets.spec.models import ModelSpec
 
 SHORT_OF_ORACLE = 0.03  # the loop tests' bound: the retrained model within this of the oracle
+OWNER = "owner"
+"""The key the labels come from unless a draw says otherwise: trusted, as the local key is."""
+POISON = "poison"
+"""The stream of one attacker's wrong labels: near-copies of the base rows, each label flipped."""
 
 # The prediction log keeps a random one; draws keep theirs fixed, so a draw is the same every run.
 ROLE_SECRET = b"mlserve-retraining-draws"
@@ -50,22 +54,39 @@ class DriftRetraining:
     def __init__(self, scenario: str, labels: int, **retrain: object) -> None:
         self.spec = ModelSpec.model_validate(drift_model(**retrain))
         self.base = pd.read_csv(self.spec.source.path)
-        shift = SCENARIOS[scenario]
-        rounds = [concept_rows(BATCH, shift.weights(n), seed=n) for n in range(labels // BATCH)]
-        self.stream = pd.concat(rounds, ignore_index=True)
-        self.probe = concept_rows(1000, shift.final(), seed=99)
-        self.oracle = self.accuracy(post_shift_model(shift))
+        if scenario == POISON:  # the concept does not move; the labels lie
+            self.stream = poisoned(self.base, labels)
+            self.probe = self.base.sample(1000, replace=True, random_state=99)
+            self.oracle = 1.0
+        else:
+            shift = SCENARIOS[scenario]
+            rounds = [concept_rows(BATCH, shift.weights(n), seed=n) for n in range(labels // BATCH)]
+            self.stream = pd.concat(rounds, ignore_index=True)
+            self.probe = concept_rows(1000, shift.final(), seed=99)
+            self.oracle = self.accuracy(post_shift_model(shift))
         self.champion = self._retrain(None)[0]
 
-    def draw(self, seed: int) -> Outcome:
-        """Retrain with prediction ids drawn from ``seed``; the gate judges against the champion."""
+    def draw(
+        self,
+        seed: int,
+        senders: tuple[str, ...] = (OWNER,),
+        trusted: frozenset[str] = frozenset({OWNER}),
+    ) -> Outcome:
+        """Retrain with prediction ids drawn from ``seed``; the gate judges against the champion.
+
+        The labels come from ``senders`` in turn; the gate trusts ``trusted``.
+        """
         ids = np.random.default_rng(seed)
+        n = len(self.stream)
         feedback = self.stream.assign(
-            prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(len(self.stream))],
-            received_at=np.arange(len(self.stream), dtype=float),
+            prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(n)],
+            received_at=np.arange(n, dtype=float),
+            key_id=[senders[i % len(senders)] for i in range(n)],
         )
         challenger, choice, data = self._retrain(feedback)
-        decision, _ = judge(self.spec.scorer, self.spec.gate, data, challenger, self.champion)
+        decision, _ = judge(
+            self.spec.scorer, self.spec.gate, data, challenger, self.champion, trusted=trusted
+        )
         return Outcome(decision.promote, self.accuracy(challenger), choice, decision.reason)
 
     def _retrain(self, feedback: pd.DataFrame | None) -> tuple[BaseEstimator, str, DatasetSplit]:
@@ -84,3 +105,15 @@ class DriftRetraining:
     def accuracy(self, model: BaseEstimator) -> float:
         """A model's accuracy on the settled concept."""
         return float(np.mean(model.predict(self.probe[FEATURES]) == self.probe["label"]))
+
+
+def poisoned(base: pd.DataFrame, labels: int) -> pd.DataFrame:
+    """``labels`` near-copies of base rows (each feature moved by 1% of a unit), labels flipped.
+
+    What one key with predict and feedback scopes can send: inputs it chooses, answers it says
+    are the truth. Retrained on them, a model learns the opposite concept.
+    """
+    rng = np.random.default_rng(7)
+    rows = base.sample(labels, replace=True, random_state=7).reset_index(drop=True)
+    rows[FEATURES] = (rows[FEATURES] + rng.normal(scale=0.01, size=(labels, 4))).round(4)
+    return rows.assign(label=1 - rows["label"])

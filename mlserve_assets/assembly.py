@@ -78,7 +78,11 @@ def _shared(locations: Locations) -> dg.Definitions:
                 ui_url=dg.EnvVar("MLSERVE_MLFLOW_UI_URL") if mlflow_ui else None,
             ),
             "prediction_log": PredictionLogResource(
-                url=_wired("MLSERVE_PREDICTIONS_URL", locations.predictions_url)
+                url=_wired("MLSERVE_PREDICTIONS_URL", locations.predictions_url),
+                home=str(locations.home),
+                trusted_sources=os.environ.get("MLSERVE_TRUSTED_SOURCES", "")
+                .replace(",", " ")
+                .split(),
             ),
             "bentos": BentoPackager(
                 bentoml_home=str(locations.bentoml_home), tracking_uri=tracking_uri

@@ -93,7 +93,13 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             None if current is None else registry.load(m.name, str(current.version), trusted)
         )
         decision, evidence = judge(
-            metric, spec.gate, split, challenger, incumbent, feedback_watermark(current)
+            metric,
+            spec.gate,
+            split,
+            challenger,
+            incumbent,
+            feedback_watermark(current),
+            prediction_log.trusted_senders(spec.gate.trusted_sources),
         )
         live = (
             None

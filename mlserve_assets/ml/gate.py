@@ -10,13 +10,15 @@ explain moves nothing. ``decide`` is pure so that it can be property-tested on i
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.ml.split import DatasetSplit, Holdout, Rows, weighted_holdouts
+from mlserve_assets.ml.split import DatasetSplit, Holdout, weighted_holdouts
 from mlserve_assets.spec.models import Gate
 
 RESAMPLES = 1000
@@ -52,20 +54,55 @@ class GateDecision:
         return challenger if self.promote else current
 
 
-def gate_holdouts(data: DatasetSplit, gate: Gate, served_since: float = 0.0) -> list[Holdout]:
+def source_shares(
+    senders: Sequence[str], share: float, trusted: Collection[str]
+) -> dict[str, float]:
+    """Each sender's share of the recent evidence, bounded by ``share`` unless ``trusted``.
+
+    A sender's share is its part of the labels; the shares sum to 1 unless one was bounded.
+    """
+    counts = Counter(senders)
+    return {
+        sender: n / len(senders) if sender in trusted else min(n / len(senders), share)
+        for sender, n in counts.items()
+    }
+
+
+def gate_holdouts(
+    data: DatasetSplit,
+    gate: Gate,
+    served_since: float = 0.0,
+    trusted: Collection[str] = (),
+) -> list[Holdout]:
     """The recent gate labels and the base test rows, weighted; base alone without feedback.
 
     Recent means the traffic since the champion was trained (labels after ``served_since``, its
     training's latest label): under a drift that keeps moving, older labels describe a concept
     that no longer serves. With none since, every gate label counts.
+
+    A sender over ``gate.source_share`` of the recent labels (not ``trusted``) is its own holdout
+    at that share of the recent weight, and the weight it could not carry goes to the base rows,
+    which no label sender can touch.
     """
     recent = data.feedback_gate
+    senders = np.asarray(data.feedback_gate_senders, dtype=object)
     newer = np.asarray(data.feedback_gate_received) > served_since
     if newer.any():
-        recent = Rows(
-            recent.x[newer].reset_index(drop=True), recent.y[newer].reset_index(drop=True)
-        )
-    return weighted_holdouts(recent, data.base_test, gate.base_weight)
+        recent, senders = recent.take(newer), senders[newer]
+    if not len(recent):
+        return weighted_holdouts(recent, data.base_test, gate.base_weight)
+    shares = source_shares(list(senders), gate.source_share, trusted)
+    bounded = {s for s, part in shares.items() if part < np.mean(senders == s)}
+    recent_weight = 1.0 - gate.base_weight
+    free = ~np.isin(senders, list(bounded))
+    parts = [Holdout("recent", recent.take(free), recent_weight * float(np.mean(free)))]
+    parts += [
+        Holdout(f"recent_key_{s}", recent.take(senders == s), recent_weight * shares[s])
+        for s in sorted(bounded)
+    ]
+    lost = sum(float(np.mean(senders == s)) - shares[s] for s in bounded)
+    parts.append(Holdout("base", data.base_test, gate.base_weight + recent_weight * lost))
+    return [h for h in parts if h.weight > 0 and len(h.rows)]
 
 
 def weigh(
@@ -125,14 +162,16 @@ def judge(
     challenger: BaseEstimator,
     champion: BaseEstimator | None,
     served_since: float = 0.0,
+    trusted: Collection[str] = (),
 ) -> tuple[GateDecision, Evidence]:
     """The gate on a training's split: both models weighed on its holdouts, then the verdict.
 
     The bootstrap is seeded by the data's version, so the same rows get the same verdict.
+    ``trusted`` are the label senders exempt from ``gate.source_share``.
     """
     evidence = weigh(
         metric,
-        gate_holdouts(data, gate, served_since),
+        gate_holdouts(data, gate, served_since, trusted),
         challenger,
         champion,
         gate.confidence,

@@ -2,7 +2,7 @@
 
 Pure functions over the frame ``PredictionStore.labelled`` returns (one row per labelled
 prediction: prediction_id, model_version, created_at, features, prediction, ground_truth,
-received_at), so the loop's arithmetic is testable without a server or a database.
+received_at, key_id), so the loop's arithmetic is testable without a server or a database.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import pandas as pd
 
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.spec.models import ColumnRule
+
+UNKNOWN_SENDER = "unknown"
+"""The sender of a label stored before labels recorded their key: never a trusted source."""
 
 
 def live_metrics(labelled: pd.DataFrame, metric: Metric) -> pd.DataFrame:
@@ -42,15 +45,18 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
     """Features from the prediction log and the label from feedback, one row per input.
 
     The same input labelled more than once (a client sending one case twice) counts once, with
-    its latest label, so repeated traffic cannot outweigh the rest of the feedback.
+    its latest label, so repeated traffic cannot outweigh the rest of the feedback. Each row keeps
+    the id of the key that sent its label (``UNKNOWN_SENDER`` when none was recorded), for the
+    gate's bound on one source.
     """
-    columns = [*features, target, "prediction_id", "received_at"]
+    columns = [*features, target, "prediction_id", "received_at", "key_id"]
     if labelled.empty:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(list(labelled["features"]), index=labelled.index)[features]
     frame[target] = labelled["ground_truth"].to_numpy()
     frame["prediction_id"] = labelled["prediction_id"].to_numpy()
     frame["received_at"] = labelled["received_at"].to_numpy()
+    frame["key_id"] = labelled["key_id"].fillna(UNKNOWN_SENDER).to_numpy()
     deduped = frame.sort_values("received_at").drop_duplicates(subset=features, keep="last")
     return deduped[columns].reset_index(drop=True)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 
-from mlserve_assets.ml.labels import GATE, feedback_role
+from mlserve_assets.ml.labels import GATE, UNKNOWN_SENDER, feedback_role
 from mlserve_assets.ml.prepare import Kind, as_text, input_schema, preparation
 from mlserve_assets.spec.models import RetrainData, Split
 
@@ -83,6 +83,8 @@ class DatasetSplit:
     feedback_watermark: float = 0.0
     feedback_gate_received: tuple[float, ...] = ()
     """When each gate label arrived, so the gate can judge on the traffic since the champion."""
+    feedback_gate_senders: tuple[str, ...] = ()
+    """The key that sent each gate label, so no one source carries the gate alone."""
     kinds: dict[str, Kind] | None = None
     """Each feature's kind when mlserve prepares the columns; None under ``prepare: none``."""
     schema: tuple[tuple[str, str, bool], ...] = ()
@@ -163,7 +165,7 @@ def split_dataset(
     train, select = _split(rest.x, rest.y, split.validation_size, split)
     fit = gate = Rows(frame[features].iloc[:0], frame[target].iloc[:0])
     folds: tuple[int, ...] = ()
-    watermark, gate_received = 0.0, ()
+    watermark, gate_received, gate_senders = 0.0, (), ()
     if feedback is not None and len(feedback):
         if role_secret is None:
             raise ValueError("labels need the prediction log's role secret to be given roles")
@@ -180,8 +182,21 @@ def split_dataset(
         folds = tuple(int(r) for r in roles[~is_gate])
         watermark = float(feedback["received_at"].max())
         gate_received = tuple(ordered.loc[is_gate, "received_at"].astype(float))
+        senders = ordered.get("key_id", pd.Series(UNKNOWN_SENDER, index=ordered.index))
+        gate_senders = tuple(senders[is_gate].fillna(UNKNOWN_SENDER).astype(str))
     every = [train, select, test, fit, gate]
     version = data_version(pd.concat([p.x.assign(_y=p.y.to_numpy()) for p in every]))
     return DatasetSplit(
-        train, select, test, fit, folds, gate, version, watermark, gate_received, kinds, schema
+        train,
+        select,
+        test,
+        fit,
+        folds,
+        gate,
+        version,
+        watermark,
+        gate_received,
+        gate_senders,
+        kinds,
+        schema,
     )

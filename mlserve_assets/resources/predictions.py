@@ -4,6 +4,8 @@ Assets and sensors ask it questions; none reaches the store below it. The live m
 here only, over the same window for the sensor, the gate, the feedback asset and ``mlserve status``.
 """
 
+from collections.abc import Collection
+from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
@@ -12,6 +14,7 @@ from pydantic import PrivateAttr
 
 from mlserve_assets.ml.labels import outcome_metric
 from mlserve_assets.ml.metrics import Metric
+from serving.http.auth import local_key_id
 from serving.store.predictions import PredictionStore
 
 
@@ -26,6 +29,12 @@ class PredictionLogResource(dg.ConfigurableResource):
     """The same database the service logs to (SQLite or PostgreSQL, by URL)."""
 
     url: str
+    home: str | None = None
+    """The project's home: labels sent with the local key `mlserve serve` made there are the
+    owner's, a trusted source for the gate."""
+    trusted_sources: list[str] = []
+    """Key ids the deployment trusts as label sources (``MLSERVE_TRUSTED_SOURCES``), beside the
+    ones each spec's gate lists: which keys label is the deployment's business, like its keys."""
 
     _store: PredictionStore | None = PrivateAttr(default=None)
 
@@ -52,6 +61,14 @@ class PredictionLogResource(dg.ConfigurableResource):
     def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
         """How many labels arrived after ``after`` (a time), and the latest label's time."""
         return self.store.labelled_since(model_name, after)
+
+    def trusted_senders(self, declared: Collection[str]) -> frozenset[str]:
+        """The label senders the gate lets carry its evidence.
+
+        The spec's (``declared``), the deployment's, and the local key.
+        """
+        local = None if self.home is None else local_key_id(Path(self.home))
+        return frozenset(declared) | set(self.trusted_sources) | ({local} if local else set())
 
     def role_secret(self) -> bytes:
         """The secret each label's role is keyed by, kept in this database (made on first use)."""

@@ -47,12 +47,20 @@ class Gate(_Strict):
     served), and the base test split counts with ``base_weight`` as a guard against regressions.
     The challenger is promoted only when the lower end of a paired bootstrap interval of its
     improvement over the champion (at ``confidence``) clears ``min_improvement``.
+
+    No one API key carries more than ``source_share`` of the recent labels' weight unless it is
+    listed in ``trusted_sources`` (key ids, as `mlserve key` and `mlserve labels senders` print
+    them; the embedded default's local key is the owner's and always trusted): what it cannot
+    carry goes to the base test rows, which no label sender can touch. One key's labels then
+    cannot tell the gate alone that the world changed against the reference rows.
     """
 
     threshold: float
     min_improvement: float = Field(default=0.0, ge=0)
     confidence: float = Field(default=0.9, gt=0, lt=1)
     base_weight: float = Field(default=0.1, ge=0, le=1)
+    source_share: float = Field(default=0.5, gt=0, le=1)
+    trusted_sources: list[str] = Field(default_factory=list)
 
 
 class RetrainData(_Strict):

@@ -183,6 +183,12 @@ def local_key(home: Path) -> tuple[str, Path]:
     return key, keys_file
 
 
+def local_key_id(home: Path) -> str | None:
+    """The id of the key ``local_key`` made in ``home``, if it made one (never makes one)."""
+    clear = home / "api-key"
+    return key_id(clear.read_text().strip()) if clear.exists() else None
+
+
 def client_headers(api_key: str | None, home: Path) -> dict[str, str]:
     """A client's header: the given key, else the embedded default's local key, if any."""
     local = home / "api-key"

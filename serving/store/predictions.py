@@ -231,7 +231,8 @@ class PredictionStore:
     def labelled(self, model_name: str) -> pd.DataFrame:
         """Every labelled prediction of a model, oldest label first.
 
-        Columns: id, version, times, features, prediction, label.
+        Columns: id, version, times, features, prediction, label, and the key that sent the label
+        (None for labels stored before keys were recorded).
         """
         return self._frame(
             sa.select(
@@ -242,6 +243,7 @@ class PredictionStore:
                 predictions.c.prediction,
                 feedback.c.ground_truth,
                 feedback.c.received_at,
+                feedback.c.key_id,
             )
             .select_from(_LABELLED)
             .where(feedback.c.model_name == model_name, feedback.c.withdrawn_at.is_(None))

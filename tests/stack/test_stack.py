@@ -20,7 +20,7 @@ from harness.servers import s3_client
 from harness.stack import IMAGES, Built, Stack, build, podman
 from mlserve_assets.cli.simulation import FEATURES, SCENARIOS, concept_rows
 from mlserve_assets.settings import PROJECT_ROOT
-from serving.http.auth import entry
+from serving.http.auth import entry, key_id
 
 pytestmark = pytest.mark.containers
 
@@ -34,7 +34,8 @@ def _env_file() -> dict[str, str]:
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     made = {k: secrets.token_hex(16) for k in env if k.endswith(("_PASSWORD", "_SECRET_KEY"))}
-    return {**env, **made, "MLSERVE_MODEL": MODEL}
+    # The test's one key sends the ground truth: declared a trusted source, as the user would.
+    return {**env, **made, "MLSERVE_MODEL": MODEL, "MLSERVE_TRUSTED_SOURCES": key_id(KEY)}
 
 
 def _start(stack: Stack) -> None:

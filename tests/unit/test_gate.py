@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score
 from mlserve_assets.ml.gate import decide, gate_holdouts, judge, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
 from mlserve_assets.ml.split import Holdout, Rows, split_dataset
-from mlserve_assets.spec.models import Gate, Split
+from mlserve_assets.spec.models import Gate, RetrainData, Split
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 any_score = st.floats(allow_nan=True, allow_infinity=True)
@@ -159,20 +159,83 @@ def test_a_clear_win_clears_the_interval_and_a_win_within_noise_does_not():
     assert "interval" in decision.reason
 
 
-def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight():
+def _labelled(senders: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """100 base rows, and as many labels as ``senders``, each sent by its key, received at i+1."""
     frame = pd.DataFrame({"i": np.arange(100), "y": np.arange(100) % 2})
-    feedback = frame.assign(
-        prediction_id=[f"{n:032x}" for n in range(100)], received_at=np.arange(100.0)
+    n = len(senders)
+    feedback = pd.DataFrame({"i": np.arange(n), "y": np.arange(n) % 2}).assign(
+        prediction_id=[f"{k:032x}" for k in range(n)], received_at=np.arange(1.0, n + 1)
     )
+    return frame, feedback.assign(key_id=senders)
+
+
+def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight():
+    frame, feedback = _labelled(["owner"] * 100)
     data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
-    holdouts = gate_holdouts(data, Gate(threshold=0.5, base_weight=0.3))
+    holdouts = gate_holdouts(data, Gate(threshold=0.5, base_weight=0.3), trusted={"owner"})
     assert [(h.name, h.weight, len(h.rows)) for h in holdouts] == [
         ("recent", 0.7, len(data.feedback_gate)),
         ("base", 0.3, len(data.base_test)),
     ]
-    assert [h.name for h in gate_holdouts(data, Gate(threshold=0.5, base_weight=0.0))] == ["recent"]
+    alone = gate_holdouts(data, Gate(threshold=0.5, base_weight=0.0), trusted={"owner"})
+    assert [h.name for h in alone] == ["recent"]
     without = split_dataset(frame, ["i"], "y", Split(stratify=False))
     assert [h.name for h in gate_holdouts(without, Gate(threshold=0.5))] == ["base"]
+
+
+@given(
+    counts=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=5),
+    share=st.floats(min_value=0.05, max_value=1.0),
+    base_weight=st.floats(min_value=0.0, max_value=0.9),
+    trusted=st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+)
+def test_no_untrusted_key_carries_more_than_its_share_of_the_recent_labels(
+    counts, share, base_weight, trusted
+):
+    senders = [f"key{k}" for k, n in enumerate(counts) for _ in range(n)]
+    frame, feedback = _labelled(senders)
+    # Every label judges: each key's gate rows are exactly the labels it sent.
+    data = split_dataset(
+        frame,
+        ["i"],
+        "y",
+        Split(stratify=False),
+        feedback,
+        RetrainData(holdout_fraction=0.999999),
+        role_secret=b"k",
+    )
+    trusted_keys = {f"key{k}" for k in trusted}
+    gate = Gate(threshold=0.5, base_weight=base_weight, source_share=share)
+    holdouts = {h.name: h for h in gate_holdouts(data, gate, trusted=trusted_keys)}
+    total = len(senders)
+    # Independently: a key's weight is its share of the labels, an untrusted one's at most share.
+    carried = {
+        key: (1 - base_weight) * (n / total if key in trusted_keys else min(n / total, share))
+        for key, n in ((f"key{k}", n) for k, n in enumerate(counts))
+    }
+    assert len(data.feedback_gate) == total
+    weights = dict.fromkeys(carried, 0.0)
+    sender_of = dict(enumerate(senders))
+    for name, holdout in holdouts.items():
+        if name != "base":
+            sent = holdout.rows.x["i"].map(sender_of)
+            for key, rows in sent.value_counts().items():
+                weights[key] += holdout.weight * rows / len(holdout.rows)
+    assert weights == pytest.approx(carried)
+    base = holdouts["base"].weight if "base" in holdouts else 0.0
+    assert base == pytest.approx(1 - sum(carried.values()))
+
+
+def test_one_untrusted_keys_labels_weigh_at_most_half_the_recent_evidence_the_rest_base():
+    frame, feedback = _labelled(["mallory"] * 100)
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
+    holdouts = gate_holdouts(data, Gate(threshold=0.5))  # defaults: base 0.1, share 0.5
+    assert [(h.name, round(h.weight, 9)) for h in holdouts] == [
+        ("recent_key_mallory", 0.45),
+        ("base", 0.55),
+    ]
+    spread = gate_holdouts(data, Gate(threshold=0.5, source_share=1.0))
+    assert [(h.name, round(h.weight, 9)) for h in spread] == [("recent", 0.9), ("base", 0.1)]
 
 
 def test_the_gate_judges_on_the_labels_received_since_the_champion_was_trained():
@@ -182,7 +245,7 @@ def test_the_gate_judges_on_the_labels_received_since_the_champion_was_trained()
     )
     data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
     model = Fixed(np.zeros(100, dtype=int))
-    gate = Gate(threshold=0.0)
+    gate = Gate(threshold=0.0, source_share=1.0)
     # Labels are received at their "i": gate labels after 60 are those with i > 60.
     newer = [i for i in data.feedback_gate.x["i"] if i > 60]
     _, evidence = judge(ACCURACY, gate, data, model, model, served_since=60.0)
