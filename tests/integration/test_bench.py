@@ -36,3 +36,6 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
     for case in ("gradual, 300 labels", "features, 300 labels", "rotation, 200 labels"):
         for measure in ("gate held", "below the oracle"):
             assert any(case in r and measure in r and " of 2 " in r for r in rows), case
+    bounded = next(r for r in rows if "flipped labels, bounded: promoted" in r)
+    assert "| 0 of 2 " in bounded and bounded.endswith("| yes |"), bounded
+    assert any("two untrusted keys: promoted | 2 of 2" in r for r in rows)
