@@ -22,13 +22,29 @@ from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
 TIERS = {"unit": "unit", "integration": "integration", "stack": "containers"}
+# The integration modules that hold a worker longest (seconds of a worker, measured on two
+# workers), run first: with a module to a worker, one of them started last is the whole tier's
+# tail while the other workers idle.
+LONGEST_FIRST = (
+    "test_serving_faults.py",  # 139
+    "test_training.py",  # 135
+    "test_loop_guardrails.py",  # 129
+    "test_serving.py",  # 91
+    "test_tables.py",  # 86
+    "test_ui.py",  # 83
+    "test_bench.py",  # 80
+    "test_loop.py",  # 72
+    "test_contract.py",  # 66
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its folder's tier, so ``-m unit`` and ``-m integration`` select."""
+    """Mark each test with its folder's tier (``-m unit``, ``-m integration``); longest first."""
     for item in items:
         folder = Path(item.fspath).relative_to(Path(__file__).parent).parts[0]
         item.add_marker(TIERS[folder])
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.fspath).name, len(rank)))
 
 
 def _settings(root: Path) -> Settings:

@@ -1,10 +1,10 @@
 """One key's wrong labels cannot move the champion; drift fixes still promote.
 
-The attack: one key with predict and feedback scopes sends near-copies of the base rows and says
-each answer's opposite is the truth (``harness.retraining.poisoned``). Unbounded, its labels are
-the gate's decisive evidence and a model at about 5% accuracy is promoted (the control below); the
-gate's bound on one source (``gate.source_share``) holds it. The loop tests' drift scenarios,
-labelled by the owner's key, recover in the same run of the suite.
+The attack: one key with predict and feedback scopes sends 300 near-copies of the base rows and
+says each answer's opposite is the truth (``harness.retraining.poisoned``). Unbounded, its labels
+are the gate's decisive evidence and a model at about 5% accuracy is promoted (the control
+below); the gate's bound on one source (``gate.source_share``) holds it. The loop tests' drift
+scenarios, labelled by the owner's key, recover in the same run of the suite.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_one_keys_wrong_labels_are_held_and_trusting_the_key_is_what_would_let_t
 ):
     spec = write_spec(tmp_path / "drift.yaml", [drift_model()])
     assert train(settings, [spec], "train_drift").success
-    _log_poison(settings, 900)
+    _log_poison(settings, 300)
 
     held = train(settings, [spec], "train_drift")
     assert held.success
@@ -64,7 +64,7 @@ def test_one_keys_wrong_labels_are_held_and_trusting_the_key_is_what_would_let_t
 
 
 def test_poisoning_is_held_in_every_draw_and_two_keys_drift_labels_still_promote():
-    poison = DriftRetraining(POISON, 900)
+    poison = DriftRetraining(POISON, 300)
     for seed in range(3):
         outcome = poison.draw(seed, senders=(MALLORY,), trusted=frozenset())
         assert not outcome.promoted, (seed, outcome)
