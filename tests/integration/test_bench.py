@@ -17,7 +17,8 @@ from mlserve_assets.settings import PROJECT_ROOT
 def test_one_small_run_prints_every_row_and_loses_no_prediction():
     command = [sys.executable, "-m", "bench", "--only", "memory,growth,selection"]
     command += ["--rounds", "1", "--soak", "10", "--sizes", "1000,3000", "--draws", "2"]
-    command += ["--predictions", "10000"]  # the memory section's 100k cost a minute here
+    # The memory section's 100k cost a minute here; the soak at 50 req/s: rows, not figures.
+    command += ["--predictions", "10000", "--rate", "50"]
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=child_env({})
     )
