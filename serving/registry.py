@@ -67,6 +67,9 @@ class Tag:
     """JSON: both models' scores per holdout, rows, weights, the improvement interval."""
     CHAMPION_LIVE = "mlserve.champion_live"
     """The serving champion's live metric on its labels when the gate decided (back-off)."""
+    COLUMN_RULES = "mlserve.column_rules"
+    """JSON: the spec's column rules the version was trained under, which the service logs
+    each answered record's violations of (``serving.model.rules``)."""
     FINGERPRINT = "mlserve.fingerprint"
     """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"
@@ -207,7 +210,7 @@ def read_model(model_dir: Path, trusted: frozenset[str]) -> ModelFiles:
 
 
 def version_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
-    """Name, version, run and training metric of a registered version, from its tags."""
+    """A registered version's name, run, training metric and column rules, from its tags."""
     mv = client.get_model_version(name, version)
     return {
         "name": name,
@@ -215,6 +218,7 @@ def version_metadata(client: MlflowClient, name: str, version: str) -> dict[str,
         "run_id": mv.run_id or "",
         "metric": mv.tags.get(Tag.METRIC),
         "score": mv.tags.get(Tag.SCORE),
+        "column_rules": mv.tags.get(Tag.COLUMN_RULES),
     }
 
 

@@ -195,6 +195,7 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
             features=record,
             prediction=label,
             probabilities=probabilities[i] if probabilities else None,
+            violations=model.violations(record),
         )
         for i, (record, label) in enumerate(zip(body.records, labels, strict=True))
     ]

@@ -1,6 +1,7 @@
 """The training stage: the split, every candidate fitted and logged, the best one registered."""
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
 from importlib import metadata
 
@@ -212,6 +213,9 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 Tag.FEEDBACK_ROWS: str(split.feedback_rows),
                 Tag.FEEDBACK_WATERMARK: repr(split.feedback_watermark),
                 Tag.FINGERPRINT: made_from,
+                Tag.COLUMN_RULES: json.dumps(
+                    {c: r.model_dump(exclude={"dtype"}) for c, r in spec.columns.items()}
+                ),
             },
             description=spec.description,
         )

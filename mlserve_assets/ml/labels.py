@@ -14,6 +14,7 @@ import pandas as pd
 
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.spec.models import ColumnRule
+from serving.model.rules import violation
 
 UNKNOWN_SENDER = "unknown"
 """The sender of a label stored before labels recorded their key: never a trusted source."""
@@ -62,17 +63,14 @@ def feature_frame(labelled: pd.DataFrame, features: list[str], target: str) -> p
 
 
 def breaks(rule: ColumnRule, values: pd.Series) -> pd.Series:
-    """Which values break ``rule`` (min, max, allowed, nullable), row by row."""
-    bad = values.isna() if not rule.nullable else pd.Series(False, index=values.index)
-    present = values.notna()
-    numbers = pd.to_numeric(values, errors="coerce")
-    if rule.min is not None:
-        bad |= present & ~(numbers >= rule.min)
-    if rule.max is not None:
-        bad |= present & ~(numbers <= rule.max)
-    if rule.allowed is not None:
-        bad |= present & ~values.isin(rule.allowed)
-    return bad
+    """Which values break ``rule`` (min, max, allowed, nullable), row by row.
+
+    By the service's own reading of the rule (``serving.model.rules``), which logs each
+    answered record's violations: the log and the training data agree on every row.
+    """
+    kept = rule.model_dump()
+    present = values.astype(object).where(values.notna(), None)
+    return present.map(lambda value: violation(kept, value) is not None).astype(bool)
 
 
 def label_range(base_target: pd.Series, margin: float) -> tuple[float, float]:

@@ -8,7 +8,8 @@ call, measured).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ from serving.model.fields import (
     FieldError,
     field_problem,
 )
+from serving.model.rules import Rules, violations
 from serving.registry import (
     CHAMPION,
     RegistryClient,
@@ -57,6 +59,8 @@ class ServedModel:
     estimator: BaseEstimator
     features: list[Feature]
     example: dict[str, Any] | None = None
+    rules: Rules = field(default_factory=dict)
+    """The spec's column rules: a record breaking one is answered and logged with them named."""
 
     @cached_property
     def classes(self) -> list[Any] | None:
@@ -78,6 +82,10 @@ class ServedModel:
                 {"name": f.name, "type": f.type, "nullable": not f.required} for f in self.features
             ],
         }
+
+    def violations(self, record: dict[str, Any]) -> list[str] | None:
+        """The column rules ``record`` breaks, named; None when it breaks none (or none exist)."""
+        return violations(self.rules, record) if self.rules else None
 
     def check(self, records: list[Any]) -> tuple[np.ndarray | None, list[FieldError]]:
         """The feature matrix in signature order, or every problem found.
@@ -232,6 +240,7 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]
         estimator=files.estimator,
         features=[Feature(*column) for column in files.inputs],
         example=_first_record(files.example),
+        rules=json.loads(meta.get("column_rules") or "{}"),
     )
     if served.example is None:
         raise RefusedModel("it has no input example to check that it predicts")

@@ -107,6 +107,7 @@ class PredictionStore:
                 dumps(row.features),
                 dumps(row.prediction),
                 None if row.probabilities is None else dumps(row.probabilities),
+                None if row.violations is None else dumps(row.violations),
             )
             for row in rows
         ]

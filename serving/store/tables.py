@@ -25,6 +25,8 @@ predictions = sa.Table(
     sa.Column("features", sa.JSON, nullable=False),
     sa.Column("prediction", sa.JSON, nullable=False),
     sa.Column("probabilities", sa.JSON, nullable=True),
+    # The spec's column rules the record broke, named (``serving.model.rules``); null if none.
+    sa.Column("violations", sa.JSON, nullable=True),
     sa.Index("ix_predictions_model", "model_name", "model_version"),
 )
 
@@ -114,6 +116,7 @@ class PredictionRow:
     features: dict[str, Any]
     prediction: Any
     probabilities: dict[str, float] | None = None
+    violations: list[str] | None = None
 
 
 class Labelled(NamedTuple):
@@ -136,27 +139,31 @@ class DuplicateFeedbackError(ValueError):
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Bring an older log's feedback table up to date: its model, then who sent each label.
+    """Bring an older log up to date: each label's model and sender, each record's violations.
 
     Idempotent and safe to race: a process that finds the columns already there does nothing,
     and one that loses the race to add them sees the winner's columns on its second look.
     """
     _add_model(engine)
-    for column in ("key_id", "withdrawn_at"):
-        if column in _feedback_columns(engine):
+    for table, column in (
+        (feedback, "key_id"),
+        (feedback, "withdrawn_at"),
+        (predictions, "violations"),
+    ):
+        if column in _columns(engine, table):
             continue
-        kind = feedback.c[column].type.compile(engine.dialect)
+        kind = table.c[column].type.compile(engine.dialect)
         try:
             with engine.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {column} {kind}")
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
         except sa.exc.DBAPIError:
-            if column not in _feedback_columns(engine):
+            if column not in _columns(engine, table):
                 raise
 
 
 def _add_model(engine: sa.Engine) -> None:
     """The labelled prediction's model and version, copied onto a log written before them."""
-    if "model_name" in _feedback_columns(engine):
+    if "model_name" in _columns(engine, feedback):
         return
     try:
         with engine.begin() as conn:
@@ -170,12 +177,12 @@ def _add_model(engine: sa.Engine) -> None:
             for index in feedback.indexes:
                 index.create(conn, checkfirst=True)
     except sa.exc.DBAPIError:
-        if "model_name" not in _feedback_columns(engine):
+        if "model_name" not in _columns(engine, feedback):
             raise
 
 
-def _feedback_columns(engine: sa.Engine) -> set[str]:
-    return {c["name"] for c in sa.inspect(engine).get_columns("feedback")}
+def _columns(engine: sa.Engine, table: sa.Table) -> set[str]:
+    return {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
 
 
 # Column names are PredictionRow's fields, in the order a row's values are sent to the database.

@@ -80,6 +80,23 @@ def test_single_prediction_is_answered_and_logged(served: Served, trained):
     assert row.model_version == answer["model_version"]
 
 
+def test_a_record_breaking_the_specs_column_rules_is_answered_and_logged_with_them(
+    served: Served,
+):
+    # examples/classification.yaml: mean radius {min: 0, nullable: false}; the signature admits
+    # any double, the rule says what is fit to learn from.
+    fine, negative = cancer_records(2)
+    negative["mean radius"] = -3.5
+    response = served.predict([fine, negative])
+    assert response.status_code == 200
+    first, second = (
+        served.store.prediction(a["prediction_id"]) for a in response.json()["predictions"]
+    )
+    assert first.violations is None
+    assert second.violations == ["mean radius: below the minimum 0.0"]
+    assert second.features == negative
+
+
 def test_batch_prediction_logs_every_record_with_unique_ids(served: Served):
     before = served.store.count_predictions("breast_cancer")
     response = served.predict(cancer_records(100, start=50))

@@ -8,6 +8,7 @@ import pandas as pd
 
 from mlserve_assets.ml.labels import admissible, breaks, label_range
 from mlserve_assets.spec.models import ColumnRule
+from serving.model.rules import violations
 
 
 def test_each_rule_names_the_rows_that_break_it():
@@ -37,3 +38,19 @@ def test_rows_breaking_a_rule_or_outside_the_label_range_are_kept_out_and_counte
     assert out == {"age": 2, "plan": 1, "y": 2}
     everything, nothing = admissible(rows, {}, "y", None)
     assert len(everything) == len(rows) and nothing == {}
+
+
+def test_a_served_record_is_told_each_rule_it_breaks_by_name():
+    rules = {
+        "age": {"min": 0, "max": 120, "nullable": False},
+        "plan": {"allowed": ["a", "b"]},
+        "note": {},
+    }
+    assert violations(rules, {"age": 30, "plan": "a", "note": "x"}) is None
+    assert violations(rules, {"age": -1, "plan": "z"}) == [
+        "age: below the minimum 0",
+        "plan: not one of the allowed values ['a', 'b']",
+    ]
+    assert violations(rules, {"age": None, "plan": None}) == ["age: null is not allowed"]
+    assert violations(rules, {"age": "old", "plan": "b"}) == ["age: not a number"]
+    assert violations(rules, {"age": 121.5, "plan": "b"}) == ["age: above the maximum 120"]
