@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mlserve_assets.cli import champion, labels, scaffold, serve, simulate, spec, train
+from mlserve_assets.cli import champion, labels, replay, scaffold, serve, simulate, spec, train
 
 
 @click.group()
@@ -29,6 +29,7 @@ for _command in (
     champion.history_command,
     champion.promote,
     champion.rollback,
+    replay.replay,
     labels.labels,
 ):
     main.add_command(_command)

@@ -105,6 +105,25 @@ def gate_holdouts(
     return [h for h in parts if h.weight > 0 and len(h.rows)]
 
 
+def paired_gains(
+    metric: Metric, y: np.ndarray, ours: np.ndarray, theirs: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One model's improvement over another on each of ``RESAMPLES`` resamples of the rows.
+
+    Paired: each resample draws the same rows for both, so the spread measures their
+    difference on the same cases rather than each one's own noise.
+    """
+    rows = rng.integers(0, len(y), size=(RESAMPLES, len(y)))
+    return metric.improvement(metric.resampled(y, ours, rows), metric.resampled(y, theirs, rows))
+
+
+def interval_of(gains: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` interval of resampled improvements."""
+    alpha = 1 - confidence
+    low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
 def weigh(
     metric: Metric,
     holdouts: list[Holdout],
@@ -115,8 +134,7 @@ def weigh(
 ) -> Evidence:
     """Both models on the holdouts, and a paired bootstrap interval of the improvement.
 
-    Paired: each resample draws the same rows for both models, so the interval measures their
-    difference on the same cases rather than each one's own noise.
+    Each holdout is resampled on its own (``paired_gains``) and the gains weighed like the scores.
     """
     rng = np.random.default_rng(seed)
     improvement = np.zeros(RESAMPLES)
@@ -136,16 +154,9 @@ def weigh(
         totals[0] += holdout.weight * part["challenger"]
         if theirs is not None:
             totals[1] += holdout.weight * part["champion"]
-            rows = rng.integers(0, len(y), size=(RESAMPLES, len(y)))
-            gain = metric.improvement(
-                metric.resampled(y, ours, rows), metric.resampled(y, theirs, rows)
-            )
+            gain = paired_gains(metric, y, ours, theirs, rng)
             improvement += holdout.weight * gain
-    interval = None
-    if champion is not None:
-        alpha = 1 - confidence
-        low, high = np.quantile(improvement, [alpha / 2, 1 - alpha / 2])
-        interval = (float(low), float(high))
+    interval = None if champion is None else interval_of(improvement, confidence)
     return Evidence(
         challenger=totals[0],
         champion=None if champion is None else totals[1],

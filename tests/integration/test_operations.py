@@ -12,15 +12,19 @@ from pathlib import Path
 import httpx
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import accuracy_score
+from sklearn.tree import DecisionTreeClassifier
 
 from harness.cli import mlserve
 from harness.project import AUTH, copy_moves, service_env
-from harness.registries import champion_copy, registry_copy
+from harness.registries import champion_copy, register_new_version, registry_copy
 from harness.servers import bentoml_server
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 
 MLSERVE = str(Path(sys.executable).parent / "mlserve")
-RECORD = load_breast_cancer(as_frame=True).frame.drop(columns="target").iloc[0].to_dict()
+CANCER = load_breast_cancer(as_frame=True)
+RECORD = CANCER.data.iloc[0].to_dict()
 
 
 def _served_version(url: str) -> str:
@@ -33,6 +37,21 @@ def _wait_for_version(url: str, version: str, timeout: float = 15) -> None:
     while (served := _served_version(url)) != version:
         assert time.monotonic() < deadline, f"still serving v{served}, wanted v{version}"
         time.sleep(0.2)
+
+
+def _labelled_traffic(url: str, n: int) -> tuple[list[int], list[dict]]:
+    """``n`` records answered by the service at ``url``, each labelled with its true class."""
+    records = CANCER.data.iloc[-n:]
+    body = {"records": records.to_dict("records")}
+    answers = httpx.post(f"{url}/predict", json=body, headers=AUTH, timeout=30).json()
+    truth = [int(t) for t in CANCER.target.iloc[-n:]]
+    items = [
+        {"prediction_id": a["prediction_id"], "ground_truth": t}
+        for a, t in zip(answers["predictions"], truth, strict=True)
+    ]
+    labelled = httpx.post(f"{url}/feedback/batch", json={"feedback": items}, headers=AUTH)
+    assert labelled.status_code == 200, labelled.text
+    return truth, answers["predictions"]
 
 
 def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_path):
@@ -57,6 +76,28 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
         assert rolled.returncode == 0, rolled.stderr
         assert f"v{second.version} -> v{first.version}" in rolled.stdout
         _wait_for_version(url, str(first.version))
+        truth, answers = _labelled_traffic(url, 120)
+
+    # Replay: the version that answered scores exactly what it achieved live; a stump (a
+    # known-worse model) ranks below it.
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(CANCER.data, CANCER.target)
+    worse = register_new_version(
+        MlflowRegistry(tracking_uri=uri), "breast_cancer", stump, CANCER.data
+    )
+    args = ["replay", "breast_cancer", worse, str(first.version), "--last", "120", "--json"]
+    replayed = mlserve(args, env)
+    assert replayed.returncode == 0, replayed.stderr
+    report = json.loads(replayed.stdout)
+    live = accuracy_score(truth, [a["prediction"] for a in answers])
+    assert report["requests"] == 120
+    assert report["served"] == {"score": live, "by_version": {str(first.version): 120}}
+    best, second_best = report["versions"]
+    assert (best["version"], best["score"], best["gain"]) == (str(first.version), live, 0.0)
+    assert second_best["version"] == worse and second_best["interval"][1] < 0
+    text = mlserve(args[:-1], env).stdout
+    assert "replay of breast_cancer on 120 labelled logged requests" in text
+    unknown = mlserve(["replay", "breast_cancer", "999"], env)
+    assert unknown.returncode == 1 and "v999 of breast_cancer cannot be read" in unknown.stderr
 
     # After the trained project's own moves, which the service's log was given (service_env).
     moves = json.loads(mlserve(["history", "breast_cancer", "--json"], env).stdout)[-2:]
@@ -73,11 +114,12 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
     status = json.loads(mlserve(["status", "breast_cancer", "--json"], env).stdout)
     assert status["champion"]["version"] == str(first.version)
     assert status["champion"]["moved_by"].startswith("mlserve rollback (")
-    assert status["champion"]["live_score"] is None  # no labels yet
+    # Its live metric: the labelled traffic it answered, scored as replay scored it.
+    assert status["champion"]["live_score"] == live
     assert set(status["answering"]) == {str(first.version), str(second.version)}
-    assert status["last_training"]["version"] == str(second.version)
+    assert status["last_training"]["version"] == worse  # the newest registered: the stump
     shown = mlserve(["status", "breast_cancer"], env).stdout
-    assert f"champion     v{first.version} since" in shown and "no labels yet" in shown
+    assert f"champion     v{first.version} since" in shown
 
 
 def test_moves_that_cannot_happen_are_refused_with_exit_1(trained, tmp_path):
