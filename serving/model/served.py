@@ -231,6 +231,9 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]
     could replace one that answers (``RefusedModel``).
     """
     files = read_model(model_dir, trusted)
+    inputs = {column[0] for column in files.inputs}
+    # Rules on columns the model does not take (its target) have nothing to check in a record.
+    rules = json.loads(meta.get("column_rules") or "{}")
     served = ServedModel(
         name=meta["name"],
         version=str(meta["version"]),
@@ -240,7 +243,7 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]
         estimator=files.estimator,
         features=[Feature(*column) for column in files.inputs],
         example=_first_record(files.example),
-        rules=json.loads(meta.get("column_rules") or "{}"),
+        rules={column: rule for column, rule in rules.items() if column in inputs},
     )
     if served.example is None:
         raise RefusedModel("it has no input example to check that it predicts")
