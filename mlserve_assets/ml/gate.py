@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,20 +54,6 @@ class GateDecision:
         return challenger if self.promote else current
 
 
-def source_shares(
-    senders: Sequence[str], share: float, trusted: Collection[str]
-) -> dict[str, float]:
-    """Each sender's share of the recent evidence, bounded by ``share`` unless ``trusted``.
-
-    A sender's share is its part of the labels; the shares sum to 1 unless one was bounded.
-    """
-    counts = Counter(senders)
-    return {
-        sender: n / len(senders) if sender in trusted else min(n / len(senders), share)
-        for sender, n in counts.items()
-    }
-
-
 def gate_holdouts(
     data: DatasetSplit,
     gate: Gate,
@@ -91,17 +77,16 @@ def gate_holdouts(
         recent, senders = recent.take(newer), senders[newer]
     if not len(recent):
         return weighted_holdouts(recent, data.base_test, gate.base_weight)
-    shares = source_shares(list(senders), gate.source_share, trusted)
-    bounded = {s for s, part in shares.items() if part < np.mean(senders == s)}
-    recent_weight = 1.0 - gate.base_weight
-    free = ~np.isin(senders, list(bounded))
-    parts = [Holdout("recent", recent.take(free), recent_weight * float(np.mean(free)))]
+    share, weight = gate.source_share, 1.0 - gate.base_weight
+    parts_of = {s: n / len(senders) for s, n in Counter(senders).items()}
+    bounded = sorted(s for s, part in parts_of.items() if part > share and s not in trusted)
+    free = ~np.isin(senders, bounded)
+    parts = [Holdout("recent", recent.take(free), weight * float(np.mean(free)))]
     parts += [
-        Holdout(f"recent_key_{s}", recent.take(senders == s), recent_weight * shares[s])
-        for s in sorted(bounded)
+        Holdout(f"recent_key_{s}", recent.take(senders == s), weight * share) for s in bounded
     ]
-    lost = sum(float(np.mean(senders == s)) - shares[s] for s in bounded)
-    parts.append(Holdout("base", data.base_test, gate.base_weight + recent_weight * lost))
+    lost = sum(parts_of[s] - share for s in bounded)
+    parts.append(Holdout("base", data.base_test, gate.base_weight + weight * lost))
     return [h for h in parts if h.weight > 0 and len(h.rows)]
 
 

@@ -105,16 +105,12 @@ def replay(
     served = float(metric.score(truth, answered))
     scored = []
     for version, ours in predictions.items():
+        score = float(metric.score(truth, ours))
+        # The same resamples for every version: their intervals are comparable.
         rng = np.random.default_rng(len(truth))
         gains = paired_gains(metric, truth, np.asarray(ours), answered, rng)
-        scored.append(
-            VersionScore(
-                version,
-                float(metric.score(truth, ours)),
-                metric.improvement(float(metric.score(truth, ours)), served),
-                interval_of(gains, confidence),
-            )
-        )
+        gain = metric.improvement(score, served)
+        scored.append(VersionScore(version, score, gain, interval_of(gains, confidence)))
     scored.sort(key=lambda s: metric.rank(s.score))
     counts = requests["model_version"].astype(str).value_counts()
     return ReplayReport(

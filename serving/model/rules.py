@@ -30,8 +30,10 @@ def violation(rule: Mapping[str, Any], value: Any) -> str | None:
     low, high, allowed = rule.get("min"), rule.get("max"), rule.get("allowed")
     if low is not None or high is not None:
         number = _number(value)
-        if number is None or (low is not None and not number >= low):
-            return f"below the minimum {low}" if number is not None else "not a number"
+        if number is None:
+            return "not a number"
+        if low is not None and not number >= low:
+            return f"below the minimum {low}"
         if high is not None and not number <= high:
             return f"above the maximum {high}"
     if allowed is not None and value not in allowed:
