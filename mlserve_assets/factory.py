@@ -17,12 +17,13 @@ from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.assets.release import release_assets
 from mlserve_assets.assets.training import training_assets
-from mlserve_assets.sensors import build_retrain_sensor
+from mlserve_assets.sensors.bake import build_bake_sensor
+from mlserve_assets.sensors.retrain import build_retrain_sensor
 from mlserve_assets.spec.models import ModelSpec
 
 
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:
-    """The asset graph, checks, training job and retraining sensor for one declared model."""
+    """The asset graph, checks, training job, retraining and baking sensors for one model."""
     model = ModelAssets(spec)
     job = dg.define_asset_job(
         f"train_{spec.name}",
@@ -37,5 +38,5 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
             *release_assets(model),
         ],
         jobs=[job],
-        sensors=[build_retrain_sensor(spec, job.name)],
+        sensors=[build_retrain_sensor(spec, job.name), build_bake_sensor(spec)],
     )

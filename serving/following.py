@@ -21,6 +21,7 @@ from serving.model.artifact import RefusedModel
 from serving.model.served import ServedModel, load_version
 from serving.prometheus import ServiceMetrics
 from serving.registry import CHAMPION, ChampionState, RegistryClient, champion_state
+from serving.store import moves
 from serving.store.predictions import PredictionStore
 
 logger = logging.getLogger("mlserve.serving")
@@ -48,7 +49,8 @@ class ChampionFollower:
 
     def initial(self, name: str) -> ServedModel:
         """The vetted champion to start with (whatever the alias names)."""
-        self._metrics.refused(name, None)  # exported from the start, for the alert to read
+        self._metrics.refused(name, None)  # exported from the start, for the alerts to read
+        self._metrics.rolled_back(name, 0)
         state = self._state(name)
         self._report(name, state)
         if state.vetted is None:
@@ -66,12 +68,21 @@ class ChampionFollower:
                     new = self.load(served.name, state.vetted)
                 except RefusedModel as exc:
                     self._unsafe[state.vetted] = f"mlserve will not load it: {exc}"
+                else:
+                    self._count_rollback(served.name, state.vetted)
             self._report(served.name, state)
             return new
 
     def load(self, name: str, version: str) -> ServedModel:
         """One registered version, read with mlserve's trusted types and checked to predict."""
         return load_version(self._client, name, version, self._workdir, self._trusted)
+
+    def _count_rollback(self, name: str, version: str) -> None:
+        """Count the move to ``version`` if it was a rollback, for the alert that says so."""
+        [newest] = moves.history(self._store, name, last=1) or [None]
+        if newest is not None and newest.to_version == version and newest.rolls_back:
+            logger.warning("%s rolled back from v%s: %s", name, newest.rolls_back, newest.reason)
+            self._metrics.rolled_back(name)
 
     def refusal(self, name: str) -> str | None:
         """Why the alias's version is not served, while it is refused."""

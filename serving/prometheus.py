@@ -85,6 +85,12 @@ class ServiceMetrics:
             "'unrecorded' (moved around mlserve) or 'unsafe' (mlserve will not load it).",
             ["model", "reason"],
         )
+        self._rollbacks = prom.Counter(
+            "mlserve_champion_rollbacks",
+            "Moves back to an earlier champion the service followed (baking's automatic "
+            "rollbacks and mlserve rollback): each one is a promotion that went wrong.",
+            ["model"],
+        )
         self._refusing = prom.Gauge(
             "mlserve_champion_alias_refused",
             "1 while the champion alias names a version the service refuses (the previous one "
@@ -133,6 +139,10 @@ class ServiceMetrics:
         """Record what the spool holds: rows waiting for the database, rows it refused."""
         self._spooled.set(spooled)
         self._quarantined.set(quarantined)
+
+    def rolled_back(self, model: str, count: int = 1) -> None:
+        """Count ``count`` rollbacks followed (0 exports the counter from the start)."""
+        self._rollbacks.labels(model).inc(count)
 
     def refused(self, model: str, reason: str | None) -> None:
         """Count a newly refused alias move (``reason``), or record that none is refused now."""

@@ -70,6 +70,9 @@ class Tag:
     COLUMN_RULES = "mlserve.column_rules"
     """JSON: the spec's column rules the version was trained under, which the service logs
     each answered record's violations of (``serving.model.rules``)."""
+    BAKE = "mlserve.bake"
+    """JSON: the baking sensor's latest look at the version after it became champion
+    (``mlserve_assets.ml.bake``): kept or rolled back, and the figures."""
     FINGERPRINT = "mlserve.fingerprint"
     """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"

@@ -44,6 +44,8 @@ def status(model_name: str | None, as_json: bool) -> None:
                 f"  {c['metric']:12} trained {c['training_score']}, live {live}; "
                 f"{c['labels_since_training']} labels since its training",
             ]
+            if c["baking"] is not None:
+                lines.append(f"  baking       {c['baking']['outcome']}: {c['baking']['reason']}")
         t = s["last_training"]
         if t is not None:
             lines.append(
@@ -80,6 +82,7 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
 
     from serving.config import trust_registry
     from serving.registry import Tag, gate_outcome, move_champion, served_champion
+    from serving.store.moves import ROLLBACK_OF
 
     try:
         target = p.client.get_model_version(model_name, version)
@@ -98,6 +101,7 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
         evidence={
             "gate": gate_outcome(target),
             "gate_reason": target.tags.get(Tag.GATE_REASON),
+            **({ROLLBACK_OF: str(current.version)} if command == "rollback" and current else {}),
         },
     )
     click.echo(

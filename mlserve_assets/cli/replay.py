@@ -73,13 +73,9 @@ def replay(
                     refuse(f"v{version} is not loaded: {exc}")
                 except Exception as exc:  # an unknown version, an unreachable registry
                     refuse(f"v{version} of {model_name} cannot be read: {exc}")
-                matrix, problems = served.check(records)
-                if matrix is None:
-                    first = problems[0]
-                    refuse(
-                        f"v{version} cannot take the logged requests: request {first.record}, "
-                        f"{first.field}: {first.problem}"
-                    )
-                predictions[version] = served.predict(matrix).labels
+                try:
+                    predictions[version] = served.replay(records).labels
+                except ValueError as exc:
+                    refuse(f"v{version} cannot take the logged requests: {exc}")
     report = replayed(model_name, spec.scorer, requests, predictions, confidence)
     emit(report.as_dict(), as_json, report.lines())

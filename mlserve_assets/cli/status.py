@@ -6,6 +6,7 @@ the champion's history, the Dagster instance), so ``mlserve status`` needs no ru
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -68,6 +69,8 @@ def _champion(
         "live_score": live.value,
         "live_labels": live.labels,
         "labels_since_training": labels_since,
+        # Baking's latest look at it as champion (``mlserve_assets.ml.bake``), if any yet.
+        "baking": json.loads(version.tags[Tag.BAKE]) if Tag.BAKE in version.tags else None,
     }
 
 

@@ -102,6 +102,29 @@ class Retrain(_Strict):
     data: RetrainData = Field(default_factory=RetrainData)
 
 
+class Bake(_Strict):
+    """After every promotion, the new champion is watched on live traffic, and rolled back if worse.
+
+    For ``hours`` after the alias moves (and at most the first ``requests`` answers), the requests
+    the new champion answered are replayed with the version it replaced, so both are judged on the
+    same requests. As labels arrive (late ones too, for ``late_label_hours`` after the window) the
+    gate's paired bootstrap says whether the new champion is worse; past ``max_drop`` with the
+    stated ``confidence`` it is rolled back, the move recorded with the evidence. The chance that a
+    version as good as the one it replaced is rolled back anywhere in the watch stays below
+    ``1 - confidence``: it is judged only at ``min_labels``, twice that, four times..., and each
+    look spends its share (Bonferroni).
+    """
+
+    rollback: bool = True
+    hours: float = Field(default=24, gt=0)
+    requests: int = Field(default=2000, ge=MIN_LIVE_LABELS)
+    min_labels: int = Field(default=MIN_LIVE_LABELS, ge=MIN_LIVE_LABELS)
+    max_drop: float = Field(default=0.0, ge=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    late_label_hours: float = Field(default=24, ge=0)
+    check_every_seconds: int = Field(default=30, ge=1)
+
+
 class ColumnRule(_Strict):
     """Data rules for one column: a blocking check on the source, a filter on served records.
 
@@ -136,15 +159,16 @@ class ModelSpec(_Strict):
     metric: str
     gate: Gate
     retrain: Retrain = Field(default_factory=Retrain)
+    bake: Bake = Field(default_factory=Bake)
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     prepare: Literal["auto", "none"] = "auto"
+    """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;
+    ``none``: the candidates get the columns as they are (bring your own Pipeline)."""
     trusted_types: list[str] = Field(default_factory=list)
     """Types beyond mlserve's list (``serving.model.artifact``) this model's estimators need
     once fitted, as skops names them; a training that needs others is refused with their names.
     The service is given the same list in ``MLSERVE_TRUSTED_TYPES`` (``mlserve serve`` and the
     bento set it)."""
-    """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;
-    ``none``: the candidates get the columns as they are (bring your own Pipeline)."""
 
     @field_validator("name")
     @classmethod

@@ -192,6 +192,18 @@ class ServedModel:
             labels, [dict(zip(keys, row, strict=True)) for row in proba.tolist()], unscorable
         )
 
+    def replay(self, records: list[Any]) -> Scored:
+        """This version's answers to logged records, as the service gives them.
+
+        For replay and baking, which score one version on the requests another answered.
+        Raises ``ValueError`` naming the first record it cannot take.
+        """
+        matrix, problems = self.check(records)
+        if matrix is None:
+            first = problems[0]
+            raise ValueError(f"request {first.record}, {first.field}: {first.problem}")
+        return self.predict(matrix)
+
     def check_label(self, value: Any) -> str | None:
         """Why ``value`` cannot be ground truth for this model, or None if it can.
 

@@ -21,6 +21,9 @@ import sqlalchemy as sa
 from serving.store.predictions import PredictionStore
 from serving.store.tables import champion_moves
 
+ROLLBACK_OF = "rollback_of"
+"""The evidence key a rollback names the version it undid by."""
+
 
 @dataclass(frozen=True)
 class Move:
@@ -33,6 +36,14 @@ class Move:
     moved_by: str
     reason: str
     evidence: dict[str, Any]
+
+    @property
+    def rolls_back(self) -> str | None:
+        """The version this move rolled back, if it was a rollback (by hand or by baking).
+
+        A rollback returns to a version that served before: it is not watched like a promotion.
+        """
+        return self.evidence.get(ROLLBACK_OF)
 
     def as_dict(self) -> dict[str, Any]:
         """The move as JSON-ready data."""
@@ -66,15 +77,16 @@ def latest(store: PredictionStore, model_name: str) -> str | None:
         return conn.execute(query).scalar()
 
 
-def history(store: PredictionStore, model_name: str) -> list[Move]:
-    """Every recorded move of the model's champion, oldest first."""
+def history(store: PredictionStore, model_name: str, last: int | None = None) -> list[Move]:
+    """The recorded moves of the model's champion (the ``last`` ones if given), oldest first."""
     query = (
         sa.select(champion_moves)
         .where(champion_moves.c.model_name == model_name)
-        .order_by(champion_moves.c.id)
+        .order_by(champion_moves.c.id.desc())
+        .limit(last)
     )
     with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
+        rows = conn.execute(query).mappings().all()[::-1]
     return [
         Move(
             **{k: v for k, v in row.items() if k != "id"}

@@ -70,7 +70,17 @@ def test_prometheus_config_and_alert_rules_pass_promtool():
     assert config.returncode == 0, config.stdout + config.stderr
     rules = _run("promtool", "check", "rules", "infra/prometheus/alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "6 rules found" in rules.stdout
+    assert "7 rules found" in rules.stdout
+
+
+def test_every_alert_fires_on_its_series_and_only_then():
+    # promtool's own rule tests (infra/prometheus/alerts.test.yml): series in, alerts expected.
+    done = _run("promtool", "test", "rules", "infra/prometheus/alerts.test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    cases = (INFRA / "prometheus/alerts.test.yml").read_text()
+    tested = set(re.findall(r"alertname: (\w+)", cases))
+    rules = yaml.safe_load((INFRA / "prometheus/alerts.yml").read_text())
+    assert tested == {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
 
 
 def test_kubernetes_manifests_validate_and_match_the_image_and_ports():

@@ -76,6 +76,9 @@ def test_promote_and_rollback_move_what_a_running_service_answers(trained, tmp_p
         assert rolled.returncode == 0, rolled.stderr
         assert f"v{second.version} -> v{first.version}" in rolled.stdout
         _wait_for_version(url, str(first.version))
+        # Counted for the alert on rollbacks; the promotion before it was not one.
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert 'mlserve_champion_rollbacks_total{model="breast_cancer"} 1.0' in metrics
         truth, answers = _labelled_traffic(url, 120)
 
     # Replay: the version that answered scores exactly what it achieved live; a stump (a

@@ -14,7 +14,7 @@ from harness.project import copy_moves
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
-from mlserve_assets.sensors import build_retrain_sensor
+from mlserve_assets.sensors.retrain import build_retrain_sensor
 from mlserve_assets.settings import Settings
 from mlserve_assets.spec.models import Retrain
 from serving.registry import Tag

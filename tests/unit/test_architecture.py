@@ -23,7 +23,7 @@ import pytest
 from mlserve_assets.settings import PROJECT_ROOT
 
 PURE = ["mlserve_assets/ml", "mlserve_assets/spec"]
-DRIVEN = ["mlserve_assets/assets", "mlserve_assets/resources", "mlserve_assets/sensors.py"]
+DRIVEN = ["mlserve_assets/assets", "mlserve_assets/resources", "mlserve_assets/sensors"]
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -1,0 +1,87 @@
+"""Baking: after a promotion, the new champion judged against the one it replaced, on live traffic.
+
+The requests the new champion answered since the alias moved are replayed with the version it
+replaced (``mlserve_assets.sensors.bake`` loads both as the service does), so both are scored on
+the same requests and the gate's paired bootstrap applies. The verdict is pure: labelled requests
+in, roll back or keep out, with the figures.
+
+Looked at every few seconds, a test would almost surely cry wolf sooner or later. So the new
+champion is judged only at milestones of labelled requests (``min_labels``, twice that, four
+times...; the same first requests each time a milestone is looked at, so repeated looks add
+nothing) and once more when the watch ends; each look uses ``(1 - confidence) / looks`` as its
+one-sided error, so the chance that a version as good as the one it replaced is rolled back over
+the whole watch stays below ``1 - confidence``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlserve_assets.ml.gate import paired_gains
+from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.spec.models import Bake
+
+
+@dataclass(frozen=True)
+class BakeVerdict:
+    """Roll back or keep, why, and the figures (recorded with the move, tagged on the version)."""
+
+    rollback: bool
+    reason: str
+    evidence: dict[str, object]
+
+
+def looks(rules: Bake) -> int:
+    """How many times a watch judges: one per milestone below ``requests``, and the last."""
+    return math.floor(math.log2(rules.requests / rules.min_labels)) + 2
+
+
+def milestone(labelled: int, rules: Bake, final: bool) -> int:
+    """How many of the first labelled requests to judge on now (0: not yet).
+
+    The largest milestone reached; every label there is at the watch's end.
+    """
+    if labelled < rules.min_labels:
+        return 0
+    doublings = int(math.log2(labelled / rules.min_labels))
+    return labelled if final else rules.min_labels * 2**doublings
+
+
+def judge(
+    metric: Metric,
+    rules: Bake,
+    truth: np.ndarray,
+    new: np.ndarray,
+    old: np.ndarray,
+    versions: tuple[str, str],
+) -> BakeVerdict:
+    """Whether the new champion (``new``'s answers) is worse than the old one past ``max_drop``.
+
+    Rolled back when even the optimistic end of its improvement (the one-sided bound at this
+    look's share of the error) is below ``-max_drop``.
+    """
+    ours, theirs = versions
+    alpha = (1 - rules.confidence) / looks(rules)
+    rng = np.random.default_rng(len(truth))  # the same requests give the same verdict
+    gains = paired_gains(metric, truth, new, old, rng)
+    bound = float(np.quantile(gains, 1 - alpha))
+    score_new, score_old = float(metric.score(truth, new)), float(metric.score(truth, old))
+    evidence: dict[str, object] = {
+        "labelled": len(truth),
+        f"v{ours}_{metric.name}": score_new,
+        f"v{theirs}_{metric.name}": score_old,
+        "improvement": metric.improvement(score_new, score_old),
+        "improvement_bound": bound,
+        "error_per_look": alpha,
+        "max_drop": rules.max_drop,
+    }
+    figures = (
+        f"{metric.name} {score_new:.4f} against v{theirs}'s {score_old:.4f} on the same "
+        f"{len(truth)} labelled requests (improvement at best {bound:+.4f})"
+    )
+    if bound < -rules.max_drop:
+        return BakeVerdict(True, f"v{ours} is worse than v{theirs}: {figures}", evidence)
+    return BakeVerdict(False, f"v{ours} holds: {figures}", evidence)
