@@ -13,22 +13,29 @@ from __future__ import annotations
 import dagster as dg
 
 from mlserve_assets.assets.data import data_assets
+from mlserve_assets.assets.drift import drift_checks
 from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.assets.release import release_assets
 from mlserve_assets.assets.training import training_assets
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.sensors.retrain import build_retrain_sensor
+from mlserve_assets.sensors.watch import build_watch_sensor
 from mlserve_assets.spec.models import ModelSpec
 
 
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:
-    """The asset graph, checks, training job, retraining and baking sensors for one model."""
+    """The asset graph, checks, jobs (train, watch), sensors (retrain, bake, watch) of a model."""
     model = ModelAssets(spec)
     job = dg.define_asset_job(
         f"train_{spec.name}",
         selection=dg.AssetSelection.groups(spec.name),
         description=f"Load, check, train with feedback, register, gate and package {spec.name}.",
+    )
+    watch = dg.define_asset_job(
+        f"watch_{spec.name}",
+        selection=dg.AssetSelection.assets(model.key("predictions")),
+        description=f"Observe {spec.name}'s prediction log and check its traffic for drift.",
     )
     return dg.Definitions(
         assets=[
@@ -37,6 +44,11 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
             *training_assets(model),
             *release_assets(model),
         ],
-        jobs=[job],
-        sensors=[build_retrain_sensor(spec, job.name), build_bake_sensor(spec)],
+        asset_checks=drift_checks(model),
+        jobs=[job, watch],
+        sensors=[
+            build_retrain_sensor(spec, job.name),
+            build_bake_sensor(spec),
+            build_watch_sensor(spec, watch.name),
+        ],
     )

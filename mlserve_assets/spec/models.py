@@ -125,6 +125,21 @@ class Bake(_Strict):
     check_every_seconds: int = Field(default=30, ge=1)
 
 
+class Drift(_Strict):
+    """Which features of the served traffic moved away from the training data (``ml.drift``).
+
+    The latest ``window`` served records are compared with the base rows once ``min_rows`` are
+    logged, by the ``no_feature_drift`` check on ``predictions``; the ``watch_<model>`` sensor
+    runs it after every ``every_predictions`` new predictions, so drift shows before labels do.
+    """
+
+    window: int = Field(default=1000, ge=50)
+    min_rows: int = Field(default=200, ge=50)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    min_psi: float = Field(default=0.2, gt=0)
+    every_predictions: int = Field(default=500, ge=1)
+
+
 class ColumnRule(_Strict):
     """Data rules for one column: a blocking check on the source, a filter on served records.
 
@@ -160,6 +175,7 @@ class ModelSpec(_Strict):
     gate: Gate
     retrain: Retrain = Field(default_factory=Retrain)
     bake: Bake = Field(default_factory=Bake)
+    drift: Drift = Field(default_factory=Drift)
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     prepare: Literal["auto", "none"] = "auto"
     """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;

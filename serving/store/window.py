@@ -1,10 +1,10 @@
-"""What one version answered in a window of time, with the labels that arrived for it since.
+"""Windows of the log: what one version answered after a move, and the latest traffic.
 
-The baking sensor's only read (``mlserve_assets.sensors.bake``): the first ``limit`` answers of
-a new champion after the alias moved to it, features and logged probabilities included, each with
-its label if one arrived (whenever it arrived: a late label still counts for the version that made
-the prediction), withdrawn labels left out. Bounded by ``limit``, so its cost does not grow with
-the log.
+The baking sensor reads the first ``limit`` answers of a new champion after the alias moved to it
+(``mlserve_assets.sensors.bake``), features and logged probabilities included, each with its label
+if one arrived (whenever it arrived: a late label still counts for the version that made the
+prediction), withdrawn labels left out. The drift check reads the latest ``limit`` predictions.
+Both are bounded by ``limit``, so their cost does not grow with the log.
 """
 
 from __future__ import annotations
@@ -46,6 +46,27 @@ def answered(
             predictions.c.created_at < until,
         )
         .order_by(predictions.c.created_at, predictions.c.prediction_id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+
+
+def recent(store: PredictionStore, model_name: str, limit: int) -> pd.DataFrame:
+    """The latest ``limit`` predictions of the model, any version: the drift check's read.
+
+    Columns: model_version, features, prediction, probabilities.
+    """
+    query = (
+        sa.select(
+            predictions.c.model_version,
+            predictions.c.features,
+            predictions.c.prediction,
+            predictions.c.probabilities,
+        )
+        .where(predictions.c.model_name == model_name)
+        .order_by(predictions.c.created_at.desc())
         .limit(limit)
     )
     with store.engine.connect() as conn:
