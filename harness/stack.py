@@ -34,6 +34,7 @@ IMAGES = {
     "dagster-daemon": ("localhost/mlserve:test", "infra/Dockerfile"),
     "serving": ("localhost/mlserve:test", "infra/Dockerfile"),
     "prometheus": ("localhost/mlserve-prometheus:test", "infra/prometheus/Dockerfile"),
+    "alertmanager": ("localhost/mlserve-alertmanager:test", "infra/alertmanager/Dockerfile"),
 }
 # The port each service listens on inside the compose network.
 COMPOSE_PORTS = {
@@ -44,6 +45,7 @@ COMPOSE_PORTS = {
     "dagster-webserver": 3000,
     "serving": 3000,
     "prometheus": 9090,
+    "alertmanager": 9093,
 }
 
 

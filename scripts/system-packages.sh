@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on a fresh machine: the PostgreSQL server binaries (throw-away
-# clusters in fixtures), promtool (Prometheus config and alert rules checks) and chromium (the
+# clusters in fixtures), Prometheus and promtool (config and alert rules checks; the alerting path
+# with Alertmanager, which Debian packages as prometheus-alertmanager) and chromium (the
 # browser test drives it with Playwright; no browser is downloaded), wrk and hey (the benchmark's
 # load generators; the suite runs the benchmark once, small). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v hey >/dev/null 2>&1 || need+=(hey)

@@ -2,7 +2,8 @@
 
 A warning, not a block: drift says the world moved, not that the model got worse; the label-free
 estimate beside it says how much worse it might be before labels arrive, and the live metric,
-where labels exist, says how it did. Run with every training and by the ``watch_<model>`` sensor.
+where labels exist, says how it did. Run by the ``watch_<model>`` job (its sensor requests it as
+predictions accumulate, or from the UI), not by training, which needs no verdict on traffic.
 """
 
 import dagster as dg

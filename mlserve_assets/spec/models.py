@@ -129,8 +129,9 @@ class Drift(_Strict):
     """Which features of the served traffic moved away from the training data (``ml.drift``).
 
     The latest ``window`` served records are compared with the base rows once ``min_rows`` are
-    logged, by the ``no_feature_drift`` check on ``predictions``; the ``watch_<model>`` sensor
-    runs it after every ``every_predictions`` new predictions, so drift shows before labels do.
+    logged, by the ``no_feature_drift`` check on ``predictions`` in the ``watch_<model>`` job,
+    which its sensor requests after every ``every_predictions`` new predictions: drift shows
+    before labels do.
     """
 
     window: int = Field(default=1000, ge=50)

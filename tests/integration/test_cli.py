@@ -110,8 +110,9 @@ def test_plan_shows_what_each_model_becomes_without_running_anything(tmp_path):
     chain = ["dataset", "validated_dataset", "split", "candidates", "registered_version"]
     assert [s for s in stages if s in chain] == chain  # upstream first
     assert stages.index("feedback") < stages.index("split") < stages.index("champion")
-    assert len(models["wine"]["checks"]) == 4
-    assert all(c.endswith("(blocking)") for c in models["wine"]["checks"])
+    checks = models["wine"]["checks"]
+    assert checks[0] == "predictions:no_feature_drift"  # a warning: it blocks nothing
+    assert len(checks) == 5 and all(c.endswith("(blocking)") for c in checks[1:])
     assert models["wine"]["bento"] == "mlserve-wine"
     assert models["wine"]["sensor"].startswith("retrain_wine: Retrain wine")
     assert not (tmp_path / "home" / "mlflow.db").exists()  # nothing ran

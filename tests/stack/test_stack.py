@@ -105,6 +105,25 @@ def _start(stack: Stack) -> None:
         [(data, "/var/lib/mlserve"), (keys, "/run/secrets/api_keys:ro")],
     )
 
+    alertmanager = stack.root / "alertmanager"
+    alertmanager.mkdir()
+    routes = (PROJECT_ROOT / "infra/alertmanager/alertmanager.yml").read_text()
+    (alertmanager / "alertmanager.yml").write_text(stack.localize(routes))
+    flags = stack.command("alertmanager", {})
+    flags += [
+        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+        "--cluster.listen-address=",  # host networking: no gossip port to collide on
+    ]
+    stack.run(
+        "alertmanager",
+        flags,
+        {},
+        [
+            (alertmanager, "/etc/alertmanager:ro"),
+            (stack.volume("alertmanager-data"), "/alertmanager"),
+        ],
+    )
+
     prometheus = stack.root / "prometheus"
     prometheus.mkdir()
     for name in ("prometheus.yml", "alerts.yml"):
@@ -187,6 +206,14 @@ def test_the_loop_runs_through_the_containers(images, tmp_path):
             return bool(result) and float(result[0]["value"][1]) >= 250
 
         stack.wait("prometheus", scraped, 90)
+
+        # Prometheus found the stack's Alertmanager, which alerts reach (the path to a webhook
+        # is tested with real processes in tests/integration/test_alerting.py).
+        def alerting() -> bool:
+            found = httpx.get(f"{prom}/api/v1/alertmanagers").json()["data"]
+            return len(found["activeAlertmanagers"]) == 1
+
+        stack.wait("prometheus", alerting, 60)
     except AssertionError as failed:
         # A failure outside a wait (an answer, a status) names no container: show them all.
         logs = {name: stack.logs(name) for name in IMAGES if name in stack.started_services}

@@ -1,0 +1,107 @@
+"""The stack's monitoring as real processes: Prometheus and Alertmanager on this repository's files.
+
+Pointed at a service and a webhook receiver on this host, with intervals of a second instead of
+the stack's tens of seconds; what each rule and route says is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from harness.servers import free_port, managed_process
+from mlserve_assets.settings import PROJECT_ROOT
+
+INFRA = PROJECT_ROOT / "infra"
+
+
+class Webhook:
+    """An HTTP receiver of Alertmanager's webhook: every alert it was sent, as JSON."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict] = []
+        received = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.extend(json.loads(body)["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                """Quiet: the test reads what arrived."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def firing(self, name: str) -> list[dict]:
+        """The firing alerts named ``name`` received so far."""
+        return [
+            a for a in self.alerts if a["labels"]["alertname"] == name and a["status"] == "firing"
+        ]
+
+
+@contextmanager
+def monitoring(folder: Path, service: str) -> Iterator[tuple[str, Webhook]]:
+    """Prometheus scraping ``service`` (host:port), alerting through Alertmanager to a webhook.
+
+    Yields Prometheus's URL and the webhook receiver.
+    """
+    prom_port, am_port = free_port(), free_port()
+    webhook = Webhook()
+    config = folder / "monitoring"
+    config.mkdir(parents=True)
+    prometheus = (INFRA / "prometheus/prometheus.yml").read_text()
+    for stack, here in (
+        ("serving:3000", service),
+        ("alertmanager:9093", f"127.0.0.1:{am_port}"),
+        ("localhost:9090", f"127.0.0.1:{prom_port}"),
+        ("scrape_interval: 10s", "scrape_interval: 1s"),
+        ("evaluation_interval: 30s", "evaluation_interval: 1s"),
+    ):
+        assert stack in prometheus, stack  # the stack's file still says what this rewrites
+        prometheus = prometheus.replace(stack, here)
+    (config / "prometheus.yml").write_text(prometheus)
+    (config / "alerts.yml").write_text((INFRA / "prometheus/alerts.yml").read_text())
+    routes = (INFRA / "alertmanager/alertmanager.yml").read_text()
+    for stack, here in (
+        ("http://alert-webhook:9095/alerts", webhook.url),
+        ("group_wait: 30s", "group_wait: 1s"),
+        ("group_interval: 5m", "group_interval: 1s"),
+    ):
+        assert stack in routes, stack
+        routes = routes.replace(stack, here)
+    (config / "alertmanager.yml").write_text(routes)
+    alertmanager = [
+        "prometheus-alertmanager",
+        f"--config.file={config / 'alertmanager.yml'}",
+        f"--storage.path={config / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{am_port}",
+        "--cluster.listen-address=",  # one instance: no gossip port
+    ]
+    server = [
+        "prometheus",
+        f"--config.file={config / 'prometheus.yml'}",
+        f"--storage.tsdb.path={config / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ]
+    am_ready, prom_ready = (f"http://127.0.0.1:{p}/-/ready" for p in (am_port, prom_port))
+    try:
+        with (
+            managed_process(alertmanager, {}, folder / "alertmanager.log", am_ready),
+            managed_process(server, {}, folder / "prometheus.log", prom_ready),
+        ):
+            yield f"http://127.0.0.1:{prom_port}", webhook
+    finally:
+        webhook.close()
