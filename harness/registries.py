@@ -18,7 +18,7 @@ from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import Settings
 from serving.model.artifact import trusted_types
-from serving.registry import CHAMPION, Tag, champion, connect, move_champion
+from serving.registry import CHAMPION, Tag, champion, connect, move_alias
 from serving.store.predictions import PredictionStore
 
 
@@ -92,7 +92,7 @@ def champion_estimator(settings: Settings, name: str) -> BaseEstimator:
 def move(uri: str, predictions_url: str, name: str, version: str) -> None:
     """Move ``champion`` of ``name`` as mlserve does, recorded in the log at ``predictions_url``."""
     store = PredictionStore(predictions_url)
-    move_champion(connect(uri), store, name, version, by="test", reason="a test's move")
+    move_alias(connect(uri), store, name, version, by="test", reason="a test's move")
     store.dispose()
 
 

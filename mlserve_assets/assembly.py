@@ -12,7 +12,7 @@ from dataclasses import fields
 
 import dagster as dg
 
-from mlserve_assets.factory import build_model_defs
+from mlserve_assets.factory import build_model_defs, training
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -38,13 +38,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ``mlserve train`` runs ``train_all``. Components leave it out: each instance would bring its
     own, and a code location may hold a job name once.
     """
+    specs = load_specs(settings.spec_paths)
     train_all = dg.define_asset_job(
         "train_all",
-        selection=dg.AssetSelection.all(),
+        selection=training(specs),
         description="Train, register, gate and package every declared model.",
     )
     return dg.Definitions.merge(
-        models_definitions(settings, load_specs(settings.spec_paths)),
+        models_definitions(settings, specs),
         dg.Definitions(jobs=[train_all]),
     )
 

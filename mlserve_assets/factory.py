@@ -13,7 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlserve_assets.assets.data import data_assets
-from mlserve_assets.assets.drift import drift_checks
+from mlserve_assets.assets.drift import CHECK, drift_checks
 from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.assets.release import release_assets
@@ -24,14 +24,24 @@ from mlserve_assets.sensors.watch import build_watch_sensor
 from mlserve_assets.spec.models import ModelSpec
 
 
+def training(specs: list[ModelSpec]) -> dg.AssetSelection:
+    """What a training of ``specs`` runs: their asset groups, without the drift checks.
+
+    Training reads the log but needs no verdict on its traffic (the ``watch_<model>`` job gives
+    one), and a run selecting ``predictions`` without ``validated_dataset`` could not load the
+    check's reference.
+    """
+    groups = dg.AssetSelection.groups(*(spec.name for spec in specs))
+    drift = [dg.AssetCheckKey(ModelAssets(spec).key("predictions"), CHECK) for spec in specs]
+    return groups - dg.AssetSelection.checks(*drift)
+
+
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:
     """The asset graph, checks, jobs (train, watch), sensors (retrain, bake, watch) of a model."""
     model = ModelAssets(spec)
-    drift = drift_checks(model)
-    # Training reads the log but needs no verdict on its traffic; the watch job checks it.
     job = dg.define_asset_job(
         f"train_{spec.name}",
-        selection=dg.AssetSelection.groups(spec.name) - dg.AssetSelection.checks(*drift),
+        selection=training([spec]),
         description=f"Load, check, train with feedback, register, gate and package {spec.name}.",
     )
     watch = dg.define_asset_job(
@@ -46,7 +56,7 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
             *training_assets(model),
             *release_assets(model),
         ],
-        asset_checks=drift,
+        asset_checks=drift_checks(model),
         jobs=[job, watch],
         sensors=[
             build_retrain_sensor(spec, job.name),

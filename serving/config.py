@@ -75,6 +75,8 @@ class ServingConfig:
     """Types a model file may ask skops for: mlserve's list and MLSERVE_TRUSTED_TYPES."""
     trust_registry: bool
     """Serve whatever the champion alias names, recorded move or not (MLSERVE_TRUST_REGISTRY)."""
+    shadow_fraction: float
+    """The share of requests the challenger scores in shadow (MLSERVE_SHADOW_FRACTION; 0: none)."""
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -100,4 +102,12 @@ class ServingConfig:
             feedback_per_minute=int(os.environ.get("MLSERVE_FEEDBACK_PER_MINUTE", "1200")),
             trusted_types=trusted_types(os.environ.get("MLSERVE_TRUSTED_TYPES", "").split(",")),
             trust_registry=trust_registry(),
+            shadow_fraction=_fraction("MLSERVE_SHADOW_FRACTION", 1.0),
         )
+
+
+def _fraction(name: str, default: float) -> float:
+    value = float(os.environ.get(name, default))
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+    return value

@@ -2,7 +2,7 @@
 
 Whoever can write to the registry can move an alias. The gate, ``mlserve promote`` and ``mlserve
 rollback`` record every move they make in the prediction database, in the transaction that moves
-the alias (``serving.registry.move_champion``), so the service serves the alias's version only when
+the alias (``serving.registry.move_alias``), so the service serves the alias's version only when
 the newest recorded move went to it. A move made around mlserve is refused: the loaded version
 keeps serving, and the refusal is logged, counted (``mlserve_champion_refused``) and alertable. A
 vetted version mlserve will not load (pickle, an untrusted type, no working prediction) is refused
@@ -20,7 +20,7 @@ from serving.config import ServingConfig
 from serving.model.artifact import RefusedModel
 from serving.model.served import ServedModel, load_version
 from serving.prometheus import ServiceMetrics
-from serving.registry import CHAMPION, ChampionState, RegistryClient, champion_state
+from serving.registry import CHALLENGER, CHAMPION, ChampionState, RegistryClient, champion_state
 from serving.store import moves
 from serving.store.predictions import PredictionStore
 
@@ -72,6 +72,33 @@ class ChampionFollower:
                     self._count_rollback(served.name, state.vetted)
             self._report(served.name, state)
             return new
+
+    def challenger(
+        self, name: str, loaded: ServedModel | None, champion: str
+    ) -> ServedModel | None:
+        """The vetted challenger to score in shadow: ``loaded`` if unchanged, None if none.
+
+        Vetted like the champion: only a version a recorded move named (``mlserve promote
+        --shadow``), loaded with the same checks; never the champion itself.
+        """
+        with self._lock:
+            trust = self._trust_registry
+            state = champion_state(
+                self._client, self._store, name, trust_registry=trust, alias=CHALLENGER
+            )
+            wanted = state.vetted
+            if wanted in (None, champion, *self._unsafe):
+                return None
+            if loaded is not None and loaded.version == wanted:
+                return loaded
+            try:
+                found = self.load(name, wanted)
+            except RefusedModel as exc:
+                self._unsafe[wanted] = f"mlserve will not load it: {exc}"
+                logger.error("%s v%s named by %s is refused: %s", name, wanted, CHALLENGER, exc)
+                return None
+            logger.info("scoring %s v%s in shadow", name, wanted)
+            return found
 
     def load(self, name: str, version: str) -> ServedModel:
         """One registered version, read with mlserve's trusted types and checked to predict."""

@@ -91,6 +91,24 @@ class ServiceMetrics:
             "rollbacks and mlserve rollback): each one is a promotion that went wrong.",
             ["model"],
         )
+        self._shadowed = prom.Counter(
+            "mlserve_shadow_predictions",
+            "Requests the challenger answered in shadow (never sent), by its version.",
+            ["model", "version"],
+        )
+        self._agreed = prom.Counter(
+            "mlserve_shadow_agreed",
+            "Shadow answers equal to the champion's: over mlserve_shadow_predictions, how often "
+            "promoting the challenger would change nothing.",
+            ["model", "version"],
+        )
+        self._shadow_skipped = prom.Counter(
+            "mlserve_shadow_skipped",
+            "Requests the challenger did not answer in shadow, by why: 'behind' (its queue "
+            "was full), 'failed' (it raised or could not take them), 'unlogged' (the database "
+            "refused them).",
+            ["model", "reason"],
+        )
         self._refusing = prom.Gauge(
             "mlserve_champion_alias_refused",
             "1 while the champion alias names a version the service refuses (the previous one "
@@ -139,6 +157,15 @@ class ServiceMetrics:
         """Record what the spool holds: rows waiting for the database, rows it refused."""
         self._spooled.set(spooled)
         self._quarantined.set(quarantined)
+
+    def shadowed(self, model: str, version: str, answered: int, agreed: int) -> None:
+        """Count shadow answers, and those equal to the champion's."""
+        self._shadowed.labels(model, version).inc(answered)
+        self._agreed.labels(model, version).inc(agreed)
+
+    def shadow_skipped(self, model: str, requests: int, reason: str) -> None:
+        """Count requests the challenger did not answer in shadow, and why."""
+        self._shadow_skipped.labels(model, reason).inc(requests)
 
     def rolled_back(self, model: str, count: int = 1) -> None:
         """Count ``count`` rollbacks followed (0 exports the counter from the start)."""

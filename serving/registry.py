@@ -40,6 +40,8 @@ def connect(uri: str) -> RegistryClient:
 
 CHAMPION = "champion"
 """The alias of the version that serves; moved only by the gate, a promotion or a rollback."""
+CHALLENGER = "challenger"
+"""The alias of the version scored in shadow on live traffic (``serving.shadow``); never answers."""
 
 GateOutcome = Literal["passed", "held", "pending"]
 
@@ -79,14 +81,14 @@ class Tag:
     DAGSTER_ASSET = "dagster.asset_key"
 
 
-def champion(client: MlflowClient, model_name: str) -> ModelVersion | None:
-    """The version ``champion`` points at, or None before the first promotion.
+def champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> ModelVersion | None:
+    """The version ``alias`` (``champion`` unless told) points at, or None while none.
 
     Read from the registered model's aliases, so a model that does not exist yet and one without
-    a champion are both a plain None, with no error text to interpret.
+    the alias are both a plain None, with no error text to interpret.
     """
     found = client.search_registered_models(filter_string=f"name = '{model_name}'")
-    version = found[0].aliases.get(CHAMPION) if found else None
+    version = found[0].aliases.get(alias) if found else None
     return None if version is None else client.get_model_version(model_name, str(version))
 
 
@@ -103,17 +105,22 @@ class ChampionState(NamedTuple):
 
 
 def champion_state(
-    client: MlflowClient, store: PredictionStore, model_name: str, *, trust_registry: bool
+    client: MlflowClient,
+    store: PredictionStore,
+    model_name: str,
+    *,
+    trust_registry: bool,
+    alias: str = CHAMPION,
 ) -> ChampionState:
-    """Where ``champion`` points, and the version that is the champion for mlserve.
+    """Where ``alias`` points, and the version that holds it for mlserve.
 
-    A move made around mlserve is not the champion for the gate, the sensor, the CLI or the
-    service (``serving.following``), unless the deployment trusts the registry
+    A move made around mlserve is not the champion (or challenger) for the gate, the sensor, the
+    CLI or the service (``serving.following``), unless the deployment trusts the registry
     (``MLSERVE_TRUST_REGISTRY``): then the alias is the champion.
     """
-    current = champion(client, model_name)
-    alias = None if current is None else str(current.version)
-    return ChampionState(alias, alias if trust_registry else moves.latest(store, model_name))
+    current = champion(client, model_name, alias)
+    named = None if current is None else str(current.version)
+    return ChampionState(named, named if trust_registry else moves.latest(store, model_name, alias))
 
 
 def served_champion(
@@ -149,41 +156,47 @@ def latest_version(client: MlflowClient, model_name: str) -> ModelVersion | None
     return max(versions, key=lambda v: int(v.version), default=None)
 
 
-def move_champion(
+def move_alias(
     client: MlflowClient,
     store: PredictionStore,
     model_name: str,
-    version: str,
+    version: str | None,
     *,
     by: str,
     reason: str,
     evidence: dict[str, Any] | None = None,
+    alias: str = CHAMPION,
 ) -> Move:
-    """Point ``champion`` at ``version`` and record the move; the one way the alias moves.
+    """Point ``alias`` (``champion`` unless told) at ``version`` and record the move.
 
-    A record that cannot be committed puts the alias back, so the history never misses a move.
+    The one way mlserve moves an alias. ``version`` None removes it (stops a shadow). A record
+    that cannot be committed puts the alias back, so the history never misses a move.
     """
-    current = champion(client, model_name)
+    current = champion(client, model_name, alias)
     move = Move(
         model_name=model_name,
         from_version=None if current is None else str(current.version),
-        to_version=str(version),
+        to_version="" if version is None else str(version),
         moved_at=time.time(),
         moved_by=by,
         reason=reason,
         evidence=evidence or {},
     )
     try:
-        with recording(store, move):
-            client.set_registered_model_alias(model_name, CHAMPION, move.to_version)
+        with recording(store, move, alias):
+            _point(client, model_name, alias, move.to_version)
     except sa.exc.SQLAlchemyError:
-        logger.error("recording the move failed: putting %s back", CHAMPION)
-        if move.from_version is None:
-            client.delete_registered_model_alias(model_name, CHAMPION)
-        else:
-            client.set_registered_model_alias(model_name, CHAMPION, move.from_version)
+        logger.error("recording the move failed: putting %s back", alias)
+        _point(client, model_name, alias, move.from_version)
         raise
     return move
+
+
+def _point(client: MlflowClient, model_name: str, alias: str, version: str | None) -> None:
+    if version:
+        client.set_registered_model_alias(model_name, alias, version)
+    elif champion(client, model_name, alias) is not None:
+        client.delete_registered_model_alias(model_name, alias)
 
 
 class ModelFiles(NamedTuple):

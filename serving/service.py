@@ -44,13 +44,12 @@ from serving.http.bodies import (
 from serving.http.errors import CommonShape, error_response, problem
 from serving.http.openapi import AppDocs, install_openapi
 from serving.log.client import PredictionLog
-from serving.log.ids import new_prediction_id
 from serving.model.batching import PredictBatcher
 from serving.model.served import ServedModel, load_from_dir
 from serving.prometheus import CountRejections, ServiceMetrics
 from serving.registry import connect, versions_by_gate
+from serving.shadow import Shadow
 from serving.store.predictions import PredictionStore
-from serving.store.tables import PredictionRow
 
 logger = logging.getLogger("mlserve.serving")
 
@@ -100,6 +99,10 @@ class ModelService:
         )
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
+        # A shadow's answers sit beside the logged ones; a bento serves one model, no registry.
+        shadows = self.log is not None and not self.config.bento_model
+        fraction = self.config.shadow_fraction
+        self.shadow = Shadow(self.store, self.metrics, fraction) if shadows else None
         self._stop = threading.Event()
         # Everything loaded so far (MLflow, scikit-learn, pandas, BentoML: about a million objects)
         # lives as long as the process. Frozen, the collector stops rescanning it, which removed
@@ -132,10 +135,16 @@ class ModelService:
                 )
 
     def follow_champion(self) -> bool:
-        """Serve the registry's vetted champion; True if that changed the served version."""
+        """Serve the registry's vetted champion; True if that changed the served version.
+
+        And score its vetted challenger in shadow, if there is one.
+        """
         name = self.model.name
         self.metrics.registered(name, versions_by_gate(self._client, name))
         new = self.follower.follow(self.model)
+        if self.shadow is not None:
+            served = (new or self.model).version
+            self.shadow.model = self.follower.challenger(name, self.shadow.model, served)
         if new is None:
             return False
         self.model = new  # one reference swap: in-flight requests keep the old model
@@ -161,6 +170,8 @@ class ModelService:
     async def shutdown(self) -> None:
         """Commit what the prediction log holds before the process exits."""
         self._stop.set()
+        if self.shadow is not None:
+            self.shadow.close()
         if self.log is not None:
             await self.log.close()
 
@@ -184,27 +195,15 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
         text = "the model's output for this record is not a number: its values are too far "
         text += "outside the data the model was trained on"
         return error_response(422, [problem("", text, i) for i in result.unscorable])
-    model, labels, probabilities = result.model, result.labels, result.probabilities
-    now = time.time()
-    rows = [
-        PredictionRow(
-            prediction_id=new_prediction_id(),
-            created_at=now,
-            model_name=model.name,
-            model_version=model.version,
-            features=record,
-            prediction=label,
-            probabilities=probabilities[i] if probabilities else None,
-            violations=model.violations(record),
-        )
-        for i, (record, label) in enumerate(zip(body.records, labels, strict=True))
-    ]
+    model, rows = result.model, result.rows(body.records)
     if service.log is not None:
         try:
             await service.log.log(rows)
         except Exception:
             logger.exception("prediction log and spool both failed")
             return error_response(503, [problem("", "prediction log unavailable, retry later")])
+        if service.shadow is not None:
+            service.shadow.offer(rows)
     service.metrics.predicted(model, len(rows), time.perf_counter() - started)
     return JSONResponse(
         {
@@ -266,6 +265,8 @@ def model_info(service: Service) -> JSONResponse:
     info = service.model.info()
     if service.log is not None:
         info["prediction_log_spooled"] = service.log.spooled()
+    if service.shadow is not None and (challenger := service.shadow.model) is not None:
+        info["shadow_version"] = challenger.version
     return JSONResponse(info)
 
 

@@ -52,6 +52,19 @@ def status(model_name: str | None, as_json: bool) -> None:
                 f"  last trained v{t['version']} at {when(t['registered_at'])}, {t['trigger']}: "
                 f"gate {t['gate']} — {t['gate_reason'] or 'undecided'}"
             )
+        shadow = s["shadow"]
+        if shadow is not None:
+            compared = (
+                f"{shadow['metric']} {shadow['score']:.4g} against {shadow['served']:.4g} served "
+                f"on the same {shadow['labelled']} labelled requests, improvement in "
+                f"[{shadow['gain_interval'][0]:+.4f}, {shadow['gain_interval'][1]:+.4f}]"
+                if shadow["labelled"]
+                else "no labels on its requests yet"
+            )
+            lines.append(
+                f"  shadow       v{shadow['version']} scored {shadow['shadowed']} requests: "
+                + compared
+            )
         answering = ", ".join(f"v{v} ({n})" for v, n in s["answering"].items()) or "none"
         lines += [f"  sensor       {s['sensor']}", f"  answering    {answering} (last 10 min)"]
     emit(found if model_name is None else found[0], as_json, lines)
@@ -81,7 +94,7 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
     from mlflow.exceptions import MlflowException
 
     from serving.config import trust_registry
-    from serving.registry import Tag, gate_outcome, move_champion, served_champion
+    from serving.registry import Tag, gate_outcome, move_alias, served_champion
     from serving.store.moves import ROLLBACK_OF
 
     try:
@@ -91,7 +104,7 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
     current = served_champion(p.client, p.store, model_name, trust_registry=trust_registry())
     if current is not None and str(current.version) == version:
         refuse(f"v{version} is already the champion of {model_name}")
-    move = move_champion(
+    move = move_alias(
         p.client,
         p.store,
         model_name,
@@ -110,22 +123,63 @@ def _move(p: Project, model_name: str, version: str, reason: str, command: str) 
     )
 
 
+def _shadow(p: Project, model_name: str, version: str | None, reason: str) -> None:
+    """Point ``challenger`` at ``version`` (None: stop the shadow), recorded like the champion."""
+    from mlflow.exceptions import MlflowException
+
+    from serving.config import trust_registry
+    from serving.registry import CHALLENGER, champion_state, move_alias, served_champion
+
+    trust = trust_registry()
+    if version is not None:
+        try:
+            p.client.get_model_version(model_name, version)
+        except MlflowException:
+            refuse(f"{model_name} has no version {version}")
+        current = served_champion(p.client, p.store, model_name, trust_registry=trust)
+        if current is not None and str(current.version) == version:
+            refuse(f"v{version} is the champion of {model_name}: it answers already")
+    elif (
+        champion_state(p.client, p.store, model_name, trust_registry=trust, alias=CHALLENGER).vetted
+        is None
+    ):
+        refuse(f"{model_name} has no challenger in shadow")
+    by = f"mlserve {'promote' if version else 'rollback'} --shadow ({getpass.getuser()})"
+    move = move_alias(
+        p.client, p.store, model_name, version, by=by, reason=reason, alias=CHALLENGER
+    )
+    now = f"v{move.to_version}, scored in shadow" if move.to_version else "none, no shadow"
+    click.echo(
+        f"{model_name}: challenger v{move.from_version or '-'} -> {now}; "
+        "a running service follows at its next registry poll"
+    )
+
+
 @click.command()
 @click.argument("model_name")
 @click.argument("version")
 @click.option("--reason", required=True, help="Why: recorded in the champion's history.")
-def promote(model_name: str, version: str, reason: str) -> None:
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="Make VERSION the challenger instead: scored on live traffic, answering no one.",
+)
+def promote(model_name: str, version: str, reason: str, shadow: bool) -> None:
     """Make VERSION the champion of MODEL_NAME by hand, whatever the gate said."""
     with project() as p:
         p.spec(model_name)
-        _move(p, model_name, version, reason, "promote")
+        if shadow:
+            _shadow(p, model_name, version, reason)
+        else:
+            _move(p, model_name, version, reason, "promote")
 
 
 @click.command()
 @click.argument("model_name")
 @click.option("--to", "version", help="The version to go back to [default: the previous champion].")
 @click.option("--reason", required=True, help="Why: recorded in the champion's history.")
-def rollback(model_name: str, version: str | None, reason: str) -> None:
+@click.option("--shadow", is_flag=True, help="Stop scoring the challenger in shadow instead.")
+def rollback(model_name: str, version: str | None, reason: str, shadow: bool) -> None:
     """Put MODEL_NAME's previous champion (or --to VERSION) back."""
     from serving.config import trust_registry
     from serving.registry import served_champion
@@ -133,6 +187,11 @@ def rollback(model_name: str, version: str | None, reason: str) -> None:
 
     with project() as p:
         p.spec(model_name)
+        if shadow:
+            if version is not None:
+                refuse("--shadow stops the shadow: it takes no --to")
+            _shadow(p, model_name, None, reason)
+            return
         current = served_champion(p.client, p.store, model_name, trust_registry=trust_registry())
         if version is None:
             if current is None:

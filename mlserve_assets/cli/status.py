@@ -14,16 +14,20 @@ import dagster as dg
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from mlserve_assets.ml.replay import replay
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.spec.models import ModelSpec
 from serving.config import trust_registry
 from serving.registry import (
+    CHALLENGER,
     Tag,
+    champion_state,
     feedback_watermark,
     gate_outcome,
     latest_version,
     served_champion,
 )
+from serving.store import shadow
 from serving.store.moves import Move, history
 
 # Versions that logged a prediction this recently count as answering now.
@@ -47,7 +51,30 @@ def model_status(
         "last_training": None if latest is None else _training(latest, instance),
         "sensor": _sensor(instance, f"retrain_{name}"),
         "answering": log.versions_served(name, since=time.time() - ANSWERING_WINDOW_SECONDS),
+        "shadow": _shadow(client, log, spec),
     }
+
+
+def _shadow(client: MlflowClient, log: PredictionLogResource, spec: ModelSpec) -> dict | None:
+    """The challenger in shadow, and how it compares with what answered, on the same requests."""
+    state = champion_state(
+        client, log.store, spec.name, trust_registry=trust_registry(), alias=CHALLENGER
+    )
+    if state.vetted is None:
+        return None
+    version = state.vetted
+    labelled = shadow.outcomes(log.store, spec.name, version)
+    found: dict[str, Any] = {
+        "version": version,
+        "shadowed": shadow.shadowed(log.store, spec.name, version),
+        "labelled": len(labelled),
+        "metric": spec.scorer.name,
+    }
+    if len(labelled):
+        report = replay(spec.name, spec.scorer, labelled, {version: labelled["shadow"].to_numpy()})
+        [ours] = report.versions
+        found |= {"score": ours.score, "served": report.served, "gain_interval": ours.interval}
+    return found
 
 
 def _champion(

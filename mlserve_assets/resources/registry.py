@@ -34,7 +34,7 @@ from serving.registry import (
     connect,
     download_version,
     latest_version,
-    move_champion,
+    move_alias,
     served_champion,
 )
 from serving.store.moves import Move
@@ -278,9 +278,9 @@ class MlflowRegistry(dg.ConfigurableResource):
         """Move ``champion`` to ``version``, recorded in the champion's history.
 
         The history lives in the prediction log's database, written in the same transaction as
-        the move (``serving.registry.move_champion``).
+        the move (``serving.registry.move_alias``).
         """
-        return move_champion(
+        return move_alias(
             self.client, log.store, model_name, version, by=by, reason=reason, evidence=evidence
         )
 

@@ -4,7 +4,7 @@ The sensor gathers facts (the champion's newest recorded move, what the new cham
 since, the labels that came for those answers), replays the answers with the version it replaced,
 loaded as the service loads it, and asks ``ml.bake.judge``. A look is judged once: the cursor
 holds the last one (the move and the milestone of labels). A rollback is a recorded move like any
-other (``serving.registry.move_champion``), naming the version it undid, with the evidence; the
+other (``serving.registry.move_alias``), naming the version it undid, with the evidence; the
 service follows it at its next poll. A rollback itself is not watched: it returns to a version
 that served before.
 """

@@ -104,6 +104,8 @@ class ModelInfo(BaseModel):
     classes: list[Any] | None
     features: list[FeatureInfo]
     prediction_log_spooled: int | None = None
+    shadow_version: str | None = None
+    """The challenger scored in shadow on answered requests (``mlserve promote --shadow``)."""
 
 
 class Reloaded(BaseModel):

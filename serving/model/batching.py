@@ -9,12 +9,15 @@ request in flight it is predicted at once, and under load batches grow by themse
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from serving.log.ids import new_prediction_id
 from serving.model.served import ServedModel
+from serving.store.tables import PredictionRow
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,23 @@ class Prediction:
     labels: list[Any]
     probabilities: list[dict[str, float]] | None
     unscorable: list[int]  # rows of this request whose output is not a number
+
+    def rows(self, records: list[dict[str, Any]]) -> list[PredictionRow]:
+        """The answers to ``records`` as the log keeps them, each under a new prediction id."""
+        model, probabilities, now = self.model, self.probabilities, time.time()
+        return [
+            PredictionRow(
+                prediction_id=new_prediction_id(),
+                created_at=now,
+                model_name=model.name,
+                model_version=model.version,
+                features=record,
+                prediction=label,
+                probabilities=probabilities[i] if probabilities else None,
+                violations=model.violations(record),
+            )
+            for i, (record, label) in enumerate(zip(records, self.labels, strict=True))
+        ]
 
 
 class PredictBatcher:

@@ -1,9 +1,9 @@
-"""Every move of the ``champion`` alias, recorded: from, to, when, by what, why, on what evidence.
+"""Every move of the ``champion`` and ``challenger`` aliases, recorded: from, to, when, by, why.
 
 MLflow keeps no alias history (mlflow/mlflow#2169), and its alias event does not carry the
 previous version, so "who moved champion, from which version, and why" has no answer there. Every
 move (the gate in a run, ``mlserve promote``, ``mlserve rollback``) goes through
-``serving.registry.move_champion``, which records it here, in the project's operational database
+``serving.registry.move_alias``, which records it here, in the project's operational database
 (SQLite on the embedded default, PostgreSQL in production), inside a transaction that commits only
 after the alias moved: a move that failed leaves no record.
 """
@@ -19,7 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from serving.store.predictions import PredictionStore
-from serving.store.tables import champion_moves
+from serving.store.tables import challenger_moves, champion_moves
+
+TABLES = {"champion": champion_moves, "challenger": challenger_moves}
+"""Each alias mlserve moves, and the table recording its moves."""
 
 ROLLBACK_OF = "rollback_of"
 """The evidence key a rollback names the version it undid by."""
@@ -51,7 +54,7 @@ class Move:
 
 
 @contextmanager
-def recording(store: PredictionStore, move: Move) -> Iterator[None]:
+def recording(store: PredictionStore, move: Move, alias: str = "champion") -> Iterator[None]:
     """Insert ``move``, run the body (which moves the alias), then commit.
 
     The body's exception rolls the row back; a commit that fails raises after the body ran, so
@@ -60,29 +63,36 @@ def recording(store: PredictionStore, move: Move) -> Iterator[None]:
     with store.engine.connect() as conn:
         transaction = conn.begin()
         row = asdict(move) | {"evidence": json.dumps(move.evidence, default=str)}
-        conn.execute(champion_moves.insert().values(**row))
+        conn.execute(TABLES[alias].insert().values(**row))
         yield
         transaction.commit()
 
 
-def latest(store: PredictionStore, model_name: str) -> str | None:
-    """The version the newest recorded move of the model's champion went to, if any."""
+def latest(store: PredictionStore, model_name: str, alias: str = "champion") -> str | None:
+    """The version the newest recorded move of the model's ``alias`` went to, if any.
+
+    None too when the newest move of ``challenger`` stopped the shadow.
+    """
+    table = TABLES[alias]
     query = (
-        sa.select(champion_moves.c.to_version)
-        .where(champion_moves.c.model_name == model_name)
-        .order_by(champion_moves.c.id.desc())
+        sa.select(table.c.to_version)
+        .where(table.c.model_name == model_name)
+        .order_by(table.c.id.desc())
         .limit(1)
     )
     with store.engine.connect() as conn:
-        return conn.execute(query).scalar()
+        return conn.execute(query).scalar() or None
 
 
-def history(store: PredictionStore, model_name: str, last: int | None = None) -> list[Move]:
-    """The recorded moves of the model's champion (the ``last`` ones if given), oldest first."""
+def history(
+    store: PredictionStore, model_name: str, last: int | None = None, alias: str = "champion"
+) -> list[Move]:
+    """The recorded moves of the model's ``alias`` (the ``last`` ones if given), oldest first."""
+    table = TABLES[alias]
     query = (
-        sa.select(champion_moves)
-        .where(champion_moves.c.model_name == model_name)
-        .order_by(champion_moves.c.id.desc())
+        sa.select(table)
+        .where(table.c.model_name == model_name)
+        .order_by(table.c.id.desc())
         .limit(last)
     )
     with store.engine.connect() as conn:

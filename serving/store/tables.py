@@ -1,9 +1,9 @@
 """Every table of the operational database, and its rows: the one place they are defined.
 
-The prediction log (what the service writes and the feedback assets read) and the champion's
-history (every move of the alias). One schema for SQLite and PostgreSQL. A prediction's id is
-its primary key, so a replayed batch lands once, and feedback's key is the prediction's id, so a
-second label is a conflict.
+The prediction log (what the service writes and the feedback assets read), the challenger's
+shadow answers, and the history of every move of the ``champion`` and ``challenger`` aliases. One
+schema for SQLite and PostgreSQL. A prediction's id is its primary key, so a replayed batch lands
+once, and feedback's key is the prediction's id, so a second label is a conflict.
 """
 
 from __future__ import annotations
@@ -56,18 +56,41 @@ feedback = sa.Table(
     sa.Index("ix_feedback_version_received", "model_name", "model_version", "received_at"),
 )
 
-# MLflow keeps no alias history (mlflow/mlflow#2169): every move of ``champion`` is a row here.
-champion_moves = sa.Table(
-    "champion_moves",
+
+def _moves(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model_name", sa.String(128), nullable=False, index=True),
+        sa.Column("from_version", sa.String(32), nullable=True),
+        sa.Column("to_version", sa.String(32), nullable=False),
+        sa.Column("moved_at", sa.Float, nullable=False),
+        sa.Column("moved_by", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("evidence", sa.Text, nullable=False),
+    )
+
+
+# MLflow keeps no alias history (mlflow/mlflow#2169): every move of ``champion`` is a row here, and
+# every move of ``challenger`` (the version scored in shadow) in a table of the same shape; an
+# empty ``to_version`` there is a shadow stopped.
+champion_moves = _moves("champion_moves")
+challenger_moves = _moves("challenger_moves")
+
+# A challenger's answers to requests the champion answered (``serving.shadow``): never sent to
+# anyone, kept to compare the two on the same requests once labels arrive. Keyed by the answered
+# prediction and the challenger's version, so a replayed batch lands once.
+shadow_predictions = sa.Table(
+    "shadow_predictions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model_name", sa.String(128), nullable=False, index=True),
-    sa.Column("from_version", sa.String(32), nullable=True),
-    sa.Column("to_version", sa.String(32), nullable=False),
-    sa.Column("moved_at", sa.Float, nullable=False),
-    sa.Column("moved_by", sa.Text, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("model_version", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("prediction", sa.JSON, nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=True),
+    sa.Index("ix_shadow_model", "model_name", "model_version"),
 )
 
 

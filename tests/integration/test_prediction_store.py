@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from harness.registries import promote_new_version, register_new_version, registry_at
 from harness.servers import Postgres
 from mlserve_assets.resources.predictions import PredictionLogResource
-from serving.registry import champion, move_champion
+from serving.registry import champion, move_alias
 from serving.store.moves import history
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
@@ -131,7 +131,7 @@ def test_a_move_is_recorded_with_the_alias_or_not_at_all(postgres, tmp_path):
 
     # The alias call fails (no such version): no row is left behind.
     with pytest.raises(MlflowException):
-        move_champion(client, store, "bc", "99", by="test", reason="a version that is not there")
+        move_alias(client, store, "bc", "99", by="test", reason="a version that is not there")
     # The record fails at commit (a deferred trigger refuses it): the alias is put back.
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
@@ -143,7 +143,7 @@ def test_a_move_is_recorded_with_the_alias_or_not_at_all(postgres, tmp_path):
             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
     with pytest.raises(sa.exc.SQLAlchemyError, match="refused at commit"):
-        move_champion(client, store, "bc", second, by="test", reason="its record cannot commit")
+        move_alias(client, store, "bc", second, by="test", reason="its record cannot commit")
 
     assert str(champion(client, "bc").version) == first
     assert [(m.from_version, m.to_version) for m in history(store, "bc")] == [(None, first)]

@@ -33,7 +33,7 @@ from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
 from serving.http.auth import key_id
 from serving.model.artifact import trusted_types
-from serving.registry import move_champion
+from serving.registry import move_alias
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 
@@ -131,9 +131,7 @@ def test_feedback_stage_reports_the_champions_live_metric_over_its_latest_window
     client = MlflowClient(resources["registry"].tracking_uri, resources["registry"].tracking_uri)
     client.create_registered_model("iris")
     client.create_model_version("iris", source=(tmp_path / "model").as_uri())
-    move_champion(
-        client, resources["prediction_log"].store, "iris", "1", by="test", reason="a test"
-    )
+    move_alias(client, resources["prediction_log"].store, "iris", "1", by="test", reason="a test")
     # Right on the 20 oldest labels, then right on 10 of the latest 40: 0.5 over all 60.
     truths = [0] * 20 + [0] * 10 + [1] * 30
     labelled_log(resources, 60, truths)

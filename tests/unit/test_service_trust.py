@@ -17,7 +17,7 @@ from harness.hostile import Payload, Tripwire, forged_version, pickled, replaced
 from harness.inprocess import PREDICT_KEY, Served, bearer
 from harness.registries import promote_new_version, register_new_version
 from serving.model.artifact import RefusedModel, load_estimator, trusted_types
-from serving.registry import move_champion
+from serving.registry import move_alias
 from tests.unit.conftest import DATA, ROWS, fitted
 
 
@@ -31,7 +31,7 @@ def _answers(served: Served) -> set[str]:
 
 def _vetted_move(served: Served, version: str) -> None:
     """A move as ``mlserve promote`` makes one: recorded."""
-    move_champion(served.registry.client, served.log.store, "bc", version, by="test", reason="t")
+    move_alias(served.registry.client, served.log.store, "bc", version, by="test", reason="t")
 
 
 def _eventually(check: Callable[[], bool], seconds: float = 10) -> None:

@@ -1,0 +1,80 @@
+"""The challenger's shadow answers: written by the service, read beside the labels to compare.
+
+Each row is what the challenger would have answered to a request the champion answered (same
+``prediction_id``). A label, which names that id, then judges both on the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.store.predictions import PredictionStore
+from serving.store.tables import feedback, predictions, shadow_predictions
+
+
+@dataclass(frozen=True)
+class ShadowRow:
+    """One shadow answer, as logged."""
+
+    prediction_id: str
+    model_version: str
+    model_name: str
+    created_at: float
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+
+
+def insert(store: PredictionStore, rows: Iterable[ShadowRow]) -> None:
+    """Log shadow answers; one already logged (a retried batch) is kept, not doubled."""
+    values = [asdict(row) for row in rows]
+    if not values:
+        return
+    dialect = sqlite if store.engine.dialect.name == "sqlite" else postgresql
+    with store.engine.begin() as conn:
+        conn.execute(dialect.insert(shadow_predictions).on_conflict_do_nothing(), values)
+
+
+def shadowed(store: PredictionStore, model_name: str, version: str) -> int:
+    """How many requests ``version`` answered in shadow."""
+    query = sa.select(sa.func.count()).where(
+        shadow_predictions.c.model_name == model_name,
+        shadow_predictions.c.model_version == str(version),
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFrame:
+    """Labelled requests ``version`` answered in shadow, oldest label first.
+
+    Columns: ground_truth, prediction (what was answered), model_version (who answered it),
+    shadow (what ``version`` would have answered): ``mlserve_assets.ml.replay``'s input.
+    """
+    query = (
+        sa.select(
+            feedback.c.ground_truth,
+            predictions.c.prediction,
+            predictions.c.model_version,
+            shadow_predictions.c.prediction.label("shadow"),
+        )
+        .select_from(
+            shadow_predictions.join(
+                feedback, feedback.c.prediction_id == shadow_predictions.c.prediction_id
+            ).join(predictions, predictions.c.prediction_id == shadow_predictions.c.prediction_id)
+        )
+        .where(
+            shadow_predictions.c.model_name == model_name,
+            shadow_predictions.c.model_version == str(version),
+            feedback.c.withdrawn_at.is_(None),
+        )
+        .order_by(feedback.c.received_at)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
