@@ -52,7 +52,7 @@ def promote_new_version(
 ) -> str:
     """A new registered version of ``estimator``, made the champion as mlserve makes one."""
     version = register_new_version(registry, name, estimator, rows)
-    registry.promote(name, version, log, by="test", reason="a test's champion", evidence={})
+    move_alias(registry.client, log.store, name, version, by="test", reason="a test's champion")
     return version
 
 

@@ -20,6 +20,7 @@ from mlserve_assets.assets.release import release_assets
 from mlserve_assets.assets.training import training_assets
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.sensors.retrain import build_retrain_sensor
+from mlserve_assets.sensors.shadow import build_shadow_sensor
 from mlserve_assets.sensors.watch import build_watch_sensor
 from mlserve_assets.spec.models import ModelSpec
 
@@ -37,7 +38,7 @@ def training(specs: list[ModelSpec]) -> dg.AssetSelection:
 
 
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:
-    """The asset graph, checks, jobs (train, watch), sensors (retrain, bake, watch) of a model."""
+    """The asset graph, checks, jobs (train, watch) and sensors (retrain, bake, shadow, watch)."""
     model = ModelAssets(spec)
     job = dg.define_asset_job(
         f"train_{spec.name}",
@@ -61,6 +62,7 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
         sensors=[
             build_retrain_sensor(spec, job.name),
             build_bake_sensor(spec),
+            build_shadow_sensor(spec),
             build_watch_sensor(spec, watch.name),
         ],
     )

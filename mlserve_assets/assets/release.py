@@ -12,7 +12,7 @@ from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from serving.model.artifact import trusted_types
-from serving.registry import CHAMPION, Tag, feedback_watermark
+from serving.registry import CHALLENGER, CHAMPION, Tag, feedback_watermark, move_alias
 
 NO_CHAMPION = "none"
 
@@ -120,13 +120,25 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
             },
         )
         if decision.promote:
-            registry.promote(
+            move_alias(
+                registry.client,
+                prediction_log.store,
                 m.name,
                 registered_version.version,
-                prediction_log,
                 by=_mover(context),
                 reason=decision.reason,
                 evidence=metadata,
+            )
+        elif decision.unproven and spec.shadow.held:  # let live traffic supply the evidence
+            move_alias(
+                registry.client,
+                prediction_log.store,
+                m.name,
+                registered_version.version,
+                by=_mover(context),
+                reason=f"held for lack of evidence, tried in shadow: {decision.reason}",
+                evidence=metadata,
+                alias=CHALLENGER,
             )
         serving = decision.serving_version(
             registered_version.version, None if current is None else str(current.version)
@@ -136,6 +148,8 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         else:
             kept = f"v{serving} still serves" if serving else "nothing serves yet"
             headline = f"HELD v{registered_version.version} ({kept}): {decision.reason}"
+            if decision.unproven and spec.shadow.held:
+                headline += f"; v{registered_version.version} is now scored in shadow"
         return dg.Output(
             serving or NO_CHAMPION,
             metadata={

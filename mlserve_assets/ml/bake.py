@@ -34,20 +34,22 @@ class BakeVerdict:
     evidence: dict[str, object]
 
 
-def looks(rules: Bake) -> int:
-    """How many times a watch judges: one per milestone below ``requests``, and the last."""
-    return math.floor(math.log2(rules.requests / rules.min_labels)) + 2
+def looks(min_labels: int, most: int) -> int:
+    """How many times a watch judges: one per milestone up to ``most`` labels, and the last."""
+    return math.floor(math.log2(most / min_labels)) + 2
 
 
-def milestone(labelled: int, rules: Bake, final: bool) -> int:
+def milestone(labelled: int, min_labels: int, final: bool, most: int | None = None) -> int:
     """How many of the first labelled requests to judge on now (0: not yet).
 
-    The largest milestone reached; every label there is at the watch's end.
+    The largest milestone reached (up to ``most``); every label there is at the watch's end.
     """
-    if labelled < rules.min_labels:
+    if labelled < min_labels:
         return 0
-    doublings = int(math.log2(labelled / rules.min_labels))
-    return labelled if final else rules.min_labels * 2**doublings
+    if final:
+        return labelled
+    doublings = int(math.log2(min(labelled, most or labelled) / min_labels))
+    return min_labels * 2**doublings
 
 
 def judge(
@@ -64,7 +66,7 @@ def judge(
     look's share of the error) is below ``-max_drop``.
     """
     ours, theirs = versions
-    alpha = (1 - rules.confidence) / looks(rules)
+    alpha = (1 - rules.confidence) / looks(rules.min_labels, rules.requests)
     rng = np.random.default_rng(len(truth))  # the same requests give the same verdict
     gains = paired_gains(metric, truth, new, old, rng)
     bound = float(np.quantile(gains, 1 - alpha))

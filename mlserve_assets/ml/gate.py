@@ -48,6 +48,8 @@ class GateDecision:
     min_improvement: float
     improvement: float | None
     interval: tuple[float, float] | None = None
+    unproven: bool = False
+    """Held only for lack of evidence: better on the holdouts, not surely. Worth a shadow."""
 
     def serving_version(self, challenger: str, current: str | None) -> str | None:
         """The version that serves after this decision (None while nothing has passed)."""
@@ -195,7 +197,7 @@ def decide(
     threshold, min_improvement = gate.threshold, gate.min_improvement
     gain = None if champion is None else metric.improvement(challenger, champion)
 
-    def verdict(promote: bool, reason: str) -> GateDecision:
+    def verdict(promote: bool, reason: str, unproven: bool = False) -> GateDecision:
         return GateDecision(
             promote,
             reason,
@@ -206,6 +208,7 @@ def decide(
             min_improvement,
             gain,
             interval,
+            unproven,
         )
 
     if not math.isfinite(challenger):
@@ -234,6 +237,7 @@ def decide(
             f"challenger {metric.name}={challenger:.4f} beats champion {champion:.4f} by "
             f"{gain:+.4f}, but the {gate.confidence:.0%} interval of the improvement "
             f"[{interval[0]:+.4f}, {interval[1]:+.4f}] does not clear {min_improvement:.4f}",
+            unproven=True,
         )
     return verdict(
         True,

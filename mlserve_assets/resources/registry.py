@@ -34,10 +34,8 @@ from serving.registry import (
     connect,
     download_version,
     latest_version,
-    move_alias,
     served_champion,
 )
-from serving.store.moves import Move
 
 # What MLflow's fluent API reads, and ``fluent_api`` puts back.
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -264,25 +262,6 @@ class MlflowRegistry(dg.ConfigurableResource):
     def latest_version(self, model_name: str) -> ModelVersion | None:
         """The most recently registered version, whatever the gate made of it."""
         return latest_version(self.client, model_name)
-
-    def promote(
-        self,
-        model_name: str,
-        version: str,
-        log: PredictionLogResource,
-        *,
-        by: str,
-        reason: str,
-        evidence: dict[str, Any],
-    ) -> Move:
-        """Move ``champion`` to ``version``, recorded in the champion's history.
-
-        The history lives in the prediction log's database, written in the same transaction as
-        the move (``serving.registry.move_alias``).
-        """
-        return move_alias(
-            self.client, log.store, model_name, version, by=by, reason=reason, evidence=evidence
-        )
 
     def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         """Record facts (such as the gate's verdict) on a registered version."""

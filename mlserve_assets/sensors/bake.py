@@ -27,7 +27,7 @@ from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import RefusedModel, trusted_types
 from serving.model.served import load_version
-from serving.registry import Tag
+from serving.registry import Tag, move_alias
 from serving.store.moves import ROLLBACK_OF, Move, history
 from serving.store.window import answered
 
@@ -63,7 +63,7 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
             return dg.SkipReason(f"v{move.to_version}'s watch is over")
         rows = answered(store, name, move.to_version, move.moved_at, end, rules.requests)
         labelled = rows[rows["ground_truth"].notna()]
-        n = milestone(len(labelled), rules, final)
+        n = milestone(len(labelled), rules.min_labels, final)
         look = f"{_watch(move)}:{'final' if final else n}"
         if n == 0 or look == context.cursor:
             return dg.SkipReason(
@@ -103,10 +103,11 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
             {Tag.BAKE: json.dumps({"outcome": outcome, "reason": verdict.reason, **evidence})},
         )
         if rolled:
-            registry.promote(
+            move_alias(
+                registry.client,
+                prediction_log.store,
                 name,
                 move.from_version,
-                prediction_log,
                 by=f"sensor bake_{name}",
                 reason=f"rolled back: {verdict.reason}",
                 evidence={**evidence, ROLLBACK_OF: move.to_version},

@@ -125,6 +125,26 @@ class Bake(_Strict):
     check_every_seconds: int = Field(default=30, ge=1)
 
 
+class Shadow(_Strict):
+    """The challenger: scored in shadow on live requests, and promoted on that evidence.
+
+    ``mlserve promote --shadow`` names one; with ``held``, so does the gate, of a version it held
+    for lack of evidence (better on its holdouts, not surely). Once labels arrive it meets what
+    answered on the same requests, at ``min_labels`` labelled requests, twice that... up to
+    ``max_labels``, each look spending its share of ``1 - confidence``; with ``promote`` it
+    becomes the champion when even the pessimistic end of its improvement clears
+    ``gate.min_improvement`` and it meets ``gate.threshold``: the gate's rule, on live traffic.
+    As at the gate, no untrusted API key may carry more than ``gate.source_share`` of the labels.
+    """
+
+    promote: bool = True
+    held: bool = True
+    min_labels: int = Field(default=MIN_LIVE_LABELS, ge=MIN_LIVE_LABELS)
+    max_labels: int = Field(default=2000, ge=MIN_LIVE_LABELS)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    check_every_seconds: int = Field(default=30, ge=1)
+
+
 class Drift(_Strict):
     """Which features of the served traffic moved away from the training data (``ml.drift``).
 
@@ -177,6 +197,7 @@ class ModelSpec(_Strict):
     retrain: Retrain = Field(default_factory=Retrain)
     bake: Bake = Field(default_factory=Bake)
     drift: Drift = Field(default_factory=Drift)
+    shadow: Shadow = Field(default_factory=Shadow)
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     prepare: Literal["auto", "none"] = "auto"
     """``auto``: impute, scale and one-hot encode by column kind in front of every candidate;

@@ -54,7 +54,8 @@ def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFr
     """Labelled requests ``version`` answered in shadow, oldest label first.
 
     Columns: ground_truth, prediction (what was answered), model_version (who answered it),
-    shadow (what ``version`` would have answered): ``mlserve_assets.ml.replay``'s input.
+    shadow (what ``version`` would have answered), key_id (who labelled):
+    ``mlserve_assets.ml.replay``'s input.
     """
     query = (
         sa.select(
@@ -62,6 +63,7 @@ def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFr
             predictions.c.prediction,
             predictions.c.model_version,
             shadow_predictions.c.prediction.label("shadow"),
+            feedback.c.key_id,
         )
         .select_from(
             shadow_predictions.join(

@@ -7,22 +7,29 @@ import json
 import re
 import time
 
+import dagster as dg
 import httpx
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 
 from harness.cli import mlserve
-from harness.project import AUTH, service_env
+from harness.project import API_KEY, AUTH, service_env
 from harness.registries import champion_estimator, register_new_version, registry_copy
 from harness.servers import bentoml_server
+from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.sensors.shadow import build_shadow_sensor
 from mlserve_assets.settings import PROJECT_ROOT
+from mlserve_assets.spec.loader import load_specs
+from serving.http.auth import key_id
 from serving.store import shadow
+from serving.store.moves import history
 from serving.store.predictions import PredictionStore
 
 CANCER = load_breast_cancer(as_frame=True)
 TRAFFIC, TRUTH = CANCER.data.iloc[-150:], CANCER.target.iloc[-150:]
+EXAMPLE = PROJECT_ROOT / "examples/classification.yaml"
 
 
 def _wait(what: str, ready, timeout: float = 30) -> None:
@@ -35,6 +42,22 @@ def _wait(what: str, ready, timeout: float = 30) -> None:
 def _metric(text: str, name: str) -> float:
     found = re.findall(rf"^{re.escape(name)} ([\d.e+]+)$", text, flags=re.MULTILINE)
     return float(found[0]) if found else 0.0
+
+
+def _version(http: httpx.Client, url: str) -> str:
+    body = {"records": TRAFFIC.head(1).to_dict("records")}
+    return http.post(f"{url}/predict", json=body).json()["predictions"][0]["model_version"]
+
+
+def _shadow_tick(uri: str, predictions: str, trusted: list[str]) -> str:
+    """One evaluation of the shadow sensor, with ``trusted`` label senders."""
+    [spec] = [m for m in load_specs([EXAMPLE]) if m.name == "breast_cancer"]
+    resources = {
+        "prediction_log": PredictionLogResource(url=predictions, trusted_sources=trusted),
+        "registry": MlflowRegistry(tracking_uri=uri),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        return build_shadow_sensor(spec).evaluate_tick(context).skip_message or ""
 
 
 def test_a_better_challenger_proves_itself_in_shadow_without_answering(trained, tmp_path):
@@ -53,7 +76,7 @@ def test_a_better_challenger_proves_itself_in_shadow_without_answering(trained, 
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": uri,
         "MLSERVE_PREDICTIONS_URL": predictions,
-        "MLSERVE_SPECS": str(PROJECT_ROOT / "examples/classification.yaml"),
+        "MLSERVE_SPECS": str(EXAMPLE),
     }
     serve_env = {**service_env(trained, "breast_cancer", predictions, tmp_path / "s.db"), **env}
 
@@ -108,6 +131,18 @@ def test_a_better_challenger_proves_itself_in_shadow_without_answering(trained, 
             "status", "breast_cancer"
         )
 
+        # Promoted on that evidence by the shadow sensor, though not on the labels of one key no
+        # one declared trusted; then the shadow stops, and the service answers with it.
+        assert "not promoted: key" in _shadow_tick(uri, predictions, trusted=[])
+        said = _shadow_tick(uri, predictions, trusted=[key_id(API_KEY)])
+        assert said.startswith(f"promoted: v{first} proved better in shadow"), said
+        moved = history(store, "breast_cancer")[-1]
+        assert (moved.from_version, moved.to_version) == (weak, first)
+        assert moved.moved_by == "sensor shadow_breast_cancer"
+        assert moved.evidence["labelled"] == 120  # the milestone: 30, 60, 120 of 150 labels
+        _wait("the promoted challenger answering", lambda: _version(http, url) == first)
+        assert "shadow_version" not in http.get(f"{url}/model").json()
+
         # A challenger that raises on every request changes no answer; its failures are counted.
         run("promote", "breast_cancer", broken, "--shadow", "--reason", "a broken challenger")
         _wait(
@@ -116,7 +151,7 @@ def test_a_better_challenger_proves_itself_in_shadow_without_answering(trained, 
         )
         body = {"records": TRAFFIC.head(10).to_dict("records")}
         again = http.post(f"{url}/predict", json=body).json()["predictions"]
-        assert [a["prediction"] for a in again] == stump.predict(TRAFFIC.head(10)).tolist()
+        assert [a["prediction"] for a in again] == good.predict(TRAFFIC.head(10)).tolist()
         _wait(
             "the failure counted",
             lambda: (

@@ -19,14 +19,14 @@ def _answers(rng: np.random.Generator, truth: np.ndarray, right: float) -> np.nd
 
 
 def test_milestones_double_from_min_labels_and_the_end_judges_every_label():
-    rules = Bake(min_labels=30, requests=2000)
-    assert [milestone(n, rules, final=False) for n in (0, 29, 30, 59, 60, 119, 120, 1999)] == [
+    assert [milestone(n, 30, final=False) for n in (0, 29, 30, 59, 60, 119, 120, 1999)] == [
         0, 0, 30, 30, 60, 60, 120, 1920,
     ]  # fmt: skip
-    assert milestone(1999, rules, final=True) == 1999
-    assert milestone(29, rules, final=True) == 0
+    assert milestone(1999, 30, final=True) == 1999
+    assert milestone(29, 30, final=True) == 0
     # 30, 60, ..., 1920 (7 milestones) and the end.
-    assert looks(rules) == 8
+    assert looks(30, 2000) == 8
+    assert milestone(1999, 30, final=False, most=500) == 480  # no look past ``most``
 
 
 def test_a_clearly_worse_champion_is_rolled_back_and_a_better_one_kept():
@@ -61,7 +61,7 @@ def test_a_champion_as_good_as_the_one_it_replaced_is_rarely_rolled_back_over_a_
         rng = np.random.default_rng(seed)
         truth = rng.integers(0, 2, 240)
         old, new = _answers(rng, truth, 0.85), _answers(rng, truth, 0.85)
-        ends = [milestone(n, rules, False) for n in (30, 60, 120)] + [240]
+        ends = [milestone(n, 30, False) for n in (30, 60, 120)] + [240]
         rollbacks += any(
             judge(ACCURACY, rules, truth[:n], new[:n], old[:n], ("2", "1")).rollback for n in ends
         )

@@ -91,6 +91,17 @@ def test_the_intervals_lower_end_must_clear_a_non_zero_margin(low, promote):
     assert decide(accuracy, 0.95, 0.90, gate, (low, 0.08)).promote is promote
 
 
+def test_only_a_win_the_interval_cannot_confirm_is_held_as_unproven():
+    # Unproven (worth trying in shadow): better, not surely. Worse, tied, below the threshold or
+    # promoted: not.
+    gate, accuracy = Gate(threshold=0.8), get_metric("accuracy")
+    assert decide(accuracy, 0.95, 0.90, gate, (-0.01, 0.1)).unproven
+    assert not decide(accuracy, 0.95, 0.90, gate, (0.01, 0.1)).unproven
+    assert not decide(accuracy, 0.85, 0.90, gate, (-0.1, 0.01)).unproven
+    assert not decide(accuracy, 0.90, 0.90, gate, (-0.05, 0.05)).unproven
+    assert not decide(accuracy, 0.79, 0.70, gate, (-0.01, 0.2)).unproven
+
+
 def test_negative_margin_is_refused():
     with pytest.raises(ValueError, match="min_improvement"):
         Gate(threshold=0.5, min_improvement=-0.1)
