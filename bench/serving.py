@@ -18,13 +18,18 @@ from sklearn.datasets import load_breast_cancer
 from bench.load import hey, wrk
 from bench.report import Bench, Row, median
 from bench.store import bench_env
+from harness.project import copy_moves
+from harness.registries import champion_copy
 from harness.servers import bentoml_server, free_port, managed_process
 from mlserve_assets.settings import Settings
+from serving.registry import CHALLENGER, connect, move_alias
+from serving.store.predictions import PredictionStore
 
 SERVERS = {
     "baseline": "baseline (FastAPI, INSERT per record)",
     "service": "service (durable batched log)",
     "nolog": "service (logging off)",
+    "shadow": "service (a challenger in shadow)",
     "fastapi": "anchor: plain FastAPI (no log)",
     "bentoml": "anchor: BentoML @bentoml.api (no log)",
 }
@@ -72,8 +77,12 @@ def measure(
             urls[name] = f"http://127.0.0.1:{port}"
             ready = f"{urls[name]}/docs"
             stack.enter_context(managed_process(uvicorn, env(name), work / f"{name}.log", ready))
+        # A copy of the champion as the shadow server's challenger (its own log records the
+        # move; the other servers' logs do not, so they never follow it).
+        challenge(settings, bench.database("serving_shadow"))
         targets = {
             "service": "serving.service:ModelService",
+            "shadow": "serving.service:ModelService",
             "nolog": "serving.service:ModelService",
             "bentoml": "bench.anchor_bentoml:Anchor",
         }
@@ -96,6 +105,24 @@ def measure(
 
     results = {name: {load: _median(r) for load, r in by.items()} for name, by in runs.items()}
     return _rows(results, list(bodies), moderate, rate)
+
+
+def challenge(settings: Settings, predictions_url: str) -> None:
+    """A copy of the champion made the challenger, recorded in the log at ``predictions_url``."""
+    copy_moves(settings.predictions_url, predictions_url, "breast_cancer")
+    _, copy = champion_copy(settings.mlflow_tracking_uri, "breast_cancer")
+    store = PredictionStore(predictions_url)
+    client = connect(settings.mlflow_tracking_uri)
+    move_alias(
+        client,
+        store,
+        "breast_cancer",
+        str(copy.version),
+        by="bench",
+        reason="shadow's cost",
+        alias=CHALLENGER,
+    )
+    store.dispose()
 
 
 def _rows(
@@ -132,6 +159,16 @@ def _rows(
                 met=cost < 0.10,
             )
         )
+    shadowed = results["shadow"][moderate]["p99_ms"] / on[moderate]["p99_ms"]
+    rows.append(
+        Row(
+            "serving",
+            f"a shadow's p99 at {rate} req/s",
+            f"{shadowed:.2f}x the p99 without one",
+            target="<= 1.10x",
+            met=shadowed <= 1.10,
+        )
+    )
     at = {key: on[moderate][key] - off[moderate][key] for key in ("p50_ms", "p99_ms")}
     rows.append(
         Row(

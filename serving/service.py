@@ -103,6 +103,8 @@ class ModelService:
         shadows = self.log is not None and not self.config.bento_model
         fraction = self.config.shadow_fraction
         self.shadow = Shadow(self.store, self.metrics, fraction) if shadows else None
+        if self.shadow is not None:  # scored from the start, as the champion answers
+            self.shadow.model = self.follower.challenger(self.model.name, None, self.model.version)
         self._stop = threading.Event()
         # Everything loaded so far (MLflow, scikit-learn, pandas, BentoML: about a million objects)
         # lives as long as the process. Frozen, the collector stops rescanning it, which removed
