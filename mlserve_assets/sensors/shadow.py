@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 
 from mlserve_assets.ml.bake import milestone
+from mlserve_assets.ml.labels import UNKNOWN_SENDER
 from mlserve_assets.ml.shadow import judge
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -63,7 +64,7 @@ def build_shadow_sensor(model: ModelSpec) -> dg.SensorDefinition:
             np.asarray(first["ground_truth"].tolist()),
             np.asarray(first["shadow"].tolist()),
             np.asarray(first["prediction"].tolist()),
-            [str(k) for k in first["key_id"]],
+            [k or UNKNOWN_SENDER for k in first["key_id"]],  # as the gate counts them
             prediction_log.trusted_senders(gate.trusted_sources),
             version,
         )
