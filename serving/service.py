@@ -99,10 +99,9 @@ class ModelService:
         )
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
-        # A shadow's answers sit beside the logged ones; a bento serves one model, no registry.
-        shadows = self.log is not None and not self.config.bento_model
+        # A shadow's answers sit beside the logged ones: none without the log.
         fraction = self.config.shadow_fraction
-        self.shadow = Shadow(self.store, self.metrics, fraction) if shadows else None
+        self.shadow = None if self.log is None else Shadow(self.store, self.metrics, fraction)
         if self.shadow is not None:  # scored from the start, as the champion answers
             self.shadow.model = self.follower.challenger(self.model.name, None, self.model.version)
         self._stop = threading.Event()
