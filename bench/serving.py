@@ -59,7 +59,10 @@ def measure(
     def env(name: str) -> dict[str, str]:
         log = "false" if name == "nolog" else "true"
         db = bench.database(f"serving_{name}")
-        return {**bench_env(settings, work / name, db), "MLSERVE_LOG_PREDICTIONS": log}
+        env = {**bench_env(settings, work / name, db), "MLSERVE_LOG_PREDICTIONS": log}
+        if name == "shadow":  # the first poll, at start, loads the challenger; no other competes
+            env["MLSERVE_POLL_SECONDS"] = "3600"
+        return env
 
     moderate = f"1 record at {rate}/s"
     runs: dict[str, dict[str, list[dict[str, float]]]] = {

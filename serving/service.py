@@ -102,8 +102,6 @@ class ModelService:
         # A shadow's answers sit beside the logged ones: none without the log.
         fraction = self.config.shadow_fraction
         self.shadow = None if self.log is None else Shadow(self.store, self.metrics, fraction)
-        if self.shadow is not None:  # scored from the start, as the champion answers
-            self.shadow.model = self.follower.challenger(self.model.name, None, self.model.version)
         self._stop = threading.Event()
         # Everything loaded so far (MLflow, scikit-learn, pandas, BentoML: about a million objects)
         # lives as long as the process. Frozen, the collector stops rescanning it, which removed
@@ -124,8 +122,8 @@ class ModelService:
         return self.follower.initial(self.config.model_name)
 
     def _poll_registry(self) -> None:
-        """Follow the champion alias; a failed poll keeps the loaded model serving."""
-        while not self._stop.wait(self.config.poll_seconds):
+        """Follow the aliases now and every poll; a failed poll (no registry) keeps serving."""
+        while True:
             if self.log is not None:  # the spool's depth, for the alert on a long outage
                 self.metrics.log_backlog(self.log.spooled(), self.log.quarantined())
             try:
@@ -134,6 +132,8 @@ class ModelService:
                 logger.warning(
                     "champion poll failed, still serving v%s: %s", self.model.version, exc
                 )
+            if self._stop.wait(self.config.poll_seconds):
+                return
 
     def follow_champion(self) -> bool:
         """Serve the registry's vetted champion; True if that changed the served version.
