@@ -52,6 +52,34 @@ def milestone(labelled: int, min_labels: int, final: bool, most: int | None = No
     return min_labels * 2**doublings
 
 
+def paired_look(
+    metric: Metric,
+    truth: np.ndarray,
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    alpha: float,
+    names: tuple[str, str],
+    optimistic: bool = True,
+) -> tuple[float, dict[str, object]]:
+    """One look: a one-sided bound of ``ours``' improvement over ``theirs``, and the figures.
+
+    ``optimistic``: the upper bound (is it surely worse?), else the lower (surely better?), each
+    at ``alpha``. Baking's and the shadow's looks both, so they weigh evidence alike.
+    """
+    rng = np.random.default_rng(len(truth))  # the same requests give the same verdict
+    gains = paired_gains(metric, truth, ours, theirs, rng)
+    bound = float(np.quantile(gains, 1 - alpha if optimistic else alpha))
+    a, b = float(metric.score(truth, ours)), float(metric.score(truth, theirs))
+    return bound, {
+        "labelled": len(truth),
+        f"{names[0]}_{metric.name}": a,
+        f"{names[1]}_{metric.name}": b,
+        "improvement": metric.improvement(a, b),
+        "improvement_bound": bound,
+        "error_per_look": alpha,
+    }
+
+
 def judge(
     metric: Metric,
     rules: Bake,
@@ -67,19 +95,9 @@ def judge(
     """
     ours, theirs = versions
     alpha = (1 - rules.confidence) / looks(rules.min_labels, rules.requests)
-    rng = np.random.default_rng(len(truth))  # the same requests give the same verdict
-    gains = paired_gains(metric, truth, new, old, rng)
-    bound = float(np.quantile(gains, 1 - alpha))
-    score_new, score_old = float(metric.score(truth, new)), float(metric.score(truth, old))
-    evidence: dict[str, object] = {
-        "labelled": len(truth),
-        f"v{ours}_{metric.name}": score_new,
-        f"v{theirs}_{metric.name}": score_old,
-        "improvement": metric.improvement(score_new, score_old),
-        "improvement_bound": bound,
-        "error_per_look": alpha,
-        "max_drop": rules.max_drop,
-    }
+    bound, evidence = paired_look(metric, truth, new, old, alpha, (f"v{ours}", f"v{theirs}"))
+    evidence["max_drop"] = rules.max_drop
+    score_new, score_old = evidence[f"v{ours}_{metric.name}"], evidence[f"v{theirs}_{metric.name}"]
     figures = (
         f"{metric.name} {score_new:.4f} against v{theirs}'s {score_old:.4f} on the same "
         f"{len(truth)} labelled requests (improvement at best {bound:+.4f})"

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlserve_assets.ml.bake import looks
-from mlserve_assets.ml.gate import paired_gains
+from mlserve_assets.ml.bake import looks, paired_look
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.spec.models import Gate, Shadow
 
@@ -43,17 +42,9 @@ def judge(
 ) -> ShadowVerdict:
     """Whether the challenger (``challenger``'s answers) beat the ``served`` answers, surely."""
     alpha = (1 - rules.confidence) / looks(rules.min_labels, rules.max_labels)
-    rng = np.random.default_rng(len(truth))  # the same requests give the same verdict
-    bound = float(np.quantile(paired_gains(metric, truth, challenger, served, rng), alpha))
-    ours, theirs = float(metric.score(truth, challenger)), float(metric.score(truth, served))
-    evidence: dict[str, object] = {
-        "labelled": len(truth),
-        f"v{version}_{metric.name}": ours,
-        f"served_{metric.name}": theirs,
-        "improvement": metric.improvement(ours, theirs),
-        "improvement_bound": bound,
-        "error_per_look": alpha,
-    }
+    names = (f"v{version}", "served")
+    bound, evidence = paired_look(metric, truth, challenger, served, alpha, names, False)
+    ours, theirs = evidence[f"v{version}_{metric.name}"], evidence[f"served_{metric.name}"]
     figures = (
         f"{metric.name} {ours:.4f} against {theirs:.4f} served on the same {len(truth)} labelled "
         f"requests (improvement at least {bound:+.4f})"
