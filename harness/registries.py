@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import Settings
+from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import trusted_types
 from serving.registry import CHAMPION, Tag, champion, connect, move_alias
 from serving.store.predictions import PredictionStore
@@ -105,3 +106,19 @@ def champion_copy(uri: str, name: str) -> tuple[ModelVersion, ModelVersion]:
             name, current.source, run_id=current.run_id, tags=current.tags
         )
     return current, copy
+
+
+def bc_spec(**fields: object) -> ModelSpec:
+    """The spec of ``bc`` (breast_cancer, one logistic candidate), ``fields`` on top."""
+    return ModelSpec.model_validate(
+        {
+            "name": "bc",
+            "source": {"kind": "sklearn", "dataset": "breast_cancer"},
+            "target": "target",
+            "task": "classification",
+            "candidates": [{"name": "lr", "estimator": "sklearn.linear_model.LogisticRegression"}],
+            "metric": "accuracy",
+            "gate": {"threshold": 0.5},
+            **fields,
+        }
+    )

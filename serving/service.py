@@ -13,6 +13,7 @@ their models and typed by the served model (``serving.http.openapi``).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import tempfile
@@ -171,8 +172,8 @@ class ModelService:
     async def shutdown(self) -> None:
         """Commit what the prediction log holds before the process exits."""
         self._stop.set()
-        if self.shadow is not None:
-            self.shadow.close()
+        if self.shadow is not None:  # scoring what is queued takes a thread, not the event loop
+            await asyncio.to_thread(self.shadow.close)
         if self.log is not None:
             await self.log.close()
 

@@ -119,26 +119,21 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 **({} if live is None else {Tag.CHAMPION_LIVE: repr(live)}),
             },
         )
-        if decision.promote:
+        # Promoted: the champion. Held only for lack of evidence: the challenger, so that live
+        # traffic supplies the evidence (``shadow.held``).
+        tried = decision.unproven and spec.shadow.held
+        if decision.promote or tried:
             move_alias(
                 registry.client,
                 prediction_log.store,
                 m.name,
                 registered_version.version,
                 by=_mover(context),
-                reason=decision.reason,
+                reason=decision.reason
+                if decision.promote
+                else f"held for lack of evidence, tried in shadow: {decision.reason}",
                 evidence=metadata,
-            )
-        elif decision.unproven and spec.shadow.held:  # let live traffic supply the evidence
-            move_alias(
-                registry.client,
-                prediction_log.store,
-                m.name,
-                registered_version.version,
-                by=_mover(context),
-                reason=f"held for lack of evidence, tried in shadow: {decision.reason}",
-                evidence=metadata,
-                alias=CHALLENGER,
+                alias=CHAMPION if decision.promote else CHALLENGER,
             )
         serving = decision.serving_version(
             registered_version.version, None if current is None else str(current.version)
@@ -148,7 +143,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         else:
             kept = f"v{serving} still serves" if serving else "nothing serves yet"
             headline = f"HELD v{registered_version.version} ({kept}): {decision.reason}"
-            if decision.unproven and spec.shadow.held:
+            if tried:
                 headline += f"; v{registered_version.version} is now scored in shadow"
         return dg.Output(
             serving or NO_CHAMPION,

@@ -235,7 +235,7 @@ class PredictionStore:
         Columns: id, version, times, features, prediction, label, and the key that sent the label
         (None for labels stored before keys were recorded).
         """
-        return self._frame(
+        return self.frame(
             sa.select(
                 predictions.c.prediction_id,
                 predictions.c.model_version,
@@ -257,7 +257,7 @@ class PredictionStore:
         Its live metric's only inputs, newest label first; the features, most of a row's bytes,
         stay in the database.
         """
-        return self._frame(
+        return self.frame(
             sa.select(feedback.c.model_version, predictions.c.prediction, feedback.c.ground_truth)
             .select_from(_LABELLED)
             .where(
@@ -276,7 +276,8 @@ class PredictionStore:
             conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
             return conn.execute(sa.select(label_role_key.c.secret)).scalar_one().encode()
 
-    def _frame(self, query: sa.Select) -> pd.DataFrame:
+    def frame(self, query: sa.Select) -> pd.DataFrame:
+        """A query's rows as a frame, its columns named as selected."""
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))

@@ -77,6 +77,4 @@ def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFr
         )
         .order_by(feedback.c.received_at)
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return store.frame(query)

@@ -48,9 +48,7 @@ def answered(
         .order_by(predictions.c.created_at, predictions.c.prediction_id)
         .limit(limit)
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return store.frame(query)
 
 
 def recent(store: PredictionStore, model_name: str, limit: int) -> pd.DataFrame:
@@ -69,6 +67,4 @@ def recent(store: PredictionStore, model_name: str, limit: int) -> pd.DataFrame:
         .order_by(predictions.c.created_at.desc())
         .limit(limit)
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return store.frame(query)

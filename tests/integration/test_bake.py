@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from harness.registries import promote_new_version, registry_at
+from harness.registries import bc_spec, promote_new_version, registry_at
 from mlserve_assets.cli.status import model_status
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.spec.models import ModelSpec
@@ -37,18 +37,7 @@ FIT_Y, TRAFFIC_Y = CANCER.target.iloc[::2], CANCER.target.iloc[1::2]
 
 
 def _spec(**bake: object) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "bc",
-            "source": {"kind": "sklearn", "dataset": "breast_cancer"},
-            "target": "target",
-            "task": "classification",
-            "candidates": [{"name": "lr", "estimator": "sklearn.linear_model.LogisticRegression"}],
-            "metric": "accuracy",
-            "gate": {"threshold": 0.5},
-            "bake": bake,
-        }
-    )
+    return bc_spec(bake=bake)
 
 
 class Project:

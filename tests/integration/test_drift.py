@@ -12,27 +12,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from harness.registries import bc_spec
 from mlserve_assets.assets.drift import CHECK
 from mlserve_assets.factory import build_model_defs
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.sensors.watch import build_watch_sensor
-from mlserve_assets.spec.models import ModelSpec
 from serving.log.ids import new_prediction_id
 from serving.store.tables import PredictionRow
 
 CANCER = load_breast_cancer(as_frame=True)
-SPEC = ModelSpec.model_validate(
-    {
-        "name": "bc",
-        "source": {"kind": "sklearn", "dataset": "breast_cancer"},
-        "target": "target",
-        "task": "classification",
-        "candidates": [{"name": "lr", "estimator": "sklearn.linear_model.LogisticRegression"}],
-        "metric": "accuracy",
-        "gate": {"threshold": 0.5},
-        "drift": {"window": 300, "min_rows": 100, "every_predictions": 200},
-    }
-)
+SPEC = bc_spec(drift={"window": 300, "min_rows": 100, "every_predictions": 200})
 MODEL = make_pipeline(StandardScaler(), LogisticRegression()).fit(CANCER.data, CANCER.target)
 
 
