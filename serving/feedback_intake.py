@@ -124,13 +124,7 @@ class FeedbackIntake:
         else:
             status = 201 if labelled.new else 200
             if labelled.new:
-                self.metrics.labelled(
-                    model.name,
-                    labelled.model_version,
-                    labelled.prediction,
-                    truth,
-                    regression=model.classes is None,
-                )
+                self.metrics.labelled(model.name, labelled, truth, regression=model.classes is None)
         self.metrics.feedback(model.name, status)
         return status, text
 

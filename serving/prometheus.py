@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from serving.model.served import ServedModel
+if TYPE_CHECKING:
+    from serving.model.served import ServedModel
+    from serving.registry import DriftReport, GateSummary
+    from serving.store.tables import Labelled
 
 
 class ServiceMetrics:
@@ -109,6 +112,44 @@ class ServiceMetrics:
             "refused them).",
             ["model", "reason"],
         )
+        self._shadow_labelled = prom.Counter(
+            "mlserve_shadow_labelled",
+            "Labelled requests the challenger also answered in shadow, by its version: the "
+            "denominator of the champion-against-challenger comparison on the same requests.",
+            ["model", "version"],
+        )
+        self._shadow_correct = prom.Counter(
+            "mlserve_shadow_labelled_correct",
+            "Of mlserve_shadow_labelled, the answers that were right (classifiers), by role: "
+            "'served' (what answered) or 'challenger' (its shadow answer).",
+            ["model", "version", "role"],
+        )
+        self._shadow_squared_error = prom.Counter(
+            "mlserve_shadow_labelled_squared_error",
+            "Of mlserve_shadow_labelled, the sum of squared errors (regressors), by role.",
+            ["model", "version", "role"],
+        )
+        self._held_streak = prom.Gauge(
+            "mlserve_gate_held_streak",
+            "How many of the newest registered versions in a row the gate held: retraining "
+            "keeps running and nothing it makes is good enough.",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        )
+        self._drifted = prom.Gauge(
+            "mlserve_drifted_features",
+            "Features the latest drift check on served traffic found moved from the training "
+            "data (the no_feature_drift check, read from the registry).",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        )
+        self._estimate = prom.Gauge(
+            "mlserve_estimated_score",
+            "The label-free estimate of the metric on the latest served traffic (classifiers), "
+            "from the same check: what the live metric will likely say once labels arrive.",
+            ["model", "metric"],
+            multiprocess_mode="mostrecent",
+        )
         self._refusing = prom.Gauge(
             "mlserve_champion_alias_refused",
             "1 while the champion alias names a version the service refuses (the previous one "
@@ -130,24 +171,63 @@ class ServiceMetrics:
         """Count one feedback item."""
         self._feedback.labels(model, str(status)).inc()
 
-    def labelled(
-        self, model: str, version: str, prediction: Any, truth: Any, *, regression: bool
+    def labelled(self, model: str, label: Labelled, truth: Any, *, regression: bool) -> None:
+        """Count one new label against the version that made the prediction.
+
+        And, when the challenger answered the same request in shadow, against both of them, so
+        the dashboard compares the two on the same labelled requests.
+        """
+        self._labelled.labels(model, label.model_version).inc()
+        self._judge(
+            self._correct,
+            self._squared_error,
+            (model, label.model_version),
+            label.prediction,
+            truth,
+            regression,
+        )
+        if label.shadow is None:
+            return
+        version, answer = label.shadow
+        self._shadow_labelled.labels(model, version).inc()
+        for role, said in (("served", label.prediction), ("challenger", answer)):
+            labels = (model, version, role)
+            self._judge(
+                self._shadow_correct, self._shadow_squared_error, labels, said, truth, regression
+            )
+
+    @staticmethod
+    def _judge(
+        correct: Any,
+        squared_error: Any,
+        labels: tuple[str, ...],
+        said: Any,
+        truth: Any,
+        regression: bool,
     ) -> None:
-        """Count one label against the version that made the prediction."""
-        self._labelled.labels(model, version).inc()
+        """Add one answer's error (regression) or rightness (classification) to its counter."""
         if regression:
             # A multiplication overflows to infinity instead of raising; a label is checked to
             # square finitely, so only an absurd prediction could, and it is left out.
-            error = float(prediction) - float(truth)
+            error = float(said) - float(truth)
             if math.isfinite(error * error):
-                self._squared_error.labels(model, version).inc(error * error)
-        elif prediction == truth:
-            self._correct.labels(model, version).inc()
+                squared_error.labels(*labels).inc(error * error)
+            else:
+                squared_error.labels(*labels).inc(0)
+        else:
+            correct.labels(*labels).inc(1 if said == truth else 0)
 
-    def registered(self, model: str, by_gate: dict[str, int]) -> None:
-        """Record how many versions the registry holds per gate outcome."""
-        for gate, count in by_gate.items():
+    def registered(self, model: str, gates: GateSummary) -> None:
+        """Record how many versions the registry holds per gate outcome, and the held streak."""
+        for gate, count in gates.counts.items():
             self._versions.labels(model, gate).set(count)
+        self._held_streak.labels(model).set(gates.held_streak)
+
+    def drift(self, model: str, report: DriftReport | None) -> None:
+        """Record the latest drift check's verdict (none yet: no feature known to drift)."""
+        self._drifted.labels(model).set(0 if report is None else len(report.drifted))
+        if report is not None and report.estimate is not None:
+            self._estimate.labels(model, report.metric).set(report.estimate)
 
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""

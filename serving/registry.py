@@ -9,6 +9,7 @@ sets MLflow's process-wide tracking URI.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ class Tag:
     BAKE = "mlserve.bake"
     """JSON: the baking sensor's latest look at the version after it became champion
     (``mlserve_assets.ml.bake``): kept or rolled back, and the figures."""
+    DRIFT = "mlserve.drift"
+    """On the registered model, not a version: JSON of the latest drift check on served traffic
+    (``DriftReport``), which the service exports to Prometheus and ``mlserve status`` shows."""
     FINGERPRINT = "mlserve.fingerprint"
     """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"
@@ -142,12 +146,56 @@ def gate_outcome(version: ModelVersion) -> GateOutcome:
     return outcome if outcome in ("passed", "held") else "pending"
 
 
-def versions_by_gate(client: MlflowClient, model_name: str) -> dict[GateOutcome, int]:
-    """How many registered versions passed the gate, were held, or await its decision."""
+class GateSummary(NamedTuple):
+    """What the gate made of a model's registered versions."""
+
+    counts: dict[GateOutcome, int]
+    """How many passed, were held, or await its decision."""
+    held_streak: int
+    """How many of the newest decided versions in a row it held."""
+
+
+def gate_summary(client: MlflowClient, model_name: str) -> GateSummary:
+    """Count the registered versions by gate outcome, and the newest ones held in a row."""
     counts: dict[GateOutcome, int] = {"passed": 0, "held": 0, "pending": 0}
-    for version in client.search_model_versions(f"name='{model_name}'"):
-        counts[gate_outcome(version)] += 1
-    return counts
+    versions = client.search_model_versions(f"name='{model_name}'")
+    outcomes = [gate_outcome(v) for v in sorted(versions, key=lambda v: -int(v.version))]
+    for outcome in outcomes:
+        counts[outcome] += 1
+    return GateSummary(counts, held_streak(outcomes))
+
+
+def held_streak(outcomes: list[GateOutcome]) -> int:
+    """How many of the newest decided outcomes (given newest first) in a row are ``held``."""
+    decided = [o for o in outcomes if o != "pending"]
+    return next((i for i, o in enumerate(decided) if o != "held"), len(decided))
+
+
+class DriftReport(NamedTuple):
+    """The latest drift check on a model's served traffic (``Tag.DRIFT``)."""
+
+    checked_at: float
+    served_records: int
+    drifted: list[str]
+    """The features that moved, most moved first; empty when none did."""
+    metric: str
+    estimate: float | None
+    """The label-free estimate of ``metric`` on the same traffic (classifiers), else None."""
+
+
+def record_drift(client: MlflowClient, model_name: str, report: DriftReport) -> None:
+    """Keep the latest drift check's verdict on the registered model, for the service to export."""
+    client.set_registered_model_tag(model_name, Tag.DRIFT, json.dumps(report._asdict()))
+
+
+def drift_report(client: MlflowClient, model_name: str) -> DriftReport | None:
+    """The latest drift check's verdict, or None if none was recorded (or it does not parse)."""
+    text = client.get_registered_model(model_name).tags.get(Tag.DRIFT)
+    try:
+        return None if text is None else DriftReport(**json.loads(text))
+    except (TypeError, ValueError):
+        logger.warning("ignoring the unreadable %s tag of %s: %r", Tag.DRIFT, model_name, text)
+        return None
 
 
 def latest_version(client: MlflowClient, model_name: str) -> ModelVersion | None:

@@ -48,7 +48,7 @@ from serving.log.client import PredictionLog
 from serving.model.batching import PredictBatcher
 from serving.model.served import ServedModel, load_from_dir
 from serving.prometheus import CountRejections, ServiceMetrics
-from serving.registry import connect, versions_by_gate
+from serving.registry import connect, drift_report, gate_summary
 from serving.shadow import Shadow
 from serving.store.predictions import PredictionStore
 
@@ -142,7 +142,8 @@ class ModelService:
         And score its vetted challenger in shadow, if there is one.
         """
         name = self.model.name
-        self.metrics.registered(name, versions_by_gate(self._client, name))
+        self.metrics.registered(name, gate_summary(self._client, name))
+        self.metrics.drift(name, drift_report(self._client, name))
         new = self.follower.follow(self.model)
         if self.shadow is not None:
             served = (new or self.model).version

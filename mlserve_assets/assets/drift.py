@@ -3,8 +3,12 @@
 A warning, not a block: drift says the world moved, not that the model got worse; the label-free
 estimate beside it says how much worse it might be before labels arrive, and the live metric,
 where labels exist, says how it did. Run by the ``watch_<model>`` job (its sensor requests it as
-predictions accumulate, or from the UI), not by training, which needs no verdict on traffic.
+predictions accumulate, or from the UI), not by training, which needs no verdict on traffic. The
+verdict is also kept on the registered model (``Tag.DRIFT``): the service exports it to Prometheus
+and ``mlserve status`` shows it.
 """
+
+import time
 
 import dagster as dg
 import pandas as pd
@@ -13,6 +17,8 @@ from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.ml.drift import feature_drift
 from mlserve_assets.ml.estimate import estimated_score
 from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
+from serving.registry import DriftReport, record_drift
 from serving.store.window import recent
 
 CHECK = "no_feature_drift"
@@ -33,7 +39,9 @@ def drift_checks(m: ModelAssets) -> list[dg.AssetChecksDefinition]:
         ),
     )
     def no_feature_drift(
-        validated_dataset: pd.DataFrame, prediction_log: PredictionLogResource
+        validated_dataset: pd.DataFrame,
+        prediction_log: PredictionLogResource,
+        registry: MlflowRegistry,
     ) -> dg.AssetCheckResult:
         served = recent(prediction_log.store, m.name, rules.window)
         if len(served) < rules.min_rows:
@@ -44,7 +52,7 @@ def drift_checks(m: ModelAssets) -> list[dg.AssetChecksDefinition]:
             )
         reference = validated_dataset.drop(columns=spec.target)
         found = feature_drift(reference, pd.DataFrame(list(served["features"])), rules)
-        moved = [f.feature for f in found if f.drifted]
+        moved = [f.feature for f in sorted(found, key=lambda f: -f.psi) if f.drifted]
         table = "\n".join(
             ["| feature | test | p-value | PSI | drifted |", "|---|---|---|---|---|"]
             + [
@@ -55,6 +63,9 @@ def drift_checks(m: ModelAssets) -> list[dg.AssetChecksDefinition]:
         estimate = estimated_score(
             metric, served["prediction"].tolist(), served["probabilities"].tolist()
         )
+        # Kept on the registered model too: the service exports it (dashboard, FeatureDrift).
+        report = DriftReport(time.time(), len(served), moved, metric.name, estimate)
+        record_drift(registry.client, m.name, report)
         return dg.AssetCheckResult(
             passed=not moved,
             severity=dg.AssetCheckSeverity.WARN,

@@ -41,7 +41,7 @@ def status(model_name: str | None, as_json: bool) -> None:
             )
             lines += [
                 f"  champion     v{c['version']} since {when(c['since'])} ({c['moved_by']})",
-                f"  {c['metric']:12} trained {c['training_score']}, live {live}; "
+                f"  {c['metric']:12} trained {_score(c['training_score'])}, live {live}; "
                 f"{c['labels_since_training']} labels since its training",
             ]
             if c["baking"] is not None:
@@ -65,9 +65,25 @@ def status(model_name: str | None, as_json: bool) -> None:
                 f"  shadow       v{shadow['version']} scored {shadow['shadowed']} requests: "
                 + compared
             )
+        drift = s["drift"]
+        if drift is not None:
+            moved = ", ".join(drift["drifted"]) + " moved" if drift["drifted"] else "nothing moved"
+            estimate = (
+                f"; estimated {drift['metric']} {drift['estimate']:.4g} (no labels needed)"
+                if drift["estimate"] is not None
+                else ""
+            )
+            lines.append(
+                f"  drift        {moved} in the {drift['served_records']} records served before "
+                f"{when(drift['checked_at'])}{estimate}"
+            )
         answering = ", ".join(f"v{v} ({n})" for v, n in s["answering"].items()) or "none"
         lines += [f"  sensor       {s['sensor']}", f"  answering    {answering} (last 10 min)"]
     emit(found if model_name is None else found[0], as_json, lines)
+
+
+def _score(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.4g}"
 
 
 @click.command(name="history")

@@ -22,6 +22,7 @@ from serving.registry import (
     CHALLENGER,
     Tag,
     champion_state,
+    drift_report,
     feedback_watermark,
     gate_outcome,
     latest_version,
@@ -52,7 +53,14 @@ def model_status(
         "sensor": _sensor(instance, f"retrain_{name}"),
         "answering": log.versions_served(name, since=time.time() - ANSWERING_WINDOW_SECONDS),
         "shadow": _shadow(client, log, spec),
+        "drift": _drift(client, name),
     }
+
+
+def _drift(client: MlflowClient, name: str) -> dict[str, Any] | None:
+    """The latest drift check on served traffic, as the ``watch_<model>`` job recorded it."""
+    report = drift_report(client, name)
+    return None if report is None else report._asdict()
 
 
 def _shadow(client: MlflowClient, log: PredictionLogResource, spec: ModelSpec) -> dict | None:

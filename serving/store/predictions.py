@@ -31,6 +31,7 @@ from serving.store.tables import (
     label_role_key,
     metadata,
     predictions,
+    shadow_predictions,
     upgrade,
 )
 
@@ -147,6 +148,9 @@ class PredictionStore:
         One log may hold several models' predictions (the embedded default shares one file), and a
         label is only meaningful for the model that made the prediction: a regression value must
         never land as another model's class.
+
+        The challenger's shadow answer to the same request comes back with it, so the live
+        comparison of the two can be counted as labels arrive.
         """
         with self.engine.begin() as conn:
             known = conn.execute(
@@ -177,7 +181,17 @@ class PredictionStore:
                 ).scalar_one()
                 if stored != ground_truth:
                     raise DuplicateFeedbackError(prediction_id)
-        return Labelled(str(known.model_version), known.prediction, bool(inserted))
+            shadowed = conn.execute(
+                sa.select(shadow_predictions.c.model_version, shadow_predictions.c.prediction)
+                .where(shadow_predictions.c.prediction_id == prediction_id)
+                .limit(1)
+            ).first()
+        return Labelled(
+            str(known.model_version),
+            known.prediction,
+            bool(inserted),
+            None if shadowed is None else (str(shadowed.model_version), shadowed.prediction),
+        )
 
     def prediction(self, prediction_id: str) -> PredictionRow | None:
         """One logged prediction, or None."""

@@ -151,6 +151,8 @@ class Labelled(NamedTuple):
     model_version: str
     prediction: Any
     new: bool
+    shadow: tuple[str, Any] | None = None
+    """The challenger's version and shadow answer to the same request, if it gave one."""
 
 
 class UnknownPredictionError(LookupError):

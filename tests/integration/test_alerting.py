@@ -16,7 +16,11 @@ from harness.monitoring import INFRA, monitoring
 from harness.project import AUTH, service_env
 from harness.registries import champion_copy, registry_copy
 from harness.servers import bentoml_server
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
+from serving.registry import DriftReport, record_drift
+from serving.store import shadow
+from serving.store.predictions import PredictionStore
 
 CANCER = load_breast_cancer(as_frame=True)
 # Panels that stay empty on healthy classifier traffic, and why; every other panel must show data.
@@ -33,11 +37,13 @@ def _wait(what: str, ready, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def _traffic(url: str, rows: int, offset: int) -> None:
-    """Predictions labelled with their true classes, one label sent twice (a 409)."""
+def _traffic(url: str, rows: int, offset: int, before_labels=lambda: True) -> None:
+    """Predictions labelled with their true classes (once ``before_labels`` holds), one label
+    sent twice (a 409)."""
     records = CANCER.data.iloc[offset : offset + rows]
     body = {"records": records.to_dict("records")}
     answers = httpx.post(f"{url}/predict", json=body, headers=AUTH, timeout=30).json()
+    _wait("ready for labels", before_labels)
     items = [
         {"prediction_id": a["prediction_id"], "ground_truth": int(t)}
         for a, t in zip(answers["predictions"], CANCER.target.iloc[offset:], strict=False)
@@ -54,9 +60,9 @@ def _query(prom: str, expr: str) -> list:
     return answer["data"]["result"]
 
 
-def test_a_rollback_reaches_the_webhook_and_every_panel_shows_data(trained, tmp_path):
+def test_a_rollback_and_drift_reach_the_webhook_and_every_panel_shows_data(trained, tmp_path):
     uri = registry_copy(trained, tmp_path)
-    _, second = champion_copy(uri, "breast_cancer")
+    first, second = champion_copy(uri, "breast_cancer")
     env = {
         "MLSERVE_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": uri,
@@ -82,8 +88,25 @@ def test_a_rollback_reaches_the_webhook_and_every_panel_shows_data(trained, tmp_
                 == float(second.version)
             ),
         )
-        _traffic(url, 60, 60)
+        # The first version in shadow: its labelled answers beside the champion's.
+        shadowing = ["promote", "breast_cancer", str(first.version), "--shadow", "--reason", "x"]
+        assert mlserve(shadowing, env).returncode == 0
+        _wait("the shadow", lambda: httpx.get(f"{url}/model").json().get("shadow_version"))
+        store = PredictionStore(env["MLSERVE_PREDICTIONS_URL"])
+
+        def logged() -> bool:  # labels after the shadow answers, to be counted beside them
+            return shadow.shadowed(store, "breast_cancer", str(first.version)) == 60
+
+        _traffic(url, 60, 60, before_labels=logged)
+        store.dispose()
         assert webhook.firing("ChampionRolledBack") == []  # a promotion is not a rollback
+        # The drift check's verdict, as the watch job records it, reaches Prometheus and a person.
+        found = DriftReport(time.time(), 500, ["mean texture", "mean radius"], "accuracy", 0.91)
+        record_drift(MlflowRegistry(tracking_uri=uri).client, "breast_cancer", found)
+        _wait("the drift alert at the webhook", lambda: webhook.firing("FeatureDrift"))
+        [drifted] = webhook.firing("FeatureDrift")
+        assert drifted["labels"]["model"] == "breast_cancer"
+        assert drifted["annotations"]["summary"].startswith("breast_cancer: 2 features")
         rolled = mlserve(["rollback", "breast_cancer", "--reason", "worse"], env)
         assert rolled.returncode == 0, rolled.stderr
 

@@ -16,8 +16,10 @@ from harness.registries import bc_spec
 from mlserve_assets.assets.drift import CHECK
 from mlserve_assets.factory import build_model_defs
 from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.sensors.watch import build_watch_sensor
 from serving.log.ids import new_prediction_id
+from serving.registry import drift_report
 from serving.store.tables import PredictionRow
 
 CANCER = load_breast_cancer(as_frame=True)
@@ -42,19 +44,22 @@ def _log(log: PredictionLogResource, records: pd.DataFrame) -> None:
     )
 
 
-def _check(log: PredictionLogResource) -> dg.AssetCheckEvaluation:
+def _check(log: PredictionLogResource, registry: MlflowRegistry) -> dg.AssetCheckEvaluation:
     defs = build_model_defs(SPEC)
     keys = [dg.AssetKey(["bc", s]) for s in ("dataset", "validated_dataset", "predictions")]
     assets = [a for a in defs.assets if a.key in keys]
-    result = dg.materialize([*assets, *defs.asset_checks], resources={"prediction_log": log})
+    resources = {"prediction_log": log, "registry": registry}
+    result = dg.materialize([*assets, *defs.asset_checks], resources=resources)
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK]
     return evaluation
 
 
 def test_training_like_traffic_passes_and_a_shift_names_its_features(tmp_path):
     log = PredictionLogResource(url=f"sqlite:///{tmp_path / 'predictions.db'}")
+    registry = MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    registry.client.create_registered_model("bc")
     _log(log, CANCER.data.sample(300, random_state=0))
-    quiet = _check(log)
+    quiet = _check(log, registry)
     assert quiet.passed, quiet.description
     assert quiet.metadata["served_records"].value == 300
     # The label-free estimate: the model's expected accuracy from its own probabilities.
@@ -64,9 +69,13 @@ def test_training_like_traffic_passes_and_a_shift_names_its_features(tmp_path):
     shifted = CANCER.data.sample(300, random_state=1).copy()
     shifted["mean texture"] *= 1.6  # a new scanner: one measurement reads high
     _log(log, shifted)
-    moved = _check(log)
+    moved = _check(log, registry)
     assert not moved.passed and moved.severity == dg.AssetCheckSeverity.WARN
     assert moved.metadata["drifted"].value == "mean texture"
+    # Kept on the registered model, where the service reads it for Prometheus and status.
+    report = drift_report(registry.client, "bc")
+    assert report.drifted == ["mean texture"] and report.served_records == 300
+    assert report.estimate == moved.metadata["estimated_accuracy"].value
 
 
 def test_the_watch_sensor_requests_the_check_every_n_predictions(tmp_path):

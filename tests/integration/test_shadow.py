@@ -105,21 +105,27 @@ def test_a_better_challenger_proves_itself_in_shadow_without_answering(trained, 
         # Answered by the champion alone, exactly as it answers without a shadow.
         assert {a["model_version"] for a in answers} == {weak}
         assert [a["prediction"] for a in answers] == stump.predict(TRAFFIC).tolist()
-        items = [
-            {"prediction_id": a["prediction_id"], "ground_truth": int(t)}
-            for a, t in zip(answers, TRUTH, strict=True)
-        ]
-        assert http.post(f"{url}/feedback/batch", json={"feedback": items}).status_code == 200
         store = PredictionStore(predictions)
         _wait(
             "every shadow answer logged",
             lambda: shadow.shadowed(store, "breast_cancer", first) == len(TRAFFIC),
         )
+        items = [
+            {"prediction_id": a["prediction_id"], "ground_truth": int(t)}
+            for a, t in zip(answers, TRUTH, strict=True)
+        ]
+        assert http.post(f"{url}/feedback/batch", json={"feedback": items}).status_code == 200
         metrics = http.get(f"{url}/metrics").text
         label = f'model="breast_cancer",version="{first}"'
         assert _metric(metrics, f"mlserve_shadow_predictions_total{{{label}}}") == len(TRAFFIC)
         agreed = sum(good.predict(TRAFFIC) == stump.predict(TRAFFIC))
         assert _metric(metrics, f"mlserve_shadow_agreed_total{{{label}}}") == agreed
+        # Prometheus compares the two on the same labelled requests as the labels arrive.
+        assert _metric(metrics, f"mlserve_shadow_labelled_total{{{label}}}") == len(TRAFFIC)
+        for role, model in (("challenger", good), ("served", stump)):
+            right = sum(model.predict(TRAFFIC) == TRUTH)
+            labels = f'model="breast_cancer",role="{role}",version="{first}"'  # sorted
+            assert _metric(metrics, f"mlserve_shadow_labelled_correct_total{{{labels}}}") == right
 
         # Compared on the same labelled requests, against an independent computation.
         status = json.loads(run("status", "breast_cancer", "--json"))["shadow"]

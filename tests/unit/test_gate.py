@@ -15,6 +15,7 @@ from mlserve_assets.ml.gate import decide, gate_holdouts, judge, weigh
 from mlserve_assets.ml.metrics import METRICS, get_metric
 from mlserve_assets.ml.split import Holdout, Rows, split_dataset
 from mlserve_assets.spec.models import Gate, RetrainData, Split
+from serving.registry import held_streak
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 any_score = st.floats(allow_nan=True, allow_infinity=True)
@@ -276,3 +277,19 @@ def test_the_leaderboard_ranks_best_first_in_the_metrics_direction_a_non_finite_
     board = Leaderboard.ranked("", get_metric(metric), results, [])
     assert "".join(r.name for r in board.results)[:3] == expected
     assert {r.name for r in board.results[3:]} == {"d", "e"}
+
+
+@given(st.lists(st.sampled_from(["passed", "held", "pending"]), max_size=12))
+def test_the_held_streak_counts_the_newest_decided_versions_held_in_a_row(outcomes):
+    # Independently: walk from the newest, skip undecided, stop at the first that passed.
+    expected = 0
+    for outcome in outcomes:
+        if outcome == "passed":
+            break
+        expected += outcome == "held"
+    assert held_streak(outcomes) == expected
+
+
+def test_a_pass_ends_the_streak_and_undecided_versions_do_not():
+    assert held_streak(["pending", "held", "held", "passed", "held"]) == 2
+    assert held_streak([]) == 0
