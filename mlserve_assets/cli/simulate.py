@@ -14,15 +14,23 @@ from mlserve_assets.settings import Settings
 @click.option("--model", "model_name", default="drift", show_default=True)
 @click.option(
     "--scenario",
-    type=click.Choice(["rotation", "features", "gradual"]),
+    type=click.Choice(["rotation", "features", "gradual", "inputs"]),
     default="rotation",
     show_default=True,
-    help="The kind of shift: the boundary turns, other features matter, or it turns gradually.",
+    help="The kind of shift: the boundary turns, other features matter, it turns gradually, or "
+    "the inputs move and the concept stays.",
 )
 @click.option("--rounds", default=15, show_default=True, help="Batches of shifted traffic.")
 @click.option("--batch", default=100, show_default=True, help="Records per batch.")
 @click.option("--pause", default=3.0, show_default=True, help="Seconds between batches.")
 @click.option("--label-noise", default=0.0, show_default=True, help="Share of labels flipped.")
+@click.option(
+    "--label-delay",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Rounds until a batch's labels arrive (more than --rounds: none arrive).",
+)
 @click.option(
     "--api-key",
     envvar="MLSERVE_API_KEY",
@@ -42,6 +50,7 @@ def simulate(
     batch: int,
     pause: float,
     label_noise: float,
+    label_delay: int,
     api_key: str | None,
     plot_path: Path | None,
 ) -> None:
@@ -62,6 +71,7 @@ def simulate(
         batch=batch,
         pause=pause,
         label_noise=label_noise,
+        label_delay=label_delay,
         headers=client_headers(api_key, settings.home),
         say=click.echo,
     )

@@ -9,7 +9,8 @@ the served version's accuracy per round beside that of a model trained on the po
 Scenarios: ``rotation`` turns the boundary by 70 degrees at once (measured on such a stream: a
 logistic regression drops from 0.93 to 0.69 accuracy); ``features`` moves the decision onto the
 features that barely mattered; ``gradual`` turns the boundary by 35 degrees a round until it
-reaches 70.
+reaches 70; ``inputs`` keeps the concept and moves the inputs (a new source), which the drift
+check names before any label arrives, while the labels show the model still right.
 """
 
 from __future__ import annotations
@@ -36,16 +37,31 @@ def rotated(degrees: float) -> np.ndarray:
     return np.array([math.cos(angle), math.sin(angle), 0.35, -0.25])
 
 
+def unmoved(x: np.ndarray) -> np.ndarray:
+    """The inputs as the base stream draws them."""
+    return x
+
+
+def moved_inputs(x: np.ndarray) -> np.ndarray:
+    """Inputs from a new source: x1 reads 1.5 higher and x2 spreads twice as wide."""
+    return x * np.array([1.0, 2.0, 1.0, 1.0]) + np.array([1.5, 0.0, 0.0, 0.0])
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """A kind of shift: the concept's weights in each round of traffic after it."""
+    """A kind of shift: the concept's weights in each round, and how the inputs move."""
 
     name: str
     weights: Callable[[int], np.ndarray]
+    inputs: Callable[[np.ndarray], np.ndarray] = unmoved
 
     def final(self) -> np.ndarray:
         """The concept the stream settles on."""
         return self.weights(10_000)
+
+    def rows(self, n: int, number: int, seed: int) -> pd.DataFrame:
+        """Round ``number``'s traffic: ``n`` labelled rows."""
+        return concept_rows(n, self.weights(number), seed, self.inputs)
 
 
 SCENARIOS = {
@@ -54,21 +70,27 @@ SCENARIOS = {
         Scenario("rotation", lambda _round: rotated(70.0)),
         Scenario("features", lambda _round: np.array([0.1, -0.1, 1.0, 0.8])),
         Scenario("gradual", lambda r: rotated(min(70.0, 35.0 * (r + 1)))),
+        Scenario("inputs", lambda _round: rotated(0.0), moved_inputs),
     )
 }
 
 
-def concept_rows(n: int, weights: np.ndarray, seed: int) -> pd.DataFrame:
+def concept_rows(
+    n: int,
+    weights: np.ndarray,
+    seed: int,
+    inputs: Callable[[np.ndarray], np.ndarray] = unmoved,
+) -> pd.DataFrame:
     """``n`` rows labelled by the side of the boundary ``weights`` draws, with a little noise."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, len(FEATURES))).round(4)
+    x = inputs(rng.normal(size=(n, len(FEATURES)))).round(4)
     label = (x @ weights + rng.normal(scale=0.15, size=n) > 0).astype(int)
     return pd.DataFrame(x, columns=FEATURES).assign(label=label)
 
 
 def post_shift_model(scenario: Scenario, rows: int = 2000) -> LogisticRegression:
-    """What retraining could reach: a model fitted on plenty of the settled concept's rows."""
-    data = concept_rows(rows, scenario.final(), seed=12345)
+    """What retraining could reach: a model fitted on plenty of the settled stream's rows."""
+    data = scenario.rows(rows, 10_000, seed=12345)
     return LogisticRegression().fit(data[FEATURES], data["label"])
 
 
@@ -124,23 +146,25 @@ def simulate(
     batch: int = 100,
     seed: int = 1,
     label_noise: float = 0.0,
+    label_delay: int = 1,
     pause: float = 2.0,
     headers: dict[str, str] | None = None,
     say: Callable[[str], None] = lambda _line: None,
 ) -> Report:
     """Send ``rounds`` batches of shifted traffic, then their labels; report each round.
 
-    Ground truth arrives one round late, as it would from a real process. ``label_noise`` flips
-    that share of the labels (0.5: random labels), to watch the gate hold when feedback is bad.
+    Ground truth arrives ``label_delay`` rounds late (one by default), as it would from a real
+    process; labels due after the last round are never sent. ``label_noise`` flips that share of
+    the labels (0.5: random labels), to watch the gate hold when feedback is bad.
     """
     shift = SCENARIOS[scenario]
     oracle = post_shift_model(shift)
     rng = np.random.default_rng(seed + 1)
     report = Report(scenario)
-    pending: list[tuple[str, int]] = []
+    waiting: list[list[tuple[str, int]]] = []  # each round's labels, oldest first
     with httpx.Client(timeout=30, headers=headers) as http:
         for number in range(rounds):
-            rows = concept_rows(batch, shift.weights(number), seed + number)
+            rows = shift.rows(batch, number, seed + number)
             response = http.post(
                 f"{url}/predict", json={"records": rows[FEATURES].to_dict("records")}
             )
@@ -151,11 +175,13 @@ def simulate(
             flips = rng.uniform(size=len(truth)) < label_noise
             labels = np.where(flips, 1 - truth, truth)
             sent = 0
-            if pending:
-                items = [{"prediction_id": p, "ground_truth": g} for p, g in pending]
+            if len(waiting) >= label_delay:
+                items = [{"prediction_id": p, "ground_truth": g} for p, g in waiting.pop(0)]
                 results = http.post(f"{url}/feedback/batch", json={"feedback": items}).json()
                 sent = sum(r["status"] == 201 for r in results["results"])
-            pending = [(a["prediction_id"], int(g)) for a, g in zip(answers, labels, strict=True)]
+            waiting.append(
+                [(a["prediction_id"], int(g)) for a, g in zip(answers, labels, strict=True)]
+            )
             line = {
                 "round": number,
                 "version": answers[0]["model_version"],
@@ -166,7 +192,7 @@ def simulate(
             report.rounds.append(line)
             say(
                 f"round {number:2d}: served by v{line['version']}, accuracy {accuracy:.3f} "
-                f"(post-shift model {line['oracle']:.3f}), labels sent for the previous round: "
+                f"(post-shift model {line['oracle']:.3f}), labels sent for an earlier round: "
                 f"{sent}"
             )
             time.sleep(pause)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlserve_assets.cli.simulation import SCENARIOS
 from mlserve_assets.ml.drift import feature_drift
+from mlserve_assets.settings import PROJECT_ROOT
 from mlserve_assets.spec.models import Drift
 
 
@@ -64,3 +66,13 @@ def test_a_small_shift_a_large_window_makes_significant_is_not_called_drift():
     served = _table(rng, 20000, shift=0.05)  # p tiny at this size; PSI about 0.01
     income = next(f for f in feature_drift(reference, served, Drift()) if f.feature == "income")
     assert income.p_value < 1e-6 and not income.drifted
+
+
+def test_simulate_moves_the_inputs_only_in_its_inputs_scenario():
+    # What the README's tour shows: `simulate --scenario inputs` is named by the drift check
+    # (x1 reads higher, x2 spreads wider), the concept shifts are not.
+    base = pd.read_csv(PROJECT_ROOT / "examples/data/drift_base.csv").drop(columns="label")
+    for name, expected in (("inputs", {"x1", "x2"}), ("rotation", set()), ("features", set())):
+        served = SCENARIOS[name].rows(1000, 3, seed=5).drop(columns="label")
+        found = {f.feature for f in feature_drift(base, served, Drift()) if f.drifted}
+        assert found == expected, name
