@@ -62,8 +62,8 @@ def status(model_name: str | None, as_json: bool) -> None:
                 else "no labels on its requests yet"
             )
             lines.append(
-                f"  shadow       v{shadow['version']} scored {shadow['shadowed']} requests: "
-                + compared
+                f"  shadow       v{shadow['version']} scored {shadow['shadowed']} requests; "
+                f"since {when(shadow['since'])}: {compared}"
             )
         drift = s["drift"]
         if drift is not None:

@@ -71,9 +71,11 @@ def _shadow(client: MlflowClient, log: PredictionLogResource, spec: ModelSpec) -
     if state.vetted is None:
         return None
     version = state.vetted
-    labelled = shadow.outcomes(log.store, spec.name, version)
+    since = shadow.pairing_start(log.store, spec.name)
+    labelled = shadow.outcomes(log.store, spec.name, version, since=since)
     found: dict[str, Any] = {
         "version": version,
+        "since": since,
         "shadowed": shadow.shadowed(log.store, spec.name, version),
         "labelled": len(labelled),
         "metric": spec.scorer.name,

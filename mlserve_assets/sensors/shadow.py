@@ -47,10 +47,11 @@ def build_shadow_sensor(model: ModelSpec) -> dg.SensorDefinition:
         if version is None or current is None or str(current.version) == version:
             return dg.SkipReason(f"no challenger of {name} in shadow")
         served = str(current.version)
-        rows = shadow.outcomes(store, name, version)
+        start = shadow.pairing_start(store, name)
+        rows = shadow.outcomes(store, name, version, since=start)
         rows = rows[rows["model_version"].astype(str) == served]  # against this champion only
         n = milestone(len(rows), rules.min_labels, final=False, most=rules.max_labels)
-        look = f"{version}:{served}:{n}"
+        look = f"{version}:{served}:{start}:{n}"
         if n == 0 or look == context.cursor:
             return dg.SkipReason(
                 f"v{version} in shadow of v{served}: {len(rows)} labelled requests "

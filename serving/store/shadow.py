@@ -14,6 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from serving.store import moves
 from serving.store.predictions import PredictionStore
 from serving.store.tables import feedback, predictions, shadow_predictions
 
@@ -50,8 +51,24 @@ def shadowed(store: PredictionStore, model_name: str, version: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFrame:
-    """Labelled requests ``version`` answered in shadow, oldest label first.
+def pairing_start(store: PredictionStore, model_name: str) -> float:
+    """When the current champion and challenger first stood side by side.
+
+    The newest move of either alias: evidence from before it judged another pairing (or an
+    earlier trial of the same challenger) and does not count for this one.
+    """
+    newest = [
+        m.moved_at
+        for alias in moves.TABLES
+        for m in moves.history(store, model_name, last=1, alias=alias)
+    ]
+    return max(newest, default=0.0)
+
+
+def outcomes(
+    store: PredictionStore, model_name: str, version: str, since: float = 0.0
+) -> pd.DataFrame:
+    """Labelled requests ``version`` answered in shadow from ``since`` on, oldest label first.
 
     Columns: ground_truth, prediction (what was answered), model_version (who answered it),
     shadow (what ``version`` would have answered), key_id (who labelled):
@@ -73,6 +90,7 @@ def outcomes(store: PredictionStore, model_name: str, version: str) -> pd.DataFr
         .where(
             shadow_predictions.c.model_name == model_name,
             shadow_predictions.c.model_version == str(version),
+            shadow_predictions.c.created_at >= since,
             feedback.c.withdrawn_at.is_(None),
         )
         .order_by(feedback.c.received_at)

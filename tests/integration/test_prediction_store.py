@@ -18,8 +18,10 @@ from harness.registries import promote_new_version, register_new_version, regist
 from harness.servers import Postgres
 from mlserve_assets.resources.predictions import PredictionLogResource
 from serving.registry import champion, move_alias
-from serving.store.moves import history
+from serving.store import moves, shadow
+from serving.store.moves import Move, history
 from serving.store.predictions import PredictionStore
+from serving.store.shadow import ShadowRow
 from serving.store.tables import PredictionRow
 
 
@@ -148,3 +150,30 @@ def test_a_move_is_recorded_with_the_alias_or_not_at_all(postgres, tmp_path):
     assert str(champion(client, "bc").version) == first
     assert [(m.from_version, m.to_version) for m in history(store, "bc")] == [(None, first)]
     log.store.dispose()
+
+
+def test_shadow_evidence_counts_from_the_newest_move_of_either_alias(store):
+    # Answers of a challenger's earlier trial judged another pairing: a new move of either alias
+    # starts the evidence afresh, so a challenger shadowed again is judged on new traffic only.
+    answered = [replace(r, model_name="m", model_version="1") for r in _rows(6)]
+    answered = [replace(r, created_at=float(10 * i)) for i, r in enumerate(answered)]
+    store.insert_predictions(answered)
+    shadow.insert(
+        store,
+        [ShadowRow(r.prediction_id, "2", "m", r.created_at, r.prediction) for r in answered],
+    )
+    for row in answered:
+        store.add_feedback("m", row.prediction_id, row.prediction)
+
+    def moved(alias: str, at: float) -> None:
+        with moves.recording(store, Move("m", None, "2", at, "test", "x", {}), alias):
+            pass
+
+    moved("champion", 5.0)
+    moved("challenger", 15.0)
+    assert shadow.pairing_start(store, "m") == 15.0
+    start = shadow.pairing_start(store, "m")
+    assert len(shadow.outcomes(store, "m", "2", since=start)) == 4  # answered at 20..50
+    moved("challenger", 35.0)  # the same challenger, shadowed again
+    later = shadow.outcomes(store, "m", "2", since=shadow.pairing_start(store, "m"))
+    assert sorted(later["prediction"].tolist()) == sorted(r.prediction for r in answered[4:])
