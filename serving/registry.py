@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Literal, NamedTuple
 
 import mlflow
@@ -77,8 +78,7 @@ class Tag:
     """JSON: the baking sensor's latest look at the version after it became champion
     (``mlserve_assets.ml.bake``): kept or rolled back, and the figures."""
     DRIFT = "mlserve.drift"
-    """On the registered model, not a version: JSON of the latest drift check on served traffic
-    (``DriftReport``), which the service exports to Prometheus and ``mlserve status`` shows."""
+    """On the registered model: the latest drift check's ``DriftReport``, as JSON."""
     FINGERPRINT = "mlserve.fingerprint"
     """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"
@@ -147,21 +147,17 @@ def gate_outcome(version: ModelVersion) -> GateOutcome:
 
 
 class GateSummary(NamedTuple):
-    """What the gate made of a model's registered versions."""
+    """How many versions passed, were held or await the gate; how many newest in a row it held."""
 
     counts: dict[GateOutcome, int]
-    """How many passed, were held, or await its decision."""
     held_streak: int
-    """How many of the newest decided versions in a row it held."""
 
 
 def gate_summary(client: MlflowClient, model_name: str) -> GateSummary:
     """Count the registered versions by gate outcome, and the newest ones held in a row."""
-    counts: dict[GateOutcome, int] = {"passed": 0, "held": 0, "pending": 0}
     versions = client.search_model_versions(f"name='{model_name}'")
     outcomes = [gate_outcome(v) for v in sorted(versions, key=lambda v: -int(v.version))]
-    for outcome in outcomes:
-        counts[outcome] += 1
+    counts: dict[GateOutcome, int] = {o: outcomes.count(o) for o in ("passed", "held", "pending")}
     return GateSummary(counts, held_streak(outcomes))
 
 
@@ -176,11 +172,9 @@ class DriftReport(NamedTuple):
 
     checked_at: float
     served_records: int
-    drifted: list[str]
-    """The features that moved, most moved first; empty when none did."""
+    drifted: list[str]  # the features that moved, most first
     metric: str
-    estimate: float | None
-    """The label-free estimate of ``metric`` on the same traffic (classifiers), else None."""
+    estimate: float | None  # of ``metric``, label-free, on the same traffic (classifiers)
 
 
 def record_drift(client: MlflowClient, model_name: str, report: DriftReport) -> None:
@@ -214,11 +208,14 @@ def move_alias(
     reason: str,
     evidence: dict[str, Any] | None = None,
     alias: str = CHAMPION,
+    replacing: str | EllipsisType | None = ...,
 ) -> Move:
     """Point ``alias`` (``champion`` unless told) at ``version`` and record the move.
 
     The one way mlserve moves an alias. ``version`` None removes it (stops a shadow). A record
-    that cannot be committed puts the alias back, so the history never misses a move.
+    that cannot be committed puts the alias back, so the history never misses a move. A mover
+    that decided against a version passes it as ``replacing``: if another move came first,
+    ``moves.StaleMove`` is raised and nothing moves (``moves.recording``).
     """
     current = champion(client, model_name, alias)
     move = Move(
@@ -231,7 +228,7 @@ def move_alias(
         evidence=evidence or {},
     )
     try:
-        with recording(store, move, alias):
+        with recording(store, move, alias, replacing):
             _point(client, model_name, alias, move.to_version)
     except sa.exc.SQLAlchemyError:
         logger.error("recording the move failed: putting %s back", alias)

@@ -1,6 +1,7 @@
 """The release stage: the gate moves ``champion`` or holds it, then the champion becomes a bento."""
 
 import json
+from dataclasses import replace
 
 import dagster as dg
 
@@ -13,6 +14,7 @@ from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from serving.model.artifact import trusted_types
 from serving.registry import CHALLENGER, CHAMPION, Tag, feedback_watermark, move_alias
+from serving.store.moves import StaleMove
 
 NO_CHAMPION = "none"
 
@@ -108,7 +110,32 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 m.name, current.version, metric, spec.retrain.live_window
             )
         )
+        # Promoted: the champion. Held only for lack of evidence: the challenger, so that live
+        # traffic supplies the evidence (``shadow.held``).
+        tried = decision.unproven and spec.shadow.held
         metadata = _gate_metadata(decision, evidence, registered_version)
+        judged = None if current is None else str(current.version)
+        if decision.promote or tried:
+            try:
+                move_alias(
+                    registry.client,
+                    prediction_log.store,
+                    m.name,
+                    registered_version.version,
+                    by=_mover(context),
+                    reason=decision.reason
+                    if decision.promote
+                    else f"held for lack of evidence, tried in shadow: {decision.reason}",
+                    evidence=metadata,
+                    alias=CHAMPION if decision.promote else CHALLENGER,
+                    # Judged against ``current``: a move since (the shadow's, baking's) wins.
+                    replacing=judged if decision.promote and not registry.trust_registry else ...,
+                )
+            except StaleMove as exc:
+                decision = replace(decision, promote=False, unproven=False, reason=str(exc))
+                metadata = _gate_metadata(decision, evidence, registered_version)
+                tried, now = False, registry.champion(m.name, prediction_log)
+                judged = None if now is None else str(now.version)
         registry.tag_version(
             m.name,
             registered_version.version,
@@ -119,25 +146,7 @@ def release_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 **({} if live is None else {Tag.CHAMPION_LIVE: repr(live)}),
             },
         )
-        # Promoted: the champion. Held only for lack of evidence: the challenger, so that live
-        # traffic supplies the evidence (``shadow.held``).
-        tried = decision.unproven and spec.shadow.held
-        if decision.promote or tried:
-            move_alias(
-                registry.client,
-                prediction_log.store,
-                m.name,
-                registered_version.version,
-                by=_mover(context),
-                reason=decision.reason
-                if decision.promote
-                else f"held for lack of evidence, tried in shadow: {decision.reason}",
-                evidence=metadata,
-                alias=CHAMPION if decision.promote else CHALLENGER,
-            )
-        serving = decision.serving_version(
-            registered_version.version, None if current is None else str(current.version)
-        )
+        serving = decision.serving_version(registered_version.version, judged)
         if decision.promote:
             headline = f"PROMOTED v{registered_version.version}: {decision.reason}"
         else:

@@ -28,7 +28,7 @@ from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import RefusedModel, trusted_types
 from serving.model.served import load_version
 from serving.registry import Tag, move_alias
-from serving.store.moves import ROLLBACK_OF, Move, history
+from serving.store.moves import ROLLBACK_OF, Move, StaleMove, history
 from serving.store.window import answered
 
 HOUR = 3600.0
@@ -96,23 +96,28 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
         }
         context.update_cursor(look)
         rolled = verdict.rollback and rules.rollback and _still_newest(prediction_log, move)
+        if rolled:
+            try:
+                move_alias(
+                    registry.client,
+                    prediction_log.store,
+                    name,
+                    move.from_version,
+                    by=f"sensor bake_{name}",
+                    reason=f"rolled back: {verdict.reason}",
+                    evidence={**evidence, ROLLBACK_OF: move.to_version},
+                    replacing=move.to_version,  # a promotion since is not undone by this look
+                )
+            except StaleMove:
+                rolled = False
+            else:
+                context.log.warning(f"{name}: v{move.to_version} rolled back: {verdict.reason}")
         outcome = "rolled back" if rolled else "worse" if verdict.rollback else "kept"
         registry.tag_version(
             name,
             move.to_version,
             {Tag.BAKE: json.dumps({"outcome": outcome, "reason": verdict.reason, **evidence})},
         )
-        if rolled:
-            move_alias(
-                registry.client,
-                prediction_log.store,
-                name,
-                move.from_version,
-                by=f"sensor bake_{name}",
-                reason=f"rolled back: {verdict.reason}",
-                evidence={**evidence, ROLLBACK_OF: move.to_version},
-            )
-            context.log.warning(f"{name}: v{move.to_version} rolled back: {verdict.reason}")
         return dg.SkipReason(f"{outcome}: {verdict.reason}")
 
     return bake

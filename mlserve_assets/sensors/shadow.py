@@ -19,6 +19,7 @@ from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
 from serving.registry import CHALLENGER, champion_state, move_alias
 from serving.store import shadow
+from serving.store.moves import StaleMove
 
 
 def build_shadow_sensor(model: ModelSpec) -> dg.SensorDefinition:
@@ -73,10 +74,19 @@ def build_shadow_sensor(model: ModelSpec) -> dg.SensorDefinition:
         if not (verdict.promote and rules.promote):
             return dg.SkipReason(verdict.reason)
         by = f"sensor shadow_{name}"
-        evidence = verdict.evidence
-        move_alias(
-            registry.client, store, name, version, by=by, reason=verdict.reason, evidence=evidence
-        )
+        try:
+            move_alias(
+                registry.client,
+                store,
+                name,
+                version,
+                by=by,
+                reason=verdict.reason,
+                evidence=verdict.evidence,
+                replacing=... if trust else served,  # judged against it: a move since wins
+            )
+        except StaleMove as exc:
+            return dg.SkipReason(f"not promoted: {exc}")
         move_alias(
             registry.client,
             store,

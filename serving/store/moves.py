@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,19 +54,67 @@ class Move:
         return asdict(self)
 
 
+class StaleMove(RuntimeError):
+    """Another move of the alias came between a decision and its move.
+
+    The gate, baking and the shadow each judge a version against the one serving; if the alias
+    moved meanwhile (a shadow promotion while a retraining ran, say), their evidence is about
+    another pairing and must not move it.
+    """
+
+
 @contextmanager
-def recording(store: PredictionStore, move: Move, alias: str = "champion") -> Iterator[None]:
+def recording(
+    store: PredictionStore,
+    move: Move,
+    alias: str = "champion",
+    replacing: str | EllipsisType | None = ...,
+) -> Iterator[None]:
     """Insert ``move``, run the body (which moves the alias), then commit.
+
+    With ``replacing`` (the version the mover judged against; None: no version yet), raise
+    ``StaleMove`` unless the newest recorded move still went there, checked under a lock held
+    to the commit, so of two movers judging against the same version only the first moves.
+    ``...``, for an operator's moves: whatever the alias names.
 
     The body's exception rolls the row back; a commit that fails raises after the body ran, so
     the caller can put the alias back.
     """
+    table = TABLES[alias]
     with store.engine.connect() as conn:
         transaction = conn.begin()
+        if replacing is not ...:
+            _lock(conn, table, move.model_name)
+            newest = conn.execute(_newest(table, move.model_name)).scalar() or None
+            if newest != replacing:
+                transaction.rollback()
+                were = f"v{replacing}" if replacing else "none"
+                raise StaleMove(
+                    f"{move.model_name}'s {alias} moved to v{newest} since the decision "
+                    f"against {were}: not moved to v{move.to_version or '-'}"
+                )
         row = asdict(move) | {"evidence": json.dumps(move.evidence, default=str)}
-        conn.execute(TABLES[alias].insert().values(**row))
+        conn.execute(table.insert().values(**row))
         yield
         transaction.commit()
+
+
+def _lock(conn: sa.Connection, table: sa.Table, model_name: str) -> None:
+    """Hold the model's moves of one alias until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        key = sa.func.hashtext(f"{table.name}:{model_name}")
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    else:  # SQLite: a write takes the database's write lock, which other writers wait for
+        conn.execute(table.update().where(sa.false()).values(model_name=model_name))
+
+
+def _newest(table: sa.Table, model_name: str) -> sa.Select:
+    return (
+        sa.select(table.c.to_version)
+        .where(table.c.model_name == model_name)
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
 
 
 def latest(store: PredictionStore, model_name: str, alias: str = "champion") -> str | None:
@@ -73,15 +122,8 @@ def latest(store: PredictionStore, model_name: str, alias: str = "champion") -> 
 
     None too when the newest move of ``challenger`` stopped the shadow.
     """
-    table = TABLES[alias]
-    query = (
-        sa.select(table.c.to_version)
-        .where(table.c.model_name == model_name)
-        .order_by(table.c.id.desc())
-        .limit(1)
-    )
     with store.engine.connect() as conn:
-        return conn.execute(query).scalar() or None
+        return conn.execute(_newest(TABLES[alias], model_name)).scalar() or None
 
 
 def history(

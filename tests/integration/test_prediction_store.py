@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -177,3 +179,35 @@ def test_shadow_evidence_counts_from_the_newest_move_of_either_alias(store):
     moved("challenger", 35.0)  # the same challenger, shadowed again
     later = shadow.outcomes(store, "m", "2", since=shadow.pairing_start(store, "m"))
     assert sorted(later["prediction"].tolist()) == sorted(r.prediction for r in answered[4:])
+
+
+def test_of_two_movers_judging_against_the_same_champion_only_the_first_moves(store):
+    # The gate and the shadow sensor can decide at once against the same champion; the second
+    # must find its decision stale, even while the first is still between its record and commit.
+    def move(to: str, replacing: str | None, hold: float = 0.0) -> None:
+        with moves.recording(
+            store, Move("m", None, to, time.time(), "t", "x", {}), "champion", replacing
+        ):
+            time.sleep(hold)
+
+    move("1", replacing=None)
+    with pytest.raises(moves.StaleMove, match="moved to v1 since the decision against none"):
+        move("2", replacing=None)
+    outcomes: dict[str, str] = {}
+
+    def racer(to: str, hold: float) -> None:
+        try:
+            move(to, replacing="1", hold=hold)
+            outcomes[to] = "moved"
+        except moves.StaleMove:
+            outcomes[to] = "stale"
+
+    first = threading.Thread(target=racer, args=("2", 0.5))
+    first.start()
+    time.sleep(0.1)  # the first holds the lock between its record and its commit
+    racer("3", 0.0)
+    first.join()
+    assert outcomes == {"2": "moved", "3": "stale"}
+    assert [m.to_version for m in history(store, "m")] == ["1", "2"]
+    move("4", replacing=...)  # an operator's move: whatever serves
+    assert moves.latest(store, "m") == "4"

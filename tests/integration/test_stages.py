@@ -19,8 +19,10 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
+from sklearn.tree import DecisionTreeClassifier
 
 from harness.cli import mlserve
+from harness.registries import promote_new_version, register_new_version
 from mlserve_assets.assets.data import data_assets
 from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
@@ -33,7 +35,7 @@ from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
 from serving.http.auth import key_id
 from serving.model.artifact import trusted_types
-from serving.registry import CHALLENGER, champion_state, move_alias
+from serving.registry import CHALLENGER, champion_state, connect, move_alias
 from serving.store.moves import history
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
@@ -325,3 +327,54 @@ def test_a_win_the_interval_cannot_confirm_is_held_and_tried_in_shadow(resources
     [move] = history(store, "iris", alias=CHALLENGER)
     assert move.moved_by.startswith("gate, run") and "lack of evidence" in move.reason
     assert first.success
+
+
+class RacingLog(PredictionLogResource):
+    """The prediction log, with another mover (a shadow promotion, say) moving the champion to
+    ``racer`` at the moment the gate, already decided, reads the champion's live metric."""
+
+    racer: str
+
+    def live_metric(self, *args, **kwargs):
+        if history(self.store, "iris")[-1].to_version != self.racer:
+            move_alias(
+                connect(self.tracking), self.store, "iris", self.racer, by="racer", reason="x"
+            )
+        return super().live_metric(*args, **kwargs)
+
+    tracking: str
+
+
+def test_a_champion_moved_while_the_gate_judged_is_not_replaced(model, resources, tmp_path):
+    registry = resources["registry"]
+    rows = IRIS[FEATURES]
+    weak = DecisionTreeClassifier(max_depth=1).fit(rows, IRIS["target"])
+    judged = promote_new_version(registry, resources["prediction_log"], "iris", weak, rows)
+    racer = register_new_version(registry, "iris", weak, rows)
+    log = RacingLog(
+        url=resources["prediction_log"].url, racer=racer, tracking=registry.tracking_uri
+    )
+    assets = [
+        stand_in(model, "validated_dataset", IRIS),
+        stand_in(model, "feedback", pd.DataFrame(columns=[*FEATURES, "target"])),
+        *training_assets(model),
+        *release_assets(model),
+    ]
+    champion_only = dg.AssetSelection.all() - dg.AssetSelection.assets(model.key("bento"))
+    bentos = BentoPackager(bentoml_home=str(tmp_path), tracking_uri="")
+    result = dg.materialize(
+        assets,
+        resources={**resources, "prediction_log": log, "bentos": bentos},
+        selection=champion_only,
+    )
+    # The logistic regression beats the stump it was judged against, but the champion moved
+    # meanwhile: the move is refused, the version held with the reason, the racer's move stands.
+    challenger = output(result, model, "registered_version").version
+    assert output(result, model, "champion") == racer
+    assert [m.to_version for m in history(log.store, "iris")] == [judged, racer]
+    tags = registry.client.get_model_version("iris", challenger).tags
+    assert tags["mlserve.gate"] == "held"
+    assert tags["mlserve.gate_reason"] == (
+        f"iris's champion moved to v{racer} since the decision against v{judged}: "
+        f"not moved to v{challenger}"
+    )
