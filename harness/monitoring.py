@@ -53,27 +53,11 @@ class Webhook:
 
 
 @contextmanager
-def monitoring(folder: Path, service: str) -> Iterator[tuple[str, Webhook]]:
-    """Prometheus scraping ``service`` (host:port), alerting through Alertmanager to a webhook.
-
-    Yields Prometheus's URL and the webhook receiver.
-    """
-    prom_port, am_port = free_port(), free_port()
-    webhook = Webhook()
-    config = folder / "monitoring"
+def alertmanager(folder: Path, webhook: Webhook) -> Iterator[str]:
+    """Alertmanager on the stack's routes, sending to ``webhook``; yields its URL."""
+    port = free_port()
+    config = folder / "alertmanager"
     config.mkdir(parents=True)
-    prometheus = (INFRA / "prometheus/prometheus.yml").read_text()
-    for stack, here in (
-        ("serving:3000", service),
-        ("alertmanager:9093", f"127.0.0.1:{am_port}"),
-        ("localhost:9090", f"127.0.0.1:{prom_port}"),
-        ("scrape_interval: 10s", "scrape_interval: 1s"),
-        ("evaluation_interval: 30s", "evaluation_interval: 1s"),
-    ):
-        assert stack in prometheus, stack  # the stack's file still says what this rewrites
-        prometheus = prometheus.replace(stack, here)
-    (config / "prometheus.yml").write_text(prometheus)
-    (config / "alerts.yml").write_text((INFRA / "prometheus/alerts.yml").read_text())
     routes = (INFRA / "alertmanager/alertmanager.yml").read_text()
     for stack, here in (
         ("http://alert-webhook:9095/alerts", webhook.url),
@@ -83,25 +67,50 @@ def monitoring(folder: Path, service: str) -> Iterator[tuple[str, Webhook]]:
         assert stack in routes, stack
         routes = routes.replace(stack, here)
     (config / "alertmanager.yml").write_text(routes)
-    alertmanager = [
+    command = [
         "prometheus-alertmanager",
         f"--config.file={config / 'alertmanager.yml'}",
-        f"--storage.path={config / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{am_port}",
+        f"--storage.path={config / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",  # one instance: no gossip port
     ]
-    server = [
-        "prometheus",
-        f"--config.file={config / 'prometheus.yml'}",
-        f"--storage.tsdb.path={config / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-    ]
-    am_ready, prom_ready = (f"http://127.0.0.1:{p}/-/ready" for p in (am_port, prom_port))
+    url = f"http://127.0.0.1:{port}"
+    with managed_process(command, {}, folder / "alertmanager.log", f"{url}/-/ready"):
+        yield url
+
+
+@contextmanager
+def monitoring(folder: Path, service: str) -> Iterator[tuple[str, Webhook]]:
+    """Prometheus scraping ``service`` (host:port), alerting through Alertmanager to a webhook.
+
+    Yields Prometheus's URL and the webhook receiver.
+    """
+    prom_port = free_port()
+    webhook = Webhook()
+    config = folder / "monitoring"
+    config.mkdir(parents=True)
     try:
-        with (
-            managed_process(alertmanager, {}, folder / "alertmanager.log", am_ready),
-            managed_process(server, {}, folder / "prometheus.log", prom_ready),
-        ):
-            yield f"http://127.0.0.1:{prom_port}", webhook
+        with alertmanager(folder, webhook) as am_url:
+            prometheus = (INFRA / "prometheus/prometheus.yml").read_text()
+            for stack, here in (
+                ("serving:3000", service),
+                ("alertmanager:9093", am_url.removeprefix("http://")),
+                ("localhost:9090", f"127.0.0.1:{prom_port}"),
+                ("scrape_interval: 10s", "scrape_interval: 1s"),
+                ("evaluation_interval: 30s", "evaluation_interval: 1s"),
+            ):
+                assert stack in prometheus, stack  # the stack's file still says what this rewrites
+                prometheus = prometheus.replace(stack, here)
+            (config / "prometheus.yml").write_text(prometheus)
+            (config / "alerts.yml").write_text((INFRA / "prometheus/alerts.yml").read_text())
+            server = [
+                "prometheus",
+                f"--config.file={config / 'prometheus.yml'}",
+                f"--storage.tsdb.path={config / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ]
+            ready = f"http://127.0.0.1:{prom_port}/-/ready"
+            with managed_process(server, {}, folder / "prometheus.log", ready):
+                yield f"http://127.0.0.1:{prom_port}", webhook
     finally:
         webhook.close()

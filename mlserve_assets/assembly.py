@@ -13,6 +13,7 @@ from dataclasses import fields
 import dagster as dg
 
 from mlserve_assets.factory import build_model_defs, training
+from mlserve_assets.resources.alerts import AlertmanagerResource
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -85,6 +86,7 @@ def _shared(locations: Locations) -> dg.Definitions:
                 .replace(",", " ")
                 .split(),
             ),
+            "alerts": AlertmanagerResource(url=os.environ.get("MLSERVE_ALERTMANAGER_URL") or None),
             "bentos": BentoPackager(
                 bentoml_home=str(locations.bentoml_home), tracking_uri=tracking_uri
             ),

@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,7 +25,7 @@ from serving.log.client import PredictionLog
 from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
 from serving.store.predictions import PredictionStore
-from serving.store.tables import DuplicateFeedbackError, UnknownPredictionError
+from serving.store.tables import DuplicateFeedbackError, Labelled, UnknownPredictionError
 
 logger = logging.getLogger("mlserve.serving")
 
@@ -108,7 +109,7 @@ class FeedbackIntake:
         # a valid label, but no JSON encoder on the way to the store takes it as an integer).
         truth = float(item.ground_truth) if model.classes is None else item.ground_truth
         try:
-            labelled = self.store.add_feedback(model.name, item.prediction_id, truth, sender)
+            labelled = self._add(model, item.prediction_id, truth, sender)
         except UnknownPredictionError:
             if self._spooled(model.name, item.prediction_id):
                 # Answered during a database outage: it reaches the log when the database
@@ -127,6 +128,21 @@ class FeedbackIntake:
                 self.metrics.labelled(model.name, labelled, truth, regression=model.classes is None)
         self.metrics.feedback(model.name, status)
         return status, text
+
+    def _add(self, model: ServedModel, prediction_id: str, truth: Any, sender: str) -> Labelled:
+        """Store the label; raise ``UnknownPredictionError`` only if the id is in neither place.
+
+        An answered prediction is in the database or the spool at every instant (the spool
+        replays a row into the database before it forgets it), but between a miss in the
+        database and a look at the spool the row can move. Not in the spool now means in the
+        database now: one more try there settles it.
+        """
+        try:
+            return self.store.add_feedback(model.name, prediction_id, truth, sender)
+        except UnknownPredictionError:
+            if self._spooled(model.name, prediction_id):
+                raise
+            return self.store.add_feedback(model.name, prediction_id, truth, sender)
 
     def _spooled(self, model_name: str, prediction_id: str) -> bool:
         spool = None if self._log is None else self._log.spool

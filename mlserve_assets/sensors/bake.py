@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import numpy as np
 import pandas as pd
 
 from mlserve_assets.ml.bake import judge, milestone
 from mlserve_assets.ml.estimate import estimated_score
+from mlserve_assets.resources.alerts import AlertmanagerResource, FiringAlert
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
@@ -52,6 +55,7 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext,
         prediction_log: PredictionLogResource,
         registry: MlflowRegistry,
+        alerts: AlertmanagerResource,
     ) -> dg.SkipReason:
         store = prediction_log.store
         [move] = history(store, name, last=1) or [None]
@@ -59,6 +63,19 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
             return dg.SkipReason(f"nothing to watch: {name}'s last move was no promotion")
         now, end = time.time(), move.moved_at + rules.hours * HOUR
         final = now >= end + rules.late_label_hours * HOUR
+        watching = now < end and rules.rollback
+        fired = _fired(context, alerts, rules.alerts, move) if watching else []
+        if fired:
+            first = min(fired, key=lambda a: a.since)
+            reason = (
+                f"rolled back: {first.name} fired {first.since - move.moved_at:.0f} s after "
+                f"v{move.to_version} took over: {first.summary}"
+            )
+            evidence = {"alerts": [asdict(a) for a in fired]}
+            if _roll_back(context, registry, prediction_log, move, reason, evidence):
+                outcome = {"outcome": "rolled back", "reason": reason, **evidence}
+                registry.tag_version(name, move.to_version, {Tag.BAKE: json.dumps(outcome)})
+                return dg.SkipReason(reason)
         if final and context.cursor == f"{_watch(move)}:final":
             return dg.SkipReason(f"v{move.to_version}'s watch is over")
         rows = answered(store, name, move.to_version, move.moved_at, end, rules.requests)
@@ -95,23 +112,18 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
             "final": final,
         }
         context.update_cursor(look)
-        rolled = verdict.rollback and rules.rollback and _still_newest(prediction_log, move)
-        if rolled:
-            try:
-                move_alias(
-                    registry.client,
-                    prediction_log.store,
-                    name,
-                    move.from_version,
-                    by=f"sensor bake_{name}",
-                    reason=f"rolled back: {verdict.reason}",
-                    evidence={**evidence, ROLLBACK_OF: move.to_version},
-                    replacing=move.to_version,  # a promotion since is not undone by this look
-                )
-            except StaleMove:
-                rolled = False
-            else:
-                context.log.warning(f"{name}: v{move.to_version} rolled back: {verdict.reason}")
+        rolled = (
+            verdict.rollback
+            and rules.rollback
+            and _roll_back(
+                context,
+                registry,
+                prediction_log,
+                move,
+                f"rolled back: {verdict.reason}",
+                evidence,
+            )
+        )
         outcome = "rolled back" if rolled else "worse" if verdict.rollback else "kept"
         registry.tag_version(
             name,
@@ -140,6 +152,48 @@ def _replayed(
     return pd.DataFrame(
         {"prediction": scored.labels, "probabilities": scored.probabilities or None}
     )
+
+
+def _fired(
+    context: dg.SensorEvaluationContext,
+    alerts: AlertmanagerResource,
+    names: list[str],
+    move: Move,
+) -> list[FiringAlert]:
+    """The rollback alerts that began firing since ``move``; none if Alertmanager cannot say."""
+    try:
+        return alerts.firing(names, move.model_name, since=move.moved_at)
+    except httpx.HTTPError as exc:
+        context.log.warning(f"Alertmanager unreachable, judging on the live metric alone: {exc}")
+        return []
+
+
+def _roll_back(
+    context: dg.SensorEvaluationContext,
+    registry: MlflowRegistry,
+    prediction_log: PredictionLogResource,
+    move: Move,
+    reason: str,
+    evidence: dict,
+) -> bool:
+    """Move the champion back to the version ``move`` replaced; False if a move came since."""
+    if not _still_newest(prediction_log, move):
+        return False
+    try:
+        move_alias(
+            registry.client,
+            prediction_log.store,
+            move.model_name,
+            move.from_version,
+            by=f"sensor bake_{move.model_name}",
+            reason=reason,
+            evidence={**evidence, ROLLBACK_OF: move.to_version},
+            replacing=move.to_version,  # a promotion since is not undone by this look
+        )
+    except StaleMove:
+        return False
+    context.log.warning(f"{move.model_name}: v{move.to_version} {reason}")
+    return True
 
 
 def _still_newest(prediction_log: PredictionLogResource, move: Move) -> bool:

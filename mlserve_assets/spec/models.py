@@ -123,6 +123,11 @@ class Bake(_Strict):
     confidence: float = Field(default=0.95, gt=0, lt=1)
     late_label_hours: float = Field(default=24, ge=0)
     check_every_seconds: int = Field(default=30, ge=1)
+    alerts: list[str] = Field(
+        default_factory=lambda: ["PredictionErrorRateHigh", "PredictionLatencyHigh"]
+    )
+    """Alerts that roll the new champion back when they start firing, for it or for the whole
+    service, during its watch (asked of Alertmanager, ``MLSERVE_ALERTMANAGER_URL``)."""
 
 
 class Shadow(_Strict):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -19,8 +21,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from harness.monitoring import Webhook, alertmanager
 from harness.registries import bc_spec, promote_new_version, registry_at
+from harness.servers import free_port
 from mlserve_assets.cli.status import model_status
+from mlserve_assets.resources.alerts import AlertmanagerResource
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.spec.models import ModelSpec
 from serving.log.ids import new_prediction_id
@@ -50,6 +55,7 @@ class Project:
         self.first = promote_new_version(self.registry, self.log, "bc", self.good, FIT)
         self.instance = dg.DagsterInstance.ephemeral()
         self.cursor: str | None = None
+        self.alerts = AlertmanagerResource()  # none, as on the embedded default
 
     def promote(self, estimator: object) -> str:
         return promote_new_version(self.registry, self.log, "bc", estimator, FIT)
@@ -72,7 +78,7 @@ class Project:
 
     def tick(self, spec: ModelSpec) -> str:
         """One evaluation of the sensor, its cursor kept as the daemon keeps it."""
-        resources = {"prediction_log": self.log, "registry": self.registry}
+        resources = {"prediction_log": self.log, "registry": self.registry, "alerts": self.alerts}
         with dg.build_sensor_context(
             instance=self.instance, resources=resources, cursor=self.cursor
         ) as context:
@@ -153,3 +159,45 @@ def test_report_only_tags_a_worse_champion_without_moving_it(project):
     said = project.tick(_spec(min_labels=30, rollback=False))
     assert said.startswith(f"worse: v{bad} is worse"), said
     assert project.served() == bad and project.bake_tag(bad)["outcome"] == "worse"
+
+
+def _fire(alertmanager: str, name: str, starts: float, **labels: str) -> None:
+    """Send Alertmanager a firing alert, as Prometheus sends one."""
+    began = datetime.fromtimestamp(starts, UTC).isoformat()
+    alert = {
+        "labels": {"alertname": name, "severity": "warning", **labels},
+        "annotations": {"summary": f"{name} for the test"},
+        "startsAt": began,
+    }
+    assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert]).status_code == 200
+
+
+def test_an_alert_firing_for_the_new_champion_rolls_it_back(project, tmp_path):
+    # Error rate and latency are Prometheus's to judge; baking asks a real Alertmanager.
+    spec = _spec(min_labels=30)
+    with alertmanager(tmp_path, Webhook()) as url:
+        project.alerts = AlertmanagerResource(url=url)
+        before = time.time() - 60
+        _fire(url, "PredictionLatencyHigh", before, model="bc")  # began before the promotion
+        copy = project.promote(project.good)
+        _fire(url, "PredictionLatencyHigh", time.time(), model="other")  # another model's
+        _fire(url, "LiveAccuracyFalling", time.time(), model="bc")  # not a rollback alert
+        time.sleep(1)
+        assert "0 answers" in project.tick(spec)
+        assert project.served() == copy
+
+        _fire(url, "PredictionErrorRateHigh", time.time())  # the whole service: no model label
+        said = project.tick(spec)
+        assert said.startswith("rolled back: PredictionErrorRateHigh fired"), said
+        assert project.served() == project.first
+        undo = history(project.log.store, "bc")[-1]
+        assert undo.rolls_back == copy and undo.moved_by == "sensor bake_bc"
+        assert [a["name"] for a in undo.evidence["alerts"]] == ["PredictionErrorRateHigh"]
+        assert project.bake_tag(copy)["outcome"] == "rolled back"
+
+
+def test_an_unreachable_alertmanager_leaves_the_live_metric_to_judge(project):
+    project.alerts = AlertmanagerResource(url=f"http://127.0.0.1:{free_port()}")
+    copy = project.promote(project.good)
+    assert "0 answers" in project.tick(_spec(min_labels=30))
+    assert project.served() == copy
