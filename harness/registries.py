@@ -24,9 +24,16 @@ from serving.store.predictions import PredictionStore
 
 
 def register_new_version(
-    registry: MlflowRegistry, name: str, estimator: BaseEstimator, rows: pd.DataFrame
+    registry: MlflowRegistry,
+    name: str,
+    estimator: BaseEstimator,
+    rows: pd.DataFrame,
+    held_out: pd.DataFrame | None = None,
 ) -> str:
-    """Log ``estimator`` (fitted on ``rows``) as mlserve logs a model and register it."""
+    """Log ``estimator`` (fitted on ``rows``) as mlserve logs a model and register it.
+
+    With ``held_out`` rows, its ONNX twin is made and checked on them, as training does.
+    """
     schema = tuple((column, "double", True) for column in rows.columns)
     with registry.training_run(name, {}) as parent:
         logged = registry.log_candidate(
@@ -41,7 +48,11 @@ def register_new_version(
             tags={},
             trusted=trusted_types(),
         )
-    return registry.register(name, logged.model_uri, {Tag.METRIC: "accuracy", Tag.SCORE: "1"})
+    tags = {Tag.METRIC: "accuracy", Tag.SCORE: "1"}
+    if held_out is not None:
+        twin = registry.log_twin(logged.model_uri, estimator, list(schema), held_out)
+        tags[Tag.ONNX] = twin.tag()
+    return registry.register(name, logged.model_uri, tags)
 
 
 def promote_new_version(

@@ -16,6 +16,7 @@ import yaml
 from serving.http.auth import ApiKeys
 from serving.locations import Locations
 from serving.model.artifact import trusted_types
+from serving.model.twin import default_threads
 
 
 def _bento_model() -> str | None:
@@ -77,6 +78,10 @@ class ServingConfig:
     """Serve whatever the champion alias names, recorded move or not (MLSERVE_TRUST_REGISTRY)."""
     shadow_fraction: float
     """The share of requests the challenger scores in shadow (MLSERVE_SHADOW_FRACTION; 0: none)."""
+    runtime: str = "auto"
+    """``auto``: a version's verified ONNX twin answers; ``sklearn``: never (MLSERVE_RUNTIME)."""
+    onnx_threads: int = 1
+    """onnxruntime's threads per call (MLSERVE_ONNX_THREADS; default: the cores this may use)."""
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -103,7 +108,16 @@ class ServingConfig:
             trusted_types=trusted_types(os.environ.get("MLSERVE_TRUSTED_TYPES", "").split(",")),
             trust_registry=trust_registry(),
             shadow_fraction=_fraction("MLSERVE_SHADOW_FRACTION", 1.0),
+            runtime=_runtime(),
+            onnx_threads=int(os.environ.get("MLSERVE_ONNX_THREADS") or default_threads()),
         )
+
+
+def _runtime() -> str:
+    value = os.environ.get("MLSERVE_RUNTIME", "auto")
+    if value not in ("auto", "sklearn"):
+        raise ValueError(f"MLSERVE_RUNTIME must be auto or sklearn, got {value!r}")
+    return value
 
 
 def _fraction(name: str, default: float) -> float:

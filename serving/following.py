@@ -40,6 +40,7 @@ class ChampionFollower:
     ) -> None:
         self._client, self._store, self._metrics = client, store, metrics
         self._workdir, self._trusted = workdir, config.trusted_types
+        self._runtime = (config.runtime, config.onnx_threads)
         self._trust_registry = config.trust_registry
         self._unsafe: dict[str, str] = {}
         """Versions that failed to load, and why: their files do not change, so not retried."""
@@ -102,7 +103,9 @@ class ChampionFollower:
 
     def load(self, name: str, version: str) -> ServedModel:
         """One registered version, read with mlserve's trusted types and checked to predict."""
-        return load_version(self._client, name, version, self._workdir, self._trusted)
+        return load_version(
+            self._client, name, version, self._workdir, self._trusted, *self._runtime
+        )
 
     def _count_rollback(self, name: str, version: str) -> None:
         """Count the move to ``version`` if it was a rollback, for the alert that says so."""

@@ -41,12 +41,12 @@ PACKAGES = [
 ]
 
 
-def pinned() -> list[str]:
-    """Each package at the version this process runs, the one the model was trained with.
+def pinned(extra: list[str]) -> list[str]:
+    """Each package and ``extra`` at the version this process runs, the model's training's.
 
     A container resolving its own scikit-learn or skops could read the model differently.
     """
-    return [f"{name}=={metadata.version(name)}" for name in PACKAGES]
+    return [f"{name}=={metadata.version(name)}" for name in [*PACKAGES, *extra]]
 
 
 def bento_name(model_name: str) -> str:
@@ -63,6 +63,7 @@ def package(client: RegistryClient, model_name: str, version: str) -> dict[str, 
         if existing.info.labels == {"model": model_name, "mlflow_version": str(version)}:
             return {"bento": str(existing.tag), "model": str(existing.info.models[0].tag)}
     meta = version_metadata(client, model_name, version)
+    twin = json.loads(meta.get("onnx") or "{}").get("verified", False)
     with tempfile.TemporaryDirectory() as tmp:
         stored = bentoml.mlflow.import_model(
             bento_name(model_name),
@@ -77,7 +78,8 @@ def package(client: RegistryClient, model_name: str, version: str) -> dict[str, 
         "include": INCLUDE,
         "models": [str(stored.tag)],
         # Pins come from the project; locking would resolve the whole stack again on every build.
-        "python": {"packages": pinned(), "lock_packages": False},
+        # onnxruntime only where a verified twin will answer (serving.model.twin).
+        "python": {"packages": pinned(["onnxruntime"] if twin else []), "lock_packages": False},
     }
     trusted = os.environ.get("MLSERVE_TRUSTED_TYPES")
     if trusted:  # the spec's extra types, for the container the bento becomes

@@ -2,14 +2,12 @@
 
 Created in the service's ``__init__``, not at import: BentoML sets prometheus_client's multiprocess
 directory after importing the service module, and metrics made earlier would never be exported.
-Rejections are counted by ``CountRejections`` at the edge of the app, so every error answer is
-counted whichever layer gave it (routing, size, keys, parsing, the model, the stores).
+Error answers are counted at the edge of the app (``serving.http.rejections``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,6 +67,12 @@ class ServiceMetrics:
             "mlserve_served_model_version",
             "Registered version currently served.",
             ["model"],
+            multiprocess_mode="mostrecent",
+        )
+        self._runtime = prom.Gauge(
+            "mlserve_served_runtime",
+            "1 for what answers the served version: onnx (its verified twin) or scikit-learn.",
+            ["model", "runtime"],
             multiprocess_mode="mostrecent",
         )
         self._spooled = prom.Gauge(
@@ -232,6 +236,8 @@ class ServiceMetrics:
     def served(self, model: ServedModel) -> None:
         """Record the version now served."""
         self._served.labels(model.name).set(float(model.version))
+        for runtime in ("onnx", "scikit-learn"):
+            self._runtime.labels(model.name, runtime).set(float(runtime == model.runtime))
 
     def log_backlog(self, spooled: int, quarantined: int) -> None:
         """Record what the spool holds: rows waiting for the database, rows it refused."""
@@ -256,50 +262,3 @@ class ServiceMetrics:
         if reason is not None:
             self._refused.labels(model, reason).inc()
         self._refusing.labels(model).set(0 if reason is None else 1)
-
-
-class CountRejections:
-    """ASGI middleware counting every answer with a status of 400 or more.
-
-    ``count`` is looked up per answer (``None`` until the service has made its metrics); a path
-    that is not one of ``endpoints()`` counts as ``other``, so probing random paths cannot grow the
-    metric's label set without bound.
-    """
-
-    def __init__(
-        self,
-        app: Any,
-        count: Callable[[], Callable[[str, int], None] | None],
-        endpoints: Callable[[], Collection[str]],
-    ) -> None:
-        self.app = app
-        self.count = count
-        self.endpoints = endpoints
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Pass the request on, watching the status it is answered with."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        answered = False
-
-        async def watching_send(message: dict[str, Any]) -> None:
-            nonlocal answered
-            if message["type"] == "http.response.start":
-                answered = True
-                if message["status"] >= 400:
-                    self._count(scope["path"], message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watching_send)
-        except Exception:  # answered 500 by a server error handler further out
-            if not answered:
-                self._count(scope["path"], 500)
-            raise
-
-    def _count(self, path: str, status: int) -> None:
-        count = self.count()
-        if count is not None:
-            count(path if path in self.endpoints() else "other", status)

@@ -79,6 +79,8 @@ class Tag:
     (``mlserve_assets.ml.bake``): kept or rolled back, and the figures."""
     DRIFT = "mlserve.drift"
     """On the registered model: the latest drift check's ``DriftReport``, as JSON."""
+    ONNX = "mlserve.onnx"
+    """JSON: whether the version's ONNX twin may serve, and why (``mlserve_assets.ml.twin``)."""
     FINGERPRINT = "mlserve.fingerprint"
     """Data, spec, code and choice a version was trained from: an unchanged rerun reuses it."""
     DAGSTER_RUN = "dagster.run_id"
@@ -263,15 +265,12 @@ def read_model(model_dir: Path, trusted: frozenset[str]) -> ModelFiles:
     if model.signature is None:
         raise ValueError(f"model at {model_dir} has no signature: mlserve logs one for every model")
     inputs = [(c.name, c.type.name, c.required) for c in model.signature.inputs.inputs]
-    return ModelFiles(
-        load_estimator(model_dir, trusted),
-        inputs,
-        model.load_input_example(str(model_dir)),
-    )
+    example = model.load_input_example(str(model_dir))
+    return ModelFiles(load_estimator(model_dir, trusted), inputs, example)
 
 
 def version_metadata(client: MlflowClient, name: str, version: str) -> dict[str, Any]:
-    """A registered version's name, run, training metric and column rules, from its tags."""
+    """A registered version's name, run, metric, column rules and twin verdict, from its tags."""
     mv = client.get_model_version(name, version)
     return {
         "name": name,
@@ -280,6 +279,7 @@ def version_metadata(client: MlflowClient, name: str, version: str) -> dict[str,
         "metric": mv.tags.get(Tag.METRIC),
         "score": mv.tags.get(Tag.SCORE),
         "column_rules": mv.tags.get(Tag.COLUMN_RULES),
+        "onnx": mv.tags.get(Tag.ONNX),
     }
 
 

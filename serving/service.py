@@ -44,10 +44,11 @@ from serving.http.bodies import (
 )
 from serving.http.errors import CommonShape, error_response, problem
 from serving.http.openapi import AppDocs, install_openapi
+from serving.http.rejections import CountRejections
 from serving.log.client import PredictionLog
 from serving.model.batching import PredictBatcher
 from serving.model.served import ServedModel, load_from_dir
-from serving.prometheus import CountRejections, ServiceMetrics
+from serving.prometheus import ServiceMetrics
 from serving.registry import connect, drift_report, gate_summary
 from serving.shadow import Shadow
 from serving.store.predictions import PredictionStore
@@ -114,12 +115,9 @@ class ModelService:
 
     def _initial_model(self) -> ServedModel:
         if self.config.bento_model:
-            stored = bentoml.models.get(self.config.bento_model)
-            return load_from_dir(
-                Path(stored.path_of("mlflow_model")),
-                dict(stored.info.metadata),
-                self.config.trusted_types,
-            )
+            stored, c = bentoml.models.get(self.config.bento_model), self.config
+            folder, meta = Path(stored.path_of("mlflow_model")), dict(stored.info.metadata)
+            return load_from_dir(folder, meta, c.trusted_types, c.runtime, c.onnx_threads)
         return self.follower.initial(self.config.model_name)
 
     def _poll_registry(self) -> None:

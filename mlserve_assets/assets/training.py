@@ -172,7 +172,12 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 tags={**tags, Tag.MIX: board.best.mix},
                 trusted=trusted_types(spec.trusted_types),
             )
-        board = replace(board, model_uri=logged.model_uri, model_run_id=logged.run_id)
+            twin = registry.log_twin(
+                logged.model_uri, estimator, list(split.schema), split.base_test.x
+            )
+        board = replace(
+            board, model_uri=logged.model_uri, model_run_id=logged.run_id, twin=twin.tag()
+        )
         return dg.Output(
             board,
             metadata={
@@ -213,6 +218,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 Tag.FEEDBACK_ROWS: str(split.feedback_rows),
                 Tag.FEEDBACK_WATERMARK: repr(split.feedback_watermark),
                 Tag.FINGERPRINT: made_from,
+                Tag.ONNX: candidates.twin,
                 Tag.COLUMN_RULES: json.dumps(
                     {c: r.model_dump(exclude={"dtype"}) for c, r in spec.columns.items()}
                 ),
@@ -235,6 +241,7 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
                 "candidate": best.name,
                 "mix": best.mix,
                 metric.name: best.score,
+                "onnx_twin": json.loads(candidates.twin)["reason"] if candidates.twin else "none",
                 "mlflow_run": registry.run_link(candidates.model_run_id),
                 "mlflow_version": registry.version_link(m.name, version),
             },

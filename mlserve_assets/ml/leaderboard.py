@@ -34,6 +34,8 @@ class Leaderboard:
     skipped: list[Skipped]
     model_uri: str = ""
     model_run_id: str = ""
+    twin: str = ""
+    """The final model's ONNX twin verdict (``Tag.ONNX``)."""
 
     @classmethod
     def ranked(

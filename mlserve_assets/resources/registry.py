@@ -27,8 +27,10 @@ from mlflow.types import ColSpec, Schema
 from pydantic import PrivateAttr
 from sklearn.base import BaseEstimator
 
+from mlserve_assets.ml.twin import TwinVerdict, make_twin
 from mlserve_assets.resources.predictions import PredictionLogResource
 from serving.model.artifact import load_estimator, needed_types
+from serving.model.fields import TEXT_TYPES
 from serving.registry import (
     Tag,
     connect,
@@ -201,6 +203,20 @@ class MlflowRegistry(dg.ConfigurableResource):
                 skops_trusted_types=needed_types(estimator, trusted),
             )
             return LoggedCandidate(run.info.run_id, info.model_uri)
+
+    def log_twin(
+        self, model_uri: str, estimator: BaseEstimator, inputs: list, held_out: pd.DataFrame
+    ) -> TwinVerdict:
+        """Make the logged model's ONNX twin and, if verified, store it in the same model."""
+        columns = [name for name, *_ in inputs]  # the service's order: the signature's
+        text = any(kind in TEXT_TYPES for _, kind, _ in inputs)
+        rows = None if text else held_out[columns].to_numpy(float)
+        with tempfile.TemporaryDirectory() as work:
+            verdict = make_twin(estimator, inputs, rows, Path(work))
+            if verdict.verified:
+                model_id = model_uri.removeprefix("models:/")
+                self.client.log_model_artifact(model_id, f"{work}/model.onnx", "onnx")
+        return verdict
 
     def register(
         self, model_name: str, model_uri: str, tags: dict[str, str], description: str = ""

@@ -103,6 +103,8 @@ class ModelInfo(BaseModel):
     task: Literal["classification", "regression"]
     classes: list[Any] | None
     features: list[FeatureInfo]
+    runtime: Literal["onnx", "scikit-learn"]
+    """What answers: the version's verified ONNX twin, or scikit-learn (``serving.model.twin``)."""
     prediction_log_spooled: int | None = None
     shadow_version: str | None = None
     """The challenger scored in shadow on answered requests (``mlserve promote --shadow``)."""

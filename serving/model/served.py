@@ -9,7 +9,7 @@ call, measured).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from serving.model.fields import (
     field_problem,
 )
 from serving.model.rules import Rules, violations
+from serving.model.twin import twin_or_original
 from serving.registry import (
     CHAMPION,
     RegistryClient,
@@ -61,6 +62,8 @@ class ServedModel:
     example: dict[str, Any] | None = None
     rules: Rules = field(default_factory=dict)
     """The spec's column rules: a record breaking one is answered and logged with them named."""
+    runtime: str = "scikit-learn"
+    """What answers: ``onnx`` (the version's verified twin, ``serving.model.twin``) or this."""
 
     @cached_property
     def classes(self) -> list[Any] | None:
@@ -77,6 +80,7 @@ class ServedModel:
             "mlflow_run_id": self.run_id,
             "training_metric": {"name": self.metric, "value": self.score},
             "task": "classification" if self.classes is not None else "regression",
+            "runtime": self.runtime,
             "classes": self.classes,
             "features": [
                 {"name": f.name, "type": f.type, "nullable": not f.required} for f in self.features
@@ -236,11 +240,18 @@ def _first_record(frame: Any) -> dict[str, Any] | None:
     }
 
 
-def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]) -> ServedModel:
+def load_from_dir(
+    model_dir: Path,
+    meta: dict[str, Any],
+    trusted: frozenset[str],
+    runtime: str = "auto",
+    threads: int = 1,
+) -> ServedModel:
     """A model from a local MLflow model folder (a bento's copy) and its recorded metadata.
 
     A model that loads but cannot score the example logged with it is refused here, before it
-    could replace one that answers (``RefusedModel``).
+    could replace one that answers (``RefusedModel``). ``runtime`` "auto" serves the version's
+    verified ONNX twin on ``threads`` threads (``serving.model.twin``), "sklearn" never does.
     """
     files = read_model(model_dir, trusted)
     inputs = {column[0] for column in files.inputs}
@@ -268,12 +279,22 @@ def load_from_dir(model_dir: Path, meta: dict[str, Any], trusted: frozenset[str]
         raise RefusedModel(f"it cannot predict its own input example: {exc}") from exc
     if scored.unscorable or len(scored.labels) != 1:
         raise RefusedModel("its prediction for its own input example is not a number")
-    return served
+    if runtime == "sklearn":
+        return served
+    chosen, name = twin_or_original(files.estimator, model_dir, meta.get("onnx"), matrix, threads)
+    return replace(served, estimator=chosen, runtime=name)
 
 
 def load_version(
-    client: RegistryClient, name: str, version: str, workdir: Path, trusted: frozenset[str]
+    client: RegistryClient,
+    name: str,
+    version: str,
+    workdir: Path,
+    trusted: frozenset[str],
+    runtime: str = "auto",
+    threads: int = 1,
 ) -> ServedModel:
     """Download one registered version from the registry ``client`` reads, and load it."""
     local = download_version(client, name, version, workdir / f"{name}-v{version}")
-    return load_from_dir(local, version_metadata(client, name, version), trusted)
+    meta = version_metadata(client, name, version)
+    return load_from_dir(local, meta, trusted, runtime, threads)
