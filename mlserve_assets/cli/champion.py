@@ -44,6 +44,10 @@ def status(model_name: str | None, as_json: bool) -> None:
                 f"  {c['metric']:12} trained {_score(c['training_score'])}, live {live}; "
                 f"{c['labels_since_training']} labels since its training",
             ]
+            if c["twin"] is not None:
+                twin = c["twin"]
+                runtime = "onnx twin" if twin["verified"] else "scikit-learn"
+                lines.append(f"  runtime      {runtime}: {twin['reason']}")
             if c["baking"] is not None:
                 lines.append(f"  baking       {c['baking']['outcome']}: {c['baking']['reason']}")
         t = s["last_training"]

@@ -108,6 +108,8 @@ def _champion(
         "labels_since_training": labels_since,
         # Baking's latest look at it as champion (``mlserve_assets.ml.bake``), if any yet.
         "baking": json.loads(version.tags[Tag.BAKE]) if Tag.BAKE in version.tags else None,
+        # Whether its ONNX twin may answer (``mlserve_assets.ml.twin``), and why.
+        "twin": json.loads(version.tags[Tag.ONNX]) if Tag.ONNX in version.tags else None,
     }
 
 

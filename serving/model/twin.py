@@ -78,8 +78,9 @@ def disagreement(original: Any, twin: Any, rows: np.ndarray) -> tuple[float, str
     """The largest difference between the two on ``rows``, and the first problem, if any.
 
     Classifiers: the probabilities within ``PROBABILITY_TOLERANCE`` and the most probable class
-    the same on every row where the original's top two are further apart than that; regressors: each value within ``REGRESSION_TOLERANCE`` of
-    max(1, |value|). Non-finite output on either side is a problem.
+    the same on every row where the original's top two are further apart than that; regressors:
+    each value within ``REGRESSION_TOLERANCE`` of max(1, |value|). Non-finite output on either
+    side is a problem.
     """
     if hasattr(original, "predict_proba"):
         want, got = original.predict_proba(rows), twin.predict_proba(rows)

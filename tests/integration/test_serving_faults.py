@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from harness.project import AUTH, service_env
-from harness.registries import champion_copy, move, registry_copy
+from harness.registries import champion_copy, move, register_new_version, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.registry import MlflowRegistry
@@ -306,3 +307,68 @@ def test_the_built_bento_serves_without_mlflow(trained, tmp_path):
     answers = response.json()["predictions"]
     assert [a["model_version"] for a in answers] == [str(champion.version)] * 3
     assert PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}").count_predictions() == 3
+
+
+def test_a_swap_between_a_twin_and_scikit_learn_answers_alike_and_loses_nothing(trained, tmp_path):
+    # The same 200-tree forest twice: one version with its verified ONNX twin, one without.
+    uri = registry_copy(trained, tmp_path)
+    registry = MlflowRegistry(tracking_uri=uri)
+    cancer = load_breast_cancer(as_frame=True)
+    forest = RandomForestClassifier(200, random_state=0).fit(cancer.data, cancer.target)
+    held_out = cancer.data.iloc[::3]
+    twin = register_new_version(registry, "breast_cancer", forest, cancer.data, held_out)
+    plain = register_new_version(registry, "breast_cancer", forest, cancer.data)
+    log_url = f"sqlite:///{tmp_path / 'p.db'}"
+    env = {
+        **service_env(trained, "breast_cancer", log_url, tmp_path / "s.db"),
+        "MLFLOW_TRACKING_URI": uri,
+    }
+    batch = {"records": held_out.head(50).to_dict("records")}
+
+    def serving(http: httpx.Client, url: str, version: str) -> bool:
+        return http.get(f"{url}/model").json()["version"] == version
+
+    with (
+        bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url,
+        httpx.Client(timeout=30) as http,
+    ):
+        move(uri, log_url, "breast_cancer", twin)  # once the service made its tables
+        _until(lambda: serving(http, url, twin), "the twin served")
+        assert http.get(f"{url}/model").json()["runtime"] == "onnx"
+        by_twin = http.post(f"{url}/predict", json=batch).json()["predictions"]
+        with Traffic(url) as traffic:
+            traffic.wait_for(20)
+            move(uri, log_url, "breast_cancer", plain)
+            _until(lambda: serving(http, url, plain), "the swap to scikit-learn")
+            traffic.wait_for(20)
+            by_sklearn = http.post(f"{url}/predict", json=batch).json()["predictions"]
+            assert http.get(f"{url}/model").json()["runtime"] == "scikit-learn"
+            move(uri, log_url, "breast_cancer", twin)
+            _until(lambda: serving(http, url, twin), "the swap back to the twin")
+            traffic.wait_for(20)
+        runtime = http.get(f"{url}/metrics").text
+
+    assert traffic.failures == []
+    assert 'mlserve_served_runtime{model="breast_cancer",runtime="onnx"} 1.0' in runtime
+    # Answered alike: the same classes, the same probability keys, values within 1e-4.
+    assert [a["prediction"] for a in by_twin] == [a["prediction"] for a in by_sklearn]
+    for ours, theirs in zip(by_twin, by_sklearn, strict=True):
+        assert ours["probabilities"].keys() == theirs["probabilities"].keys()
+        gap = max(abs(v - theirs["probabilities"][k]) for k, v in ours["probabilities"].items())
+        assert gap <= 1e-4
+    # Nothing lost, nothing doubled, across both swaps.
+    answered = [a["prediction_id"] for a in (*traffic.answers, *by_twin, *by_sklearn)]
+    store = PredictionStore(log_url)
+    with store.engine.connect() as conn:
+        logged = conn.execute(sa.text("SELECT prediction_id FROM predictions")).scalars().all()
+    store.dispose()
+    assert sorted(logged) == sorted(answered)
+    versions = {a["model_version"] for a in traffic.answers}
+    assert versions == {twin, plain}
+
+
+def _until(done, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what} after {timeout} s"
+        time.sleep(0.1)
