@@ -2,7 +2,8 @@
 
 ``make bench`` runs it; ``make bench BENCH_ARGS="--db postgres"`` puts every prediction log on a
 local PostgreSQL cluster with fsync on (and runs the loop on the production services). Sections:
-serving (the service against the common template and two anchors), memory (RSS after 100k
+serving (the service against the common template and two anchors), families (three
+champion families by scikit-learn and by their ONNX twin), memory (RSS after 100k
 predictions, and a ``--soak``), growth (what reads the log at 10k-1M rows), training (spec ->
 champion against a hand-written script), selection (retraining's choice and gate over draws of
 the prediction ids) and the loop (threshold -> new version answering).
@@ -22,14 +23,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from bench import growth, loop, memory, selection, serving, training
+from bench import families, growth, loop, memory, selection, serving, training
 from bench.report import Bench, Row, table
 from bench.store import bench_settings
 from harness.servers import postgres_cluster
 from mlserve_assets.assembly import build_definitions
 
-SECTIONS = ("serving", "memory", "growth", "training", "selection", "loop")
-SERVED = ("serving", "memory", "growth")
+SECTIONS = ("serving", "families", "memory", "growth", "training", "selection", "loop")
+SERVED = ("serving", "families", "memory", "growth")
 
 
 def main() -> None:
@@ -76,6 +77,9 @@ def main() -> None:
             ).success
         runs = {
             "serving": lambda: serving.measure(
+                bench, settings, args.seconds, args.connections, args.rate
+            ),
+            "families": lambda: families.measure(
                 bench, settings, args.seconds, args.connections, args.rate
             ),
             "memory": lambda: memory.measure(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,9 @@ def make_twin(
             try:
                 candidate.write_bytes(_converted(estimator, rows, dtype))
                 twin = OnnxTwin(candidate, getattr(estimator, "classes_", None), dtype, threads=1)
-                deviation, problem = disagreement(estimator, twin, rows)
+                with warnings.catch_warnings():  # fitted on a frame, checked on its matrix
+                    warnings.filterwarnings("ignore", message="X does not have valid feature")
+                    deviation, problem = disagreement(estimator, twin, rows)
             except Exception as exc:  # skl2onnx and onnxruntime raise many kinds
                 problems.append(f"{dtype}: not converted: {type(exc).__name__}: {exc}"[:300])
                 continue
