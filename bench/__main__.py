@@ -47,6 +47,9 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="growth's log sizes")
     parser.add_argument("--draws", type=int, default=100, help="selection's draws of ids")
+    parser.add_argument(
+        "--families", default=",".join(families.FAMILIES), help="families' champion families"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
     chosen = args.only.split(",")
@@ -80,7 +83,12 @@ def main() -> None:
                 bench, settings, args.seconds, args.connections, args.rate
             ),
             "families": lambda: families.measure(
-                bench, settings, args.seconds, args.connections, args.rate
+                bench,
+                settings,
+                args.seconds,
+                args.connections,
+                args.rate,
+                args.families.split(","),
             ),
             "memory": lambda: memory.measure(
                 bench, settings, args.soak, args.rate, args.predictions

@@ -15,8 +15,10 @@ from mlserve_assets.settings import PROJECT_ROOT
 
 
 def test_one_small_run_prints_every_row_and_loses_no_prediction():
-    command = [sys.executable, "-m", "bench", "--only", "memory,growth,selection"]
+    command = [sys.executable, "-m", "bench", "--only", "families,memory,growth,selection"]
     command += ["--rounds", "1", "--soak", "10", "--sizes", "1000,3000", "--draws", "2"]
+    # One family stands for the three: the same code serves each (logistic and boosting too).
+    command += ["--families", "forest", "--seconds", "1"]
     # The memory section's 100k cost a minute here; the soak at 50 req/s: rows, not figures.
     command += ["--predictions", "10000", "--rate", "50"]
     run = subprocess.run(
@@ -26,8 +28,15 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
     rows = [
         line
         for line in run.stdout.splitlines()
-        if line.startswith(("| memory", "| growth", "| selection"))
+        if line.startswith(("| families", "| memory", "| growth", "| selection"))
     ]
+    for way in ("service, onnx twin", "service, scikit-learn", "anchor"):
+        for load in ("1 record", "100 records", "1 record at 50/s"):
+            assert any(f"200-tree forest: {way}, {load} |" in row for row in rows), (way, load)
+    assert any(
+        "200-tree forest: service, onnx twin, 1 record at 50/s" in r and "p99 < 20 ms" in r
+        for r in rows
+    )
     logged = next(row for row in rows if "logged rows == answered" in row)
     assert logged.endswith("| equal | yes |"), logged
     for measure in ("sensor tick", "predictions asset", "feedback asset", "feedback endpoint p99"):

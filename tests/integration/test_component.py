@@ -74,7 +74,12 @@ def test_dg_lists_the_same_definitions_as_the_spec_file_location(tmp_path):
     # train_all belongs to the spec-file location: each component instance would bring its own.
     jobs = {j.name for j in expected.jobs} - {"train_all"}
     assert {j["name"] for j in got["jobs"]} == jobs
-    assert {r["name"] for r in got["resources"]} == {"registry", "prediction_log", "bentos"}
+    assert {r["name"] for r in got["resources"]} == {
+        "registry",
+        "prediction_log",
+        "bentos",
+        "alerts",
+    }
 
     checked = _dg(["check", "defs"], PROJECT, tmp_path)
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
