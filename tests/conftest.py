@@ -22,19 +22,25 @@ from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
 TIERS = {"unit": "unit", "integration": "integration", "stack": "containers"}
-# The integration modules that hold a worker longest (seconds of a worker, measured on two
-# workers), run first: with a module to a worker, one of them started last is the whole tier's
-# tail while the other workers idle.
+# The integration modules that hold a worker longest (seconds of a worker, measured on three
+# workers, 2026-12-04), run first: with a module to a worker, one of them started last is the
+# whole tier's tail while the other workers idle.
 LONGEST_FIRST = (
-    "test_serving_faults.py",  # 139
-    "test_training.py",  # 135
-    "test_loop_guardrails.py",  # 129
-    "test_serving.py",  # 91
-    "test_tables.py",  # 86
-    "test_ui.py",  # 83
-    "test_bench.py",  # 80
-    "test_loop.py",  # 72
-    "test_contract.py",  # 66
+    "test_training.py",  # 221
+    "test_loop_guardrails.py",  # 192
+    "test_bench.py",  # 160
+    "test_serving_faults.py",  # 157
+    "test_ui.py",  # 117
+    "test_component.py",  # 108
+    "test_serving.py",  # 92
+    "test_tables.py",  # 91
+    "test_retraining_draws.py",  # 73
+    "test_contract.py",  # 67
+    "test_cli.py",  # 53
+    "test_poisoning.py",  # 51
+    "test_production_faults.py",  # 48
+    "test_loop.py",  # 47
+    "test_bad_data.py",  # 47
 )
 
 
