@@ -22,7 +22,7 @@ import numpy as np
 
 from mlserve_assets.ml.gate import paired_gains
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.spec.models import Bake
+from mlserve_assets.spec.watching import Bake
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlserve_assets.spec.models import Drift
+from mlserve_assets.spec.watching import Drift
 
 BINS = 10
 FLOOR = 1e-4

@@ -17,7 +17,8 @@ import numpy as np
 
 from mlserve_assets.ml.bake import looks, paired_look
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.spec.models import Gate, Shadow
+from mlserve_assets.spec.models import Gate
+from mlserve_assets.spec.watching import Shadow
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlserve_assets.ml.retrain import DAY_SECONDS, RetrainFacts, should_retrain
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
-from mlserve_assets.spec.models import MIN_LIVE_LABELS, ModelSpec
+from mlserve_assets.spec.models import ModelSpec
+from mlserve_assets.spec.watching import MIN_LIVE_LABELS
 from serving.registry import Tag, feedback_watermark, gate_outcome
 
 IN_FLIGHT = {

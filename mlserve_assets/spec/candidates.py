@@ -9,14 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import has_fit_parameter
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from mlserve_assets.spec.strict import Strict
 
 
 def import_estimator(path: str) -> type[BaseEstimator]:
@@ -36,7 +34,7 @@ def import_estimator(path: str) -> type[BaseEstimator]:
     return cls
 
 
-class Step(_Strict):
+class Step(Strict):
     """One estimator and its constructor parameters."""
 
     estimator: str
@@ -56,7 +54,7 @@ class Step(_Strict):
             raise ValueError(f"invalid params for {self.estimator}: {exc}") from exc
 
 
-class Candidate(_Strict):
+class Candidate(Strict):
     """A candidate: one estimator, or a Pipeline of ``steps`` (the last one predicts)."""
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")

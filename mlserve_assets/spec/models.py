@@ -11,23 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sklearn.base import is_classifier, is_regressor
 
 from mlserve_assets.ml.metrics import METRICS, Metric, Task, get_metric
 from mlserve_assets.spec.candidates import Candidate
 from mlserve_assets.spec.sources import Source
+from mlserve_assets.spec.strict import Strict
+from mlserve_assets.spec.watching import MIN_LIVE_LABELS, Bake, Drift, Shadow
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Below this many labels a live metric is noise: rules never act on it.
-MIN_LIVE_LABELS = 30
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Split(_Strict):
+class Split(Strict):
     """How base rows are divided: ``test_size`` gates, ``validation_size`` of the rest chooses.
 
     The rows that choose a candidate are never the rows that gate it: picking the best of several
@@ -40,7 +36,7 @@ class Split(_Strict):
     stratify: bool = True
 
 
-class Gate(_Strict):
+class Gate(Strict):
     """Promotion: past ``threshold`` and ahead of the champion, with confidence.
 
     With labelled feedback the decisive rows are the held-out recent labels (the traffic being
@@ -63,7 +59,7 @@ class Gate(_Strict):
     trusted_sources: list[str] = Field(default_factory=list)
 
 
-class RetrainData(_Strict):
+class RetrainData(Strict):
     """How retraining mixes the base rows with labelled feedback, and how labels are divided.
 
     Each label has a stable role, chosen by a hash of its prediction id: ``holdout_fraction`` of
@@ -85,7 +81,7 @@ class RetrainData(_Strict):
     further out never train or judge (a few of 1e300 would overflow RMSE for every model)."""
 
 
-class Retrain(_Strict):
+class Retrain(Strict):
     """When the loop retrains on its own, and the guardrails that keep it from storming."""
 
     min_feedback_rows: int = Field(default=150, ge=1)
@@ -102,71 +98,7 @@ class Retrain(_Strict):
     data: RetrainData = Field(default_factory=RetrainData)
 
 
-class Bake(_Strict):
-    """After every promotion, the new champion is watched on live traffic, and rolled back if worse.
-
-    For ``hours`` after the alias moves (and at most the first ``requests`` answers), the requests
-    the new champion answered are replayed with the version it replaced, so both are judged on the
-    same requests. As labels arrive (late ones too, for ``late_label_hours`` after the window) the
-    gate's paired bootstrap says whether the new champion is worse; past ``max_drop`` with the
-    stated ``confidence`` it is rolled back, the move recorded with the evidence. The chance that a
-    version as good as the one it replaced is rolled back anywhere in the watch stays below
-    ``1 - confidence``: it is judged only at ``min_labels``, twice that, four times..., and each
-    look spends its share (Bonferroni).
-    """
-
-    rollback: bool = True
-    hours: float = Field(default=24, gt=0)
-    requests: int = Field(default=2000, ge=MIN_LIVE_LABELS)
-    min_labels: int = Field(default=MIN_LIVE_LABELS, ge=MIN_LIVE_LABELS)
-    max_drop: float = Field(default=0.0, ge=0)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    late_label_hours: float = Field(default=24, ge=0)
-    check_every_seconds: int = Field(default=30, ge=1)
-    alerts: list[str] = Field(
-        default_factory=lambda: ["PredictionErrorRateHigh", "PredictionLatencyHigh"]
-    )
-    """Alerts that roll the new champion back when they start firing, for it or for the whole
-    service, during its watch (asked of Alertmanager, ``MLSERVE_ALERTMANAGER_URL``)."""
-
-
-class Shadow(_Strict):
-    """The challenger: scored in shadow on live requests, and promoted on that evidence.
-
-    ``mlserve promote --shadow`` names one; with ``held``, so does the gate, of a version it held
-    for lack of evidence (better on its holdouts, not surely). Once labels arrive it meets what
-    answered on the same requests, at ``min_labels`` labelled requests, twice that... up to
-    ``max_labels``, each look spending its share of ``1 - confidence``; with ``promote`` it
-    becomes the champion when even the pessimistic end of its improvement clears
-    ``gate.min_improvement`` and it meets ``gate.threshold``: the gate's rule, on live traffic.
-    As at the gate, no untrusted API key may carry more than ``gate.source_share`` of the labels.
-    """
-
-    promote: bool = True
-    held: bool = True
-    min_labels: int = Field(default=MIN_LIVE_LABELS, ge=MIN_LIVE_LABELS)
-    max_labels: int = Field(default=2000, ge=MIN_LIVE_LABELS)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    check_every_seconds: int = Field(default=30, ge=1)
-
-
-class Drift(_Strict):
-    """Which features of the served traffic moved away from the training data (``ml.drift``).
-
-    The latest ``window`` served records are compared with the base rows once ``min_rows`` are
-    logged, by the ``no_feature_drift`` check on ``predictions`` in the ``watch_<model>`` job,
-    which its sensor requests after every ``every_predictions`` new predictions: drift shows
-    before labels do.
-    """
-
-    window: int = Field(default=1000, ge=50)
-    min_rows: int = Field(default=200, ge=50)
-    alpha: float = Field(default=0.01, gt=0, lt=1)
-    min_psi: float = Field(default=0.2, gt=0)
-    every_predictions: int = Field(default=500, ge=1)
-
-
-class ColumnRule(_Strict):
+class ColumnRule(Strict):
     """Data rules for one column: a blocking check on the source, a filter on served records.
 
     A served record that breaks them is answered (the model's signature admitted it) but never
@@ -186,7 +118,7 @@ class ColumnRule(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """One model: data, target, candidates, metric, gate and retraining rules."""
 
     name: str
@@ -288,7 +220,7 @@ class ModelSpec(_Strict):
         return list(dict.fromkeys([self.target, *(self.features or []), *self.columns]))
 
 
-class SpecFile(_Strict):
+class SpecFile(Strict):
     """A spec file: one or more models."""
 
     models: list[ModelSpec] = Field(min_length=1)

@@ -149,15 +149,23 @@ class PredictionStore:
         label is only meaningful for the model that made the prediction: a regression value must
         never land as another model's class.
 
-        The challenger's shadow answer to the same request comes back with it, so the live
-        comparison of the two can be counted as labels arrive.
+        The challenger's shadow answer to the request comes back too, for the live comparison.
         """
         with self.engine.begin() as conn:
-            known = conn.execute(
-                sa.select(predictions.c.model_version, predictions.c.prediction).where(
+            shadow = shadow_predictions.c
+            known = conn.execute(  # with the shadow answer, if any, in the same lookup
+                sa.select(
+                    predictions.c.model_version,
+                    predictions.c.prediction,
+                    shadow.model_version.label("shadow_version"),
+                    shadow.prediction.label("shadow"),
+                )
+                .outerjoin(shadow_predictions, shadow.prediction_id == predictions.c.prediction_id)
+                .where(
                     predictions.c.prediction_id == prediction_id,
                     predictions.c.model_name == model_name,
                 )
+                .limit(1)
             ).first()
             if known is None:
                 raise UnknownPredictionError(prediction_id)
@@ -181,17 +189,8 @@ class PredictionStore:
                 ).scalar_one()
                 if stored != ground_truth:
                     raise DuplicateFeedbackError(prediction_id)
-            shadowed = conn.execute(
-                sa.select(shadow_predictions.c.model_version, shadow_predictions.c.prediction)
-                .where(shadow_predictions.c.prediction_id == prediction_id)
-                .limit(1)
-            ).first()
-        return Labelled(
-            str(known.model_version),
-            known.prediction,
-            bool(inserted),
-            None if shadowed is None else (str(shadowed.model_version), shadowed.prediction),
-        )
+        shadowed = None if known.shadow_version is None else (known.shadow_version, known.shadow)
+        return Labelled(str(known.model_version), known.prediction, bool(inserted), shadowed)
 
     def prediction(self, prediction_id: str) -> PredictionRow | None:
         """One logged prediction, or None."""

@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from mlserve_assets.ml.bake import judge, looks, milestone
 from mlserve_assets.ml.estimate import estimated_score
 from mlserve_assets.ml.metrics import get_metric
-from mlserve_assets.spec.models import Bake
+from mlserve_assets.spec.watching import Bake
 
 ACCURACY = get_metric("accuracy")
 

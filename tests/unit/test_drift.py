@@ -8,7 +8,7 @@ import pandas as pd
 from mlserve_assets.cli.simulation import SCENARIOS
 from mlserve_assets.ml.drift import feature_drift
 from mlserve_assets.settings import PROJECT_ROOT
-from mlserve_assets.spec.models import Drift
+from mlserve_assets.spec.watching import Drift
 
 
 def _table(

@@ -7,7 +7,8 @@ import numpy as np
 
 from mlserve_assets.ml.metrics import get_metric
 from mlserve_assets.ml.shadow import judge
-from mlserve_assets.spec.models import Gate, Shadow
+from mlserve_assets.spec.models import Gate
+from mlserve_assets.spec.watching import Shadow
 
 ACCURACY = get_metric("accuracy")
 
