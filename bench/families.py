@@ -20,8 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench.load import hey, wrk
-from bench.report import Bench, Row, median
+from bench.load import drive
+from bench.report import Bench, Row
 from bench.store import bench_env
 from harness.registries import register_new_version
 from harness.servers import bentoml_server, free_port, managed_process
@@ -63,7 +63,6 @@ def measure(
     registry = MlflowRegistry(
         tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.artifact_location
     )
-    runs: dict[tuple[str, str], dict[str, list[dict[str, float]]]] = {}
     with ExitStack() as stack:
         urls = {}
         for family in chosen:
@@ -87,21 +86,7 @@ def measure(
                         bentoml_server("serving.service:ModelService", env, log)
                     )
                 urls[(family, way)] = url
-                runs[(family, way)] = {load: [] for load in [*bodies, moderate]}
-        for _ in range(bench.rounds):
-            for key, url in urls.items():
-                runs[key][moderate].append(
-                    hey(f"{url}/predict", bodies["1 record"], work, seconds=seconds, rate=rate)
-                )
-            for key, url in urls.items():
-                for body, payload in bodies.items():
-                    runs[key][body].append(
-                        wrk(f"{url}/predict", payload, seconds, connections, work)
-                    )
-    results = {
-        key: {load: {k: median([r[k] for r in rs]) for k in rs[0]} for load, rs in by.items()}
-        for key, by in runs.items()
-    }
+        results = drive(urls, bodies, bench.rounds, (seconds, connections, rate), work)
     return _rows(results, list(bodies), moderate)
 
 

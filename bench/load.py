@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from bench.report import median
 from harness.project import API_KEY
 
 LUA = """wrk.method = "POST"
@@ -84,4 +86,40 @@ def hey(
         "p99_ms": float(p99.group(1)) * 1e3,
         "answered": answered,
         "errors": total - answered,
+    }
+
+
+def drive(
+    urls: dict[Any, str],
+    bodies: dict[str, str],
+    rounds: int,
+    load: tuple[int, int, int],
+    workdir: Path,
+) -> dict[Any, dict[str, dict[str, float]]]:
+    """Every server under every load, round after round; each figure the median over rounds.
+
+    ``load`` is (seconds, wrk's connections, hey's rate). Each round drives every server in
+    turn, so a slow spell of the machine touches them alike. Moderate load ("1 record at
+    RATE/s", hey) comes first: right after a saturating run a server is still folding that
+    burst's write-ahead log into its database, and the tail would measure that.
+    """
+    seconds, connections, rate = load
+    moderate = f"1 record at {rate}/s"
+    runs: dict[Any, dict[str, list[dict[str, float]]]] = {
+        key: {name: [] for name in [*bodies, moderate]} for key in urls
+    }
+    for _ in range(rounds):
+        for key, url in urls.items():
+            single = bodies["1 record"]
+            runs[key][moderate].append(
+                hey(f"{url}/predict", single, workdir, seconds=seconds, rate=rate)
+            )
+        for key, url in urls.items():
+            for body, payload in bodies.items():
+                runs[key][body].append(
+                    wrk(f"{url}/predict", payload, seconds, connections, workdir)
+                )
+    return {
+        key: {name: {k: median([r[k] for r in rs]) for k in rs[0]} for name, rs in by.items()}
+        for key, by in runs.items()
     }

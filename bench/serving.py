@@ -15,8 +15,8 @@ from contextlib import ExitStack
 
 from sklearn.datasets import load_breast_cancer
 
-from bench.load import hey, wrk
-from bench.report import Bench, Row, median
+from bench.load import drive
+from bench.report import Bench, Row
 from bench.store import bench_env
 from harness.project import copy_moves
 from harness.registries import champion_copy
@@ -34,10 +34,6 @@ SERVERS = {
     "bentoml": "anchor: BentoML @bentoml.api (no log)",
 }
 ANCHORS = ("fastapi", "bentoml")
-
-
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: median([run[key] for run in runs]) for key in runs[0]}
 
 
 def measure(
@@ -65,9 +61,6 @@ def measure(
         return env
 
     moderate = f"1 record at {rate}/s"
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {
-        name: {body: [] for body in [*bodies, moderate]} for name in SERVERS
-    }
     with ExitStack() as stack:
         urls = {}
         for name, app in (
@@ -94,19 +87,7 @@ def measure(
                 bentoml_server(target, env(name), work / f"{name}.log")
             )
         urls = {name: urls[name] for name in SERVERS}  # the table's order
-        for _ in range(bench.rounds):
-            # Moderate load first: right after a saturating run a server is still folding
-            # that burst's write-ahead log into its database, and the tail would measure that.
-            for name, url in urls.items():
-                runs[name][moderate].append(
-                    hey(f"{url}/predict", bodies["1 record"], work, seconds=seconds, rate=rate)
-                )
-            for name, url in urls.items():
-                for body, payload in bodies.items():
-                    run = wrk(f"{url}/predict", payload, seconds, connections, work)
-                    runs[name][body].append(run)
-
-    results = {name: {load: _median(r) for load, r in by.items()} for name, by in runs.items()}
+        results = drive(urls, bodies, bench.rounds, (seconds, connections, rate), work)
     return _rows(results, list(bodies), moderate, rate)
 
 
