@@ -24,10 +24,18 @@ from serving.http.errors import ApiError, problem
 from serving.log.client import PredictionLog
 from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
+from serving.store.labelling import Outcome
 from serving.store.predictions import PredictionStore
-from serving.store.tables import DuplicateFeedbackError, Labelled, UnknownPredictionError
+from serving.store.tables import DuplicateFeedbackError, UnknownPredictionError
 
 logger = logging.getLogger("mlserve.serving")
+
+
+class _Spooled(UnknownPredictionError):
+    """A prediction not in the database yet: still in the service's spool."""
+
+
+_Outcome = Outcome | _Spooled
 
 
 class LabelRate:
@@ -99,50 +107,66 @@ class FeedbackIntake:
         self.rate.take(sender, labels)
         return sender
 
-    def accept(self, model: ServedModel, item: Feedback, sender: str) -> tuple[int, str | None]:
-        """Store one checked label: the HTTP status and, when refused, the problem.
+    def accept(
+        self, model: ServedModel, items: list[Feedback], sender: str
+    ) -> list[tuple[int, str | None]]:
+        """Store checked labels in one transaction: per item, the HTTP status and the problem.
 
-        201 for a new label, 200 for the same label sent again (a retry), else the refusal's.
+        201 for a new label, 200 for the same label sent again (a retry), else the refusal's
+        status with its text. A store failure stores none of them and answers 503 for each.
         """
-        text = None
         # A regression label is stored as the float the metrics read (a 150-digit integer is
         # a valid label, but no JSON encoder on the way to the store takes it as an integer).
-        truth = float(item.ground_truth) if model.classes is None else item.ground_truth
+        truths = [float(i.ground_truth) if model.classes is None else i.ground_truth for i in items]
+        labels = [(item.prediction_id, truth) for item, truth in zip(items, truths, strict=True)]
         try:
-            labelled = self._add(model, item.prediction_id, truth, sender)
-        except UnknownPredictionError:
-            if self._spooled(model.name, item.prediction_id):
+            outcomes = self._add(model.name, labels, sender)
+        except sa.exc.SQLAlchemyError:
+            logger.exception("feedback store failed")
+            outcomes = [None] * len(labels)
+        answers = []
+        for (pid, truth), outcome in zip(labels, outcomes, strict=True):
+            text = None
+            if outcome is None:
+                status, text = 503, "feedback store unavailable, retry later"
+            elif isinstance(outcome, _Spooled):
                 # Answered during a database outage: it reaches the log when the database
                 # returns, and then takes its label. A 404 would read as final to a client.
                 status, text = 503, "the prediction is still in the spool: retry shortly"
+            elif isinstance(outcome, UnknownPredictionError):
+                status, text = 404, f"no prediction of {model.name} with id {pid!r}"
+            elif isinstance(outcome, DuplicateFeedbackError):
+                status, text = 409, "this prediction already has another label; labels are final"
             else:
-                status, text = 404, f"no prediction of {model.name} with id {item.prediction_id!r}"
-        except DuplicateFeedbackError:
-            status, text = 409, "this prediction already has another label; labels are final"
-        except sa.exc.SQLAlchemyError:
-            logger.exception("feedback store failed")
-            status, text = 503, "feedback store unavailable, retry later"
-        else:
-            status = 201 if labelled.new else 200
-            if labelled.new:
-                self.metrics.labelled(model.name, labelled, truth, regression=model.classes is None)
-        self.metrics.feedback(model.name, status)
-        return status, text
+                status = 201 if outcome.new else 200
+                if outcome.new:
+                    regression = model.classes is None
+                    self.metrics.labelled(model.name, outcome, truth, regression=regression)
+            self.metrics.feedback(model.name, status)
+            answers.append((status, text))
+        return answers
 
-    def _add(self, model: ServedModel, prediction_id: str, truth: Any, sender: str) -> Labelled:
-        """Store the label; raise ``UnknownPredictionError`` only if the id is in neither place.
+    def _add(self, model_name: str, labels: list[tuple[str, Any]], sender: str) -> list[_Outcome]:
+        """Store the labels; an id is unknown only if it is in neither the database nor the spool.
 
         An answered prediction is in the database or the spool at every instant (the spool
         replays a row into the database before it forgets it), but between a miss in the
         database and a look at the spool the row can move. Not in the spool now means in the
         database now: one more try there settles it.
         """
-        try:
-            return self.store.add_feedback(model.name, prediction_id, truth, sender)
-        except UnknownPredictionError:
-            if self._spooled(model.name, prediction_id):
-                raise
-            return self.store.add_feedback(model.name, prediction_id, truth, sender)
+        outcomes: list[_Outcome] = list(self.store.add_labels(model_name, labels, sender))
+        missed = [i for i, o in enumerate(outcomes) if isinstance(o, UnknownPredictionError)]
+        ids = dict.fromkeys(labels[i][0] for i in missed)  # each looked up once
+        spooled = {pid for pid in ids if self._spooled(model_name, pid)}
+        again = [i for i in missed if labels[i][0] not in spooled]
+        if again:
+            retried = self.store.add_labels(model_name, [labels[i] for i in again], sender)
+            for i, outcome in zip(again, retried, strict=True):
+                outcomes[i] = outcome
+        for i in missed:
+            if labels[i][0] in spooled:
+                outcomes[i] = _Spooled(labels[i][0])
+        return outcomes
 
     def _spooled(self, model_name: str, prediction_id: str) -> bool:
         spool = None if self._log is None else self._log.spool

@@ -231,7 +231,7 @@ def feedback(body: Feedback, service: Service, request: Request) -> JSONResponse
     model = service.model  # one read: a hot swap must not check with one model, store with another
     service.feedback.check(model, [body], "ground_truth")
     sender = service.feedback.admit(service.config.keys, request.headers.get(HEADER), 1)
-    status, text = service.feedback.accept(model, body, sender)
+    ((status, text),) = service.feedback.accept(model, [body], sender)
     if text:
         field = "prediction_id" if status < 500 else ""
         return error_response(status, [problem(field, text)], RETRY if status == 503 else None)
@@ -243,20 +243,21 @@ def feedback(body: Feedback, service: Service, request: Request) -> JSONResponse
 def feedback_batch(body: FeedbackBatch, service: Service, request: Request) -> JSONResponse:
     """Ground truth for many predictions, each with its own status.
 
-    If the store fails, the batch stops there and the answer is a 503 naming the items not
-    stored: a retry of the whole batch is safe, items already stored answer 200.
+    If the store fails, or some predictions are still in the spool, the answer is a 503 naming
+    the items not stored: a retry of the whole batch is safe, items already stored answer 200.
     """
     too_many("feedback", len(body.feedback), service.config.max_records)
     model = service.model
     service.feedback.check(model, items := body.feedback, "feedback")
     sender = service.feedback.admit(service.config.keys, request.headers.get(HEADER), len(items))
-    results = []
-    for i, item in enumerate(body.feedback):
-        status, text = service.feedback.accept(model, item, sender)
-        if status == 503:
-            missing = [problem("prediction_id", text, j) for j in range(i, len(body.feedback))]
-            return error_response(503, missing, RETRY)
-        results.append({"prediction_id": item.prediction_id, "status": status, "problem": text})
+    answers = service.feedback.accept(model, items, sender)
+    failed = [problem("prediction_id", t, i) for i, (code, t) in enumerate(answers) if code == 503]
+    if failed:
+        return error_response(503, failed, RETRY)
+    results = [
+        {"prediction_id": item.prediction_id, "status": status, "problem": text}
+        for item, (status, text) in zip(items, answers, strict=True)
+    ]
     return JSONResponse({"results": results})
 
 

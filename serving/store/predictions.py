@@ -10,8 +10,7 @@ bento carries it without any of the Dagster code location. The tables are in ``t
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -20,18 +19,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store.engine import BUSY_WAIT_MS, PROBE_WAIT_MS, dumps, make_engine
+from serving.store.labelling import Outcome, store_labels
 from serving.store.pg_copy import copy_predictions
 from serving.store.tables import (
     LOGGED_COLUMNS,
-    DuplicateFeedbackError,
     Labelled,
     PredictionRow,
-    UnknownPredictionError,
     feedback,
     label_role_key,
     metadata,
     predictions,
-    shadow_predictions,
     upgrade,
 )
 
@@ -137,9 +134,21 @@ class PredictionStore:
     def add_feedback(
         self, model_name: str, prediction_id: str, ground_truth: Any, key_id: str | None = None
     ) -> Labelled:
-        """Attach the ground truth; raise if the id is unknown, another model's, or labelled.
+        """Attach one label; raise if the id is unknown, another model's, or labelled.
 
-        ``key_id`` names the API key that sent it (None: not known, as for labels stored before
+        One label is a batch of one (:meth:`add_labels`), with its refusal raised.
+        """
+        (outcome,) = self.add_labels(model_name, [(prediction_id, ground_truth)], key_id)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def add_labels(
+        self, model_name: str, labels: Sequence[tuple[str, Any]], key_id: str | None = None
+    ) -> list[Outcome]:
+        """Attach ground truth to predictions, in one transaction; one outcome per label.
+
+        ``key_id`` names the API key that sent them (None: not known, as for labels stored before
         keys were recorded), so a leaked key's labels can be withdrawn.
 
         The same label sent again is accepted as stored (``new`` False): a retry after a lost
@@ -152,45 +161,7 @@ class PredictionStore:
         The challenger's shadow answer to the request comes back too, for the live comparison.
         """
         with self.engine.begin() as conn:
-            shadow = shadow_predictions.c
-            known = conn.execute(  # with the shadow answer, if any, in the same lookup
-                sa.select(
-                    predictions.c.model_version,
-                    predictions.c.prediction,
-                    shadow.model_version.label("shadow_version"),
-                    shadow.prediction.label("shadow"),
-                )
-                .outerjoin(shadow_predictions, shadow.prediction_id == predictions.c.prediction_id)
-                .where(
-                    predictions.c.prediction_id == prediction_id,
-                    predictions.c.model_name == model_name,
-                )
-                .limit(1)
-            ).first()
-            if known is None:
-                raise UnknownPredictionError(prediction_id)
-            inserted = conn.execute(
-                self._insert(feedback)
-                .values(
-                    prediction_id=prediction_id,
-                    ground_truth=ground_truth,
-                    received_at=time.time(),
-                    model_name=model_name,
-                    model_version=known.model_version,
-                    key_id=key_id,
-                )
-                .on_conflict_do_nothing(index_elements=["prediction_id"])
-            ).rowcount
-            if not inserted:
-                stored = conn.execute(
-                    sa.select(feedback.c.ground_truth).where(
-                        feedback.c.prediction_id == prediction_id
-                    )
-                ).scalar_one()
-                if stored != ground_truth:
-                    raise DuplicateFeedbackError(prediction_id)
-        shadowed = None if known.shadow_version is None else (known.shadow_version, known.shadow)
-        return Labelled(str(known.model_version), known.prediction, bool(inserted), shadowed)
+            return store_labels(conn, self._insert, model_name, labels, key_id)
 
     def prediction(self, prediction_id: str) -> PredictionRow | None:
         """One logged prediction, or None."""

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -211,3 +212,36 @@ def test_of_two_movers_judging_against_the_same_champion_only_the_first_moves(st
     assert [m.to_version for m in history(store, "m")] == ["1", "2"]
     move("4", replacing=...)  # an operator's move: whatever serves
     assert moves.latest(store, "m") == "4"
+
+
+def test_labels_in_batches_across_chunks_match_labels_sent_one_at_a_time(store: PredictionStore):
+    rows = _rows(1300)  # past one statement's chunk of ids
+    store.insert_predictions(rows)
+    other = [replace(row, prediction_id=uuid.uuid4().hex, model_name="o") for row in rows[:5]]
+    store.insert_predictions(other)
+    store.add_feedback("m", rows[0].prediction_id, "earlier")
+    labels = [(row.prediction_id, row.prediction) for row in rows]
+    labels += [(rows[1].prediction_id, rows[1].prediction), (rows[2].prediction_id, "changed")]
+    labels += [(row.prediction_id, 1) for row in other] + [(uuid.uuid4().hex, 1)]
+    outcomes = store.add_labels("m", labels, "k")
+    kinds = [type(o).__name__ for o in outcomes]
+    # Independently: what each label is, by the rules, given what came before it.
+    expected = ["DuplicateFeedbackError"] + ["Labelled"] * 1299 + ["Labelled"]
+    expected += ["DuplicateFeedbackError"] + ["UnknownPredictionError"] * 6
+    assert kinds == expected
+    assert [o.new for o in outcomes[1:1301]] == [True] * 1299 + [False]
+    assert [o.model_version for o in outcomes[1:1300]] == [r.model_version for r in rows[1:]]
+    assert store.labelled_since("m", 0)[0] == 1300
+    stored = store.labelled("m").set_index("prediction_id")["key_id"]
+    assert stored[rows[0].prediction_id] is None and stored[rows[-1].prediction_id] == "k"
+
+
+def test_two_batches_racing_for_the_same_labels_store_each_once(store: PredictionStore):
+    rows = _rows(400)
+    store.insert_predictions(rows)
+    labels = [(row.prediction_id, row.prediction) for row in rows]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: store.add_labels("m", labels, "k"), range(2)))
+    new = [a.new + b.new for a, b in zip(*both, strict=True)]
+    assert new == [1] * 400  # each label new for exactly one of the two
+    assert store.labelled_since("m", 0)[0] == 400

@@ -1,4 +1,5 @@
-"""A label for a prediction still in the spool is a 503 to retry, not a final 404."""
+"""Labels stored a batch at a time: each item's own answer, and a spooled prediction a 503 to
+retry, not a final 404."""
 
 from __future__ import annotations
 
@@ -42,11 +43,12 @@ def test_feedback_for_a_spooled_prediction_is_503_until_it_reaches_the_log(serve
     spool.insert_predictions([row])
     label = Feedback(prediction_id=row.prediction_id, ground_truth=1)
 
-    assert intake.accept(model, label, "open")[0] == 503
-    assert intake.accept(model, Feedback(prediction_id="0" * 32, ground_truth=1), "open")[0] == 404
+    assert intake.accept(model, [label], "open")[0][0] == 503
+    unknown = Feedback(prediction_id="0" * 32, ground_truth=1)
+    assert intake.accept(model, [unknown], "open")[0][0] == 404
     database.insert_predictions([row])  # the replay
     spool.delete_predictions([row.prediction_id])
-    assert intake.accept(model, label, "open") == (201, None)
+    assert intake.accept(model, [label], "open") == [(201, None)]
 
 
 class ReplayingSpool:
@@ -71,4 +73,30 @@ def test_a_label_sent_while_its_prediction_leaves_the_spool_is_stored(served, tm
     row = PredictionRow(new_prediction_id(), time.time(), "m", "1", {"x": 1.0}, 1)
     spool.insert_predictions([row])
     label = Feedback(prediction_id=row.prediction_id, ground_truth=1)
-    assert intake.accept(model, label, "open") == (201, None)
+    assert intake.accept(model, [label], "open") == [(201, None)]
+
+
+def test_a_batch_answers_each_label_as_if_sent_alone_in_order(served, tmp_path):
+    database, spool = _stores(tmp_path)
+    model, intake = _intake(database, spool)
+    rows = [PredictionRow(new_prediction_id(), time.time(), "m", "1", {"x": 1.0}, 1) for _ in "abc"]
+    database.insert_predictions(rows[:2])
+    spool.insert_predictions(rows[2:])
+    database.add_feedback("m", rows[1].prediction_id, 0)  # labelled by an earlier request
+    a, b, c = (row.prediction_id for row in rows)
+    sent = [(a, 1), (a, 1), (a, 0), (b, 0), (b, 1), ("f" * 32, 1), (c, 1), (a, 1)]
+    answers = intake.accept(
+        model, [Feedback(prediction_id=p, ground_truth=t) for p, t in sent], "k"
+    )
+    # Expected: each label on its own, in order, through the single-label path.
+    alone_db, alone_spool = _stores(tmp_path / "alone")
+    alone_db.insert_predictions(rows[:2])
+    alone_spool.insert_predictions(rows[2:])
+    alone_db.add_feedback("m", b, 0)
+    _, alone = _intake(alone_db, alone_spool)
+    expected = [
+        alone.accept(model, [Feedback(prediction_id=p, ground_truth=t)], "k")[0] for p, t in sent
+    ]
+    assert [status for status, _ in answers] == [201, 200, 409, 200, 409, 404, 503, 200]
+    assert answers == expected
+    assert database.outcomes("m", "1")["ground_truth"].tolist().count(1) == 1  # a's, once
