@@ -19,6 +19,7 @@ from pathlib import Path
 import bentoml
 import yaml
 
+from serving.bento_store import bento_name, version_labels
 from serving.locations import Locations
 from serving.registry import RegistryClient, connect, download_version, version_metadata
 
@@ -49,19 +50,11 @@ def pinned(extra: list[str]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in [*PACKAGES, *extra]]
 
 
-def bento_name(model_name: str) -> str:
-    """BentoML names allow letters, digits, dots, dashes and underscores only in lower case."""
-    return f"mlserve-{model_name.replace('_', '-')}"
-
-
 def package(client: RegistryClient, model_name: str, version: str) -> dict[str, str]:
     """Import ``models:/model_name/version`` and build a bento that serves it offline.
 
-    A version already packaged is not built again: its bento is returned.
+    The caller looks for a bento of the version first (``serving.bento_store.built_bento``).
     """
-    for existing in bentoml.bentos.list():
-        if existing.info.labels == {"model": model_name, "mlflow_version": str(version)}:
-            return {"bento": str(existing.tag), "model": str(existing.info.models[0].tag)}
     meta = version_metadata(client, model_name, version)
     twin = json.loads(meta.get("onnx") or "{}").get("verified", False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +67,7 @@ def package(client: RegistryClient, model_name: str, version: str) -> dict[str, 
     bentofile = {
         "service": "serving.service:ModelService",
         "name": bento_name(model_name),
-        "labels": {"model": model_name, "mlflow_version": str(version)},
+        "labels": version_labels(model_name, version),
         "include": INCLUDE,
         "models": [str(stored.tag)],
         # Pins come from the project; locking would resolve the whole stack again on every build.

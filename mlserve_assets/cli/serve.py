@@ -58,7 +58,7 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from serving.package import bento_name
+    from serving.bento_store import bento_name
 
     deadline = time.monotonic() + wait_seconds
     while True:

@@ -54,7 +54,7 @@ def plan(as_json: bool) -> None:
     """What each declared model becomes: assets, checks, job, sensor and bento (nothing runs)."""
     from mlserve_assets.assembly import build_definitions
     from mlserve_assets.spec.loader import SpecError
-    from serving.package import bento_name
+    from serving.bento_store import bento_name
 
     settings = Settings.from_env()
     try:

@@ -4,8 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
+
+from serving.bento_store import built_bento
 
 
 class BentoPackager(dg.ConfigurableResource):
@@ -21,8 +24,12 @@ class BentoPackager(dg.ConfigurableResource):
     def build(self, model_name: str, version: str, trusted_types: list[str]) -> dict[str, str]:
         """Import the version into the model store and build its bento; returns the tags.
 
-        ``trusted_types`` (the spec's) go into the bento's environment, for its container.
+        ``trusted_types`` (the spec's) go into the bento's environment, for its container. A
+        version packaged already is not built again (a held or unchanged training's champion):
+        its bento is returned.
         """
+        if built := built_bento(Path(self.bentoml_home), model_name, version):
+            return built
         env = {
             **os.environ,
             "BENTOML_HOME": self.bentoml_home,

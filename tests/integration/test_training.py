@@ -119,6 +119,7 @@ def test_an_overfit_champion_is_replaced_and_worse_challengers_are_held_saying_w
     assert meta["promoted"] is True
     assert meta["improvement"] > 0
     assert str(client.get_model_version_by_alias("bc", "champion").version) == "2"
+    serving_bento = materialization_metadata(result, "bc", "bento")["bento"]
 
     # The split the spec declares (defaults: 25% test, seed 0, stratified), computed here.
     frame = load_breast_cancer(as_frame=True).frame
@@ -145,6 +146,8 @@ def test_an_overfit_champion_is_replaced_and_worse_challengers_are_held_saying_w
         held = client.get_model_version("bc", meta["challenger_version"])
         assert held.tags["mlserve.gate"] == "held"
         assert why in held.tags["mlserve.gate_reason"]
+        # The champion's bento, not a new one of the same version.
+        assert materialization_metadata(result, "bc", "bento")["bento"] == serving_bento
 
 
 def test_an_unchanged_rerun_reuses_the_version_and_decides_nothing(settings, client, tmp_path):
