@@ -21,13 +21,11 @@ from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 
-import dagster as dg
-
 from bench import families, growth, loop, memory, selection, serving, training
 from bench.report import Bench, Row, table
 from bench.store import bench_settings
+from harness.project import train
 from harness.servers import postgres_cluster
-from mlserve_assets.assembly import build_definitions
 
 SECTIONS = ("serving", "families", "memory", "growth", "training", "selection", "loop")
 SERVED = ("serving", "families", "memory", "growth")
@@ -72,12 +70,9 @@ def main() -> None:
 
         bench = Bench(args.db, database, work, args.rounds)
         settings = bench_settings(work)
-        if set(chosen) & set(SERVED):  # the model they serve
-            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-            job = build_definitions(settings).resolve_job_def("train_breast_cancer")
-            assert job.execute_in_process(
-                instance=dg.DagsterInstance.ephemeral(), run_config=quiet
-            ).success
+        if set(chosen) & set(SERVED):  # the model they serve (by the service, not a bento)
+            job = "train_breast_cancer"
+            assert train(settings, settings.spec_paths, job, bento=False).success
         runs = {
             "serving": lambda: serving.measure(
                 bench, settings, args.seconds, args.connections, args.rate

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from serving.log.protocol import WRITER_URL, decode_rows, read_frame, write_frame
 from serving.store.predictions import PredictionStore
 from serving.store.quarantine import quarantine
-from serving.store.tables import PredictionRow
+from serving.store.tables import Logged
 
 logger = logging.getLogger("mlserve.log_writer")
 
@@ -59,12 +59,12 @@ class LogWriter:
         )
         self._replayer.start()
 
-    def write(self, rows: list[PredictionRow]) -> None:
+    def write(self, rows: list[Logged]) -> None:
         """Commit the rows to the database, else to the spool; raise only if both fail."""
         error: BaseException | None = None
         if time.monotonic() >= self._db_down_until:
             try:
-                self.store.insert_predictions(rows)
+                self.store.insert_logged(rows)
             except sa.exc.SQLAlchemyError as exc:
                 logger.warning("prediction log database unavailable, spooling: %s", exc)
                 self._db_down_until = time.monotonic() + self.retry_seconds
@@ -72,7 +72,7 @@ class LogWriter:
             else:
                 return
         try:
-            self.spool.insert_predictions(rows)
+            self.spool.insert_logged(rows)
         except Exception as exc:
             logger.error("prediction spool failed too (database error: %s): %s", error, exc)
             raise

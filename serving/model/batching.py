@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.log.ids import new_prediction_id
+from serving.log.ids import new_prediction_ids
 from serving.model.served import ServedModel
 from serving.store.tables import PredictionRow
 
@@ -32,9 +32,10 @@ class Prediction:
     def rows(self, records: list[dict[str, Any]]) -> list[PredictionRow]:
         """The answers to ``records`` as the log keeps them, each under a new prediction id."""
         model, probabilities, now = self.model, self.probabilities, time.time()
+        ids = new_prediction_ids(len(records))
         return [
             PredictionRow(
-                prediction_id=new_prediction_id(),
+                prediction_id=ids[i],
                 created_at=now,
                 model_name=model.name,
                 model_version=model.version,

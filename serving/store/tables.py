@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from serving.store.engine import dumps
+
 metadata = sa.MetaData()
 
 predictions = sa.Table(
@@ -140,6 +142,26 @@ class PredictionRow:
     prediction: Any
     probabilities: dict[str, float] | None = None
     violations: list[str] | None = None
+
+    def logged(self) -> Logged:
+        """The row as the log's columns (``LOGGED_COLUMNS``), its JSON values as text.
+
+        Made once, where the row is made: the log writer inserts these without reading them.
+        """
+        return (
+            self.prediction_id,
+            self.created_at,
+            self.model_name,
+            self.model_version,
+            dumps(self.features),
+            dumps(self.prediction),
+            None if self.probabilities is None else dumps(self.probabilities),
+            None if self.violations is None else dumps(self.violations),
+        )
+
+
+Logged = tuple[str, float, str, str, str, str, str | None, str | None]
+"""A prediction as the log's columns, in ``LOGGED_COLUMNS`` order, JSON values as text."""
 
 
 class Labelled(NamedTuple):

@@ -86,7 +86,7 @@ def test_bad_csv_is_stopped_by_a_blocking_check(settings, client, tmp_path, chec
     csv = tmp_path / "toy.csv"
     spoil(_rows()).to_csv(csv, index=False)
     spec = write_spec(tmp_path / "toy.yaml", [_model({"kind": "file", "path": "toy.csv"})])
-    _assert_blocked(train(settings, [spec]), check, words, client)
+    _assert_blocked(train(settings, [spec], bento=False), check, words, client)
 
 
 def test_sql_source_missing_its_target_is_stopped(settings, client, tmp_path):
@@ -95,7 +95,7 @@ def test_sql_source_missing_its_target_is_stopped(settings, client, tmp_path):
         _rows().drop(columns="y").to_sql("events", conn, index=False)
     source = {"kind": "sql", "url": f"sqlite:///{db}", "query": "select * from events"}
     spec = write_spec(tmp_path / "toy.yaml", [_model(source)])
-    result = train(settings, [spec])
+    result = train(settings, [spec], bento=False)
     _assert_blocked(result, "schema_matches", "column 'y': required by the spec", client)
     _assert_blocked(result, "target_present", "column 'y': target column is missing", client)
 
@@ -107,5 +107,5 @@ def test_sql_source_with_good_rows_trains(settings, client, tmp_path, monkeypatc
     monkeypatch.setenv("TOY_DB", f"sqlite:///{db}")
     source = {"kind": "sql", "url_env": "TOY_DB", "query": "select x1, x2, age, y from events"}
     spec = write_spec(tmp_path / "toy.yaml", [_model(source)])
-    assert train(settings, [spec]).success
+    assert train(settings, [spec], bento=False).success
     assert client.get_model_version_by_alias("toy", "champion") is not None

@@ -39,13 +39,13 @@ def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path):
 
     idle = LogWriter(url, tmp_path / "spool.db", retry_seconds=3600)
     for _ in range(60):  # ~6 MB of WAL: SQLite alone would checkpoint at 4 MB
-        idle.write(_rows(100))
+        idle.write([row.logged() for row in _rows(100)])
     assert idle.store.count_predictions() == 6000
     assert db.stat().st_size < 1_000_000, "a commit folded the WAL into the database file"
     idle.close()
 
     ticking = LogWriter(url, tmp_path / "spool.db", retry_seconds=0.1)
-    ticking.write(_rows(10))
+    ticking.write([row.logged() for row in _rows(10)])
     deadline = time.monotonic() + 10
     while db.stat().st_size < 4_000_000:
         assert time.monotonic() < deadline, "the background thread never checkpointed"
@@ -121,7 +121,7 @@ def test_a_stalled_database_sends_batches_to_the_spool(postgres: Postgres, tmp_p
     release = threading.Timer(2 * LOG_WRITE_TIMEOUT_MS / 1000, locker.commit)
     release.start()
     try:
-        writer.write(rows)
+        writer.write([row.logged() for row in rows])
         assert writer.spool.count_predictions() == 10, "the writer waited out the lock"
     finally:
         release.join()

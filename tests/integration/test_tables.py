@@ -21,9 +21,8 @@ import yaml
 from mlflow import MlflowClient
 
 from harness.cli import mlserve
-from harness.project import AUTH, materialization_metadata, service_env, write_spec
+from harness.project import AUTH, materialization_metadata, service_env, train, write_spec
 from harness.servers import bentoml_server
-from mlserve_assets.assembly import build_definitions
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
 from mlserve_assets.spec.models import ModelSpec
@@ -51,8 +50,7 @@ def _tickets_spec(**changes: object) -> dict:
 
 
 def _train(settings: Settings) -> dg.ExecuteInProcessResult:
-    job = build_definitions(settings).resolve_job_def("train_tickets")
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return train(settings, settings.spec_paths, "train_tickets", bento=False)
 
 
 @pytest.fixture(scope="module")

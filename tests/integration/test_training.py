@@ -152,11 +152,11 @@ def test_an_overfit_champion_is_replaced_and_worse_challengers_are_held_saying_w
 
 def test_an_unchanged_rerun_reuses_the_version_and_decides_nothing(settings, client, tmp_path):
     spec = write_spec(tmp_path / "bc.yaml", [_breast_cancer([STRONG, STUMP], 0.5)])
-    assert train(settings, [spec]).success
+    assert train(settings, [spec], bento=False).success
     [first] = client.search_model_versions("name='bc'")
     assert first.tags["mlserve.gate"] == "passed"
 
-    rerun = train(settings, [spec])
+    rerun = train(settings, [spec], bento=False)
     assert rerun.success
     registered = materialization_metadata(rerun, "bc", "registered_version")
     assert registered["registered"].startswith(f"reused v{first.version}: same rows, spec")
@@ -169,5 +169,5 @@ def test_an_unchanged_rerun_reuses_the_version_and_decides_nothing(settings, cli
     # Any change to the spec (here, a candidate's parameter) trains a new version.
     deeper = {**STUMP, "params": {"max_depth": 2, "random_state": 0}}
     changed = _breast_cancer([STRONG, deeper], 0.5)
-    assert train(settings, [write_spec(tmp_path / "bc2.yaml", [changed])]).success
+    assert train(settings, [write_spec(tmp_path / "bc2.yaml", [changed])], bento=False).success
     assert len(client.search_model_versions("name='bc'")) == 2
