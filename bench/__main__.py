@@ -72,7 +72,7 @@ def main() -> None:
         settings = bench_settings(work)
         if set(chosen) & set(SERVED):  # the model they serve (by the service, not a bento)
             job = "train_breast_cancer"
-            assert train(settings, settings.spec_paths, job, bento=False).success
+            assert train(settings, settings.spec_paths, job, bentos=()).success
         runs = {
             "serving": lambda: serving.measure(
                 bench, settings, args.seconds, args.connections, args.rate

@@ -225,7 +225,9 @@ def closed_loop(
             bentoml_home=tmp_path / "home" / "bentoml",
         )
         owner_key(settings.home)
-        assert train(settings, [spec], "train_drift", bento=serve == "bento").success
+        assert train(
+            settings, [spec], "train_drift", bentos=None if serve == "bento" else ()
+        ).success
         env = {
             **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),
             "MLSERVE_SPECS": str(spec),

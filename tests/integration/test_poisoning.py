@@ -45,10 +45,10 @@ def test_one_keys_wrong_labels_are_held_and_trusting_the_key_is_what_would_let_t
     settings: Settings, client: MlflowClient, tmp_path
 ):
     spec = write_spec(tmp_path / "drift.yaml", [drift_model()])
-    assert train(settings, [spec], "train_drift", bento=False).success
+    assert train(settings, [spec], "train_drift", bentos=()).success
     _log_poison(settings, 300)
 
-    held = train(settings, [spec], "train_drift", bento=False)
+    held = train(settings, [spec], "train_drift", bentos=())
     assert held.success
     decision = materialization_metadata(held, "drift", "champion")
     assert decision["promoted"] is False, decision["reason"]
@@ -60,7 +60,7 @@ def test_one_keys_wrong_labels_are_held_and_trusting_the_key_is_what_would_let_t
     trusting = drift_model()
     trusting["gate"] = {**trusting["gate"], "trusted_sources": [MALLORY]}
     trusting_spec = write_spec(tmp_path / "trusting.yaml", [trusting])
-    promoted = train(settings, [trusting_spec], "train_drift", bento=False)
+    promoted = train(settings, [trusting_spec], "train_drift", bentos=())
     assert materialization_metadata(promoted, "drift", "champion")["promoted"] is True
 
 

@@ -50,7 +50,7 @@ def _tickets_spec(**changes: object) -> dict:
 
 
 def _train(settings: Settings) -> dg.ExecuteInProcessResult:
-    return train(settings, settings.spec_paths, "train_tickets", bento=False)
+    return train(settings, settings.spec_paths, "train_tickets", bentos=())
 
 
 @pytest.fixture(scope="module")
