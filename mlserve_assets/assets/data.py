@@ -7,7 +7,12 @@ import pandas as pd
 
 from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.ml.split import data_version
-from mlserve_assets.ml.validation import CHECK_DESCRIPTIONS, feature_columns, run_checks
+from mlserve_assets.ml.validation import (
+    CHECK_DESCRIPTIONS,
+    kept_columns,
+    labelled_rows,
+    run_checks,
+)
 
 
 def data_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
@@ -33,7 +38,10 @@ def data_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         key=m.key("validated_dataset"),
         ins=m.ins("dataset"),
         kinds={"pandas"},
-        description="Target and features only, after the spec's blocking data checks.",
+        description=(
+            "Target and features only, after the spec's blocking data checks; rows without a "
+            "target left out unless the spec says target_missing: error."
+        ),
         check_specs=[
             dg.AssetCheckSpec(c, asset=m.key("validated_dataset"), blocking=True, description=text)
             for c, text in CHECK_DESCRIPTIONS.items()
@@ -41,11 +49,17 @@ def data_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         **m.common(),
     )
     def validated_dataset(dataset: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        outcomes = run_checks(spec, dataset)
+        labelled, unlabelled = labelled_rows(spec, dataset)
+        outcomes = run_checks(spec, labelled)
         ok = all(o.passed for o in outcomes)
-        selected = dataset[[*feature_columns(spec, dataset), spec.target]] if ok else dataset
+        selected = labelled[kept_columns(spec, labelled)] if ok else labelled
         yield dg.Output(
-            selected, metadata={"rows": len(selected), "columns": len(selected.columns)}
+            selected,
+            metadata={
+                "rows": len(selected),
+                "columns": len(selected.columns),
+                "unlabelled_rows_left_out": unlabelled,
+            },
         )
         for outcome in outcomes:
             yield dg.AssetCheckResult(

@@ -16,6 +16,7 @@ import pandas as pd
 from mlserve_assets.assets.keys import ModelAssets
 from mlserve_assets.ml.drift import feature_drift
 from mlserve_assets.ml.estimate import estimated_score
+from mlserve_assets.ml.validation import feature_columns
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from serving.registry import DriftReport, record_drift
@@ -50,7 +51,7 @@ def drift_checks(m: ModelAssets) -> list[dg.AssetChecksDefinition]:
                 description=f"{len(served)} served records, fewer than min_rows {rules.min_rows}",
                 metadata={"served_records": len(served)},
             )
-        reference = validated_dataset.drop(columns=spec.target)
+        reference = validated_dataset[feature_columns(spec, validated_dataset)]
         found = feature_drift(reference, pd.DataFrame(list(served["features"])), rules)
         moved = [f.feature for f in sorted(found, key=lambda f: -f.psi) if f.drifted]
         table = "\n".join(

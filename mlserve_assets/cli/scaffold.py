@@ -58,6 +58,11 @@ _CANDIDATES = {
 }
 
 
+# Classes are imbalanced when the most frequent is this many times as common as in a uniform mix
+# (binary: above 60%).
+IMBALANCED = 1.2
+
+
 def guess_target(frame: pd.DataFrame) -> str:
     """A column named like a target, else the last column."""
     by_name = {c.lower(): c for c in frame.columns}
@@ -97,21 +102,36 @@ def _rules(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 def scaffold_spec(frame: pd.DataFrame, name: str, path: str, target: str | None) -> dict[str, Any]:
     """The spec, as data, for the CSV at ``path`` (as the spec file will reference it)."""
+    from mlserve_assets.ml.time_order import is_time_column
+
     target = target or guess_target(frame)
     if target not in frame.columns:
         raise click.BadParameter(f"no column {target!r}; columns: {list(frame.columns)}")
     task = guess_task(frame[target])
     y = frame[target].dropna()
     if task == "classification":
-        majority = float(y.value_counts(normalize=True).iloc[0])
-        metric, threshold = "accuracy", round(min(majority + 0.01, 0.99), 3)
-        why = f"beat always answering the most frequent class ({majority:.3f}) by a point"
+        shares = y.value_counts(normalize=True)
+        majority, uniform = float(shares.iloc[0]), 1 / len(shares)
+        if majority > IMBALANCED * uniform:
+            # Accuracy rewards answering the majority: balanced accuracy gives that 1/k.
+            metric, threshold = "balanced_accuracy", round(uniform + 0.01, 3)
+            why = (
+                f"the classes are imbalanced (the most frequent is {majority:.0%}): beat always "
+                f"answering one class (balanced accuracy {uniform:.3f}) by a point"
+            )
+        else:
+            metric, threshold = "accuracy", round(min(majority + 0.01, 0.99), 3)
+            why = f"beat always answering the most frequent class ({majority:.3f}) by a point"
     else:
         metric, threshold = "rmse", float(f"{0.99 * float(y.std()):.4g}")
         why = f"beat always answering the mean (rmse {float(y.std()):.4g}) by 1%"
     columns = _rules(frame)
     if task == "classification" and y.nunique() <= _MAX_CLASSES:
         columns[target]["allowed"] = sorted(y.unique().tolist(), key=str)
+    times = [c for c in frame.columns if c != target and is_time_column(frame[c])]
+    split = {"split": {"by": times[0]}} if times else {}
+    if times:
+        why += f"; split by {times[0]} (dates): the newest rows judge, the oldest train"
     return {
         "models": [
             {
@@ -123,6 +143,7 @@ def scaffold_spec(frame: pd.DataFrame, name: str, path: str, target: str | None)
                 "candidates": _CANDIDATES[task],
                 "metric": metric,
                 "gate": {"threshold": threshold, "min_improvement": 0.0},
+                **split,
                 "columns": columns,
             }
         ],

@@ -24,7 +24,7 @@ def validate(specs: tuple[Path, ...]) -> None:
 
     Exit 1 with every problem, each naming file or model, field, candidate and column.
     """
-    from mlserve_assets.ml.validation import training_problems
+    from mlserve_assets.ml.validation import labelled_rows, training_problems
 
     paths = list(specs) or Settings.from_env().spec_paths
     try:
@@ -35,15 +35,17 @@ def validate(specs: tuple[Path, ...]) -> None:
     failed = False
     for model in models:
         # A SQL source is read when its run starts (the blocking checks cover it then).
-        problems = (
-            [] if model.source.kind == "sql" else training_problems(model, model.source.load())
-        )
+        frame = None if model.source.kind == "sql" else model.source.load()
+        problems = [] if frame is None else training_problems(model, frame)
         for problem in problems:
             click.echo(problem, err=True)
         failed = failed or bool(problems)
         if not problems:
             candidates = f"{len(model.candidates)} candidates"
-            click.echo(f"ok  {model.name}: {model.task}, {candidates}, {model.metric}")
+            line = f"ok  {model.name}: {model.task}, {candidates}, {model.metric}"
+            if frame is not None and (left_out := labelled_rows(model, frame)[1]):
+                line += f"; {left_out} of {len(frame)} rows have no target and are left out"
+            click.echo(line)
     if failed:
         sys.exit(1)
 

@@ -16,9 +16,8 @@ def summary(result: object) -> str:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             metadata = event.step_materialization_data.materialization.metadata
             meta = {k: v.value for k, v in metadata.items()}
-            model.update(
-                {k: meta[k] for k in ("decision", "best_candidate", "best_mix") if k in meta}
-            )
+            wanted = ("decision", "best_candidate", "best_mix", "unlabelled_rows_left_out")
+            model.update({k: meta[k] for k in wanted if k in meta})
     lines = [f"{'model':16} {'steps':>5} {'seconds':>8}  {'best':24}  decision"]
     for name, m in models.items():
         best = f"{m.get('best_candidate', '-')} x {m.get('best_mix', '-')}"
@@ -26,6 +25,12 @@ def summary(result: object) -> str:
         lines.append(
             f"{name:16} {m['steps']:>5} {m['ms'] / 1000:>8.1f}  {best:24}  {decision[:70]}"
         )
+    lines += [
+        f"{name}: {m['unlabelled_rows_left_out']} rows without a target left out "
+        "(target_missing: drop)"
+        for name, m in models.items()
+        if m.get("unlabelled_rows_left_out")
+    ]
     return "\n".join(lines)
 
 

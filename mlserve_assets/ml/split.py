@@ -10,6 +10,7 @@ model is never scored on rows that chose or trained it.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from mlserve_assets.ml.labels import GATE, UNKNOWN_SENDER, feedback_role
 from mlserve_assets.ml.prepare import Kind, as_text, input_schema, preparation
+from mlserve_assets.ml.time_order import as_time
 from mlserve_assets.spec.models import RetrainData, Split
 
 
@@ -142,6 +144,26 @@ def _split(x: pd.DataFrame, y: pd.Series, size: float, split: Split) -> tuple[Ro
     return Rows(x_a, y_a), Rows(x_b, y_b)
 
 
+def _split_by_time(
+    frame: pd.DataFrame, features: list[str], target: str, split: Split
+) -> tuple[Rows, Rows, Rows]:
+    """Oldest rows train, the next choose, the newest judge; sizes rounded as at random.
+
+    ``train_test_split`` rounds the test share up: so do these, so a time split of a table has
+    the sizes a random split of it would.
+    """
+    ordered = frame.assign(_time=as_time(frame[split.by])).sort_values("_time", kind="stable")
+    x, y = ordered[features], ordered[target]
+    judge = math.ceil(len(ordered) * split.test_size)
+    rest = len(ordered) - judge
+    train = rest - math.ceil(rest * split.validation_size)
+    return (
+        Rows(x.iloc[:train], y.iloc[:train]),
+        Rows(x.iloc[train:rest], y.iloc[train:rest]),
+        Rows(x.iloc[rest:], y.iloc[rest:]),
+    )
+
+
 def split_dataset(
     frame: pd.DataFrame,
     features: list[str],
@@ -152,7 +174,7 @@ def split_dataset(
     kinds: dict[str, Kind] | None = None,
     role_secret: bytes | None = None,
 ) -> DatasetSplit:
-    """Base rows split by the spec's seed; feedback rows by their prediction ids' stable roles.
+    """Base rows split by the spec's seed (or by time); labels by their ids' stable roles.
 
     With ``kinds``, categorical columns are turned to text first (see ``prepare.as_text``). The
     roles are keyed by ``role_secret`` (the prediction log's), required with feedback.
@@ -161,8 +183,11 @@ def split_dataset(
     if kinds is not None:
         frame = as_text(frame, kinds)
         feedback = None if feedback is None else as_text(feedback, kinds)
-    rest, test = _split(frame[features], frame[target], split.test_size, split)
-    train, select = _split(rest.x, rest.y, split.validation_size, split)
+    if split.by is None:
+        rest, test = _split(frame[features], frame[target], split.test_size, split)
+        train, select = _split(rest.x, rest.y, split.validation_size, split)
+    else:
+        train, select, test = _split_by_time(frame, features, target, split)
     fit = gate = Rows(frame[features].iloc[:0], frame[target].iloc[:0])
     folds: tuple[int, ...] = ()
     watermark, gate_received, gate_senders = 0.0, (), ()
@@ -170,7 +195,9 @@ def split_dataset(
         if role_secret is None:
             raise ValueError("labels need the prediction log's role secret to be given roles")
         policy = policy or RetrainData()
-        ordered = feedback.sort_values("received_at", kind="stable").reset_index(drop=True)
+        # Under a time split, labels in the order their predictions were made.
+        when = "created_at" if split.by and "created_at" in feedback else "received_at"
+        ordered = feedback.sort_values(when, kind="stable").reset_index(drop=True)
         roles = ordered["prediction_id"].map(
             lambda i: feedback_role(i, policy.holdout_fraction, policy.selection_folds, role_secret)
         )

@@ -13,6 +13,7 @@ from pandas.api import types as ptypes
 from sklearn.pipeline import Pipeline
 
 from mlserve_assets.ml.split import split_dataset
+from mlserve_assets.ml.time_order import time_problem
 from mlserve_assets.spec.models import ColumnRule, ModelSpec
 
 # scikit-learn's stratified split refuses a class with fewer rows than this.
@@ -42,10 +43,18 @@ class CheckOutcome:
 
 
 def feature_columns(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
-    """The declared features, or every column but the target."""
+    """The declared features, or every column but the target (and the split's time column)."""
     if model.features is not None:
         return list(model.features)
-    return [c for c in frame.columns if c != model.target]
+    return [c for c in frame.columns if c not in (model.target, model.split.by)]
+
+
+def kept_columns(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
+    """What ``validated_dataset`` keeps: the features, the target and the split's time column."""
+    kept = [*feature_columns(model, frame), model.target]
+    if model.split.by and model.split.by not in kept:
+        kept.append(model.split.by)
+    return kept
 
 
 def _schema(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
@@ -53,6 +62,9 @@ def _schema(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
     failures = [f"column {c!r}: required by the spec but absent from the data" for c in missing]
     if not feature_columns(model, frame):
         failures.append("no feature columns: the data has only the target")
+    by = model.split.by
+    if by and by in frame.columns and (problem := time_problem(frame[by])):
+        failures.append(f"column {by!r}: split.by {problem}")
     return failures
 
 
@@ -120,6 +132,29 @@ def _rules(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
     ]
 
 
+def labelled_rows(model: ModelSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows training may use under ``target_missing``, and how many were left out.
+
+    A class target with gaps is read as floats (1.0, 0.0); once the gaps are gone its whole
+    numbers are integers again, so the classes served are the ones in the source.
+    """
+    if model.target_missing == "error" or model.target not in frame.columns:
+        return frame, 0
+    target = frame[model.target]
+    missing = target.isna()
+    if not missing.any():
+        return frame, 0
+    kept = frame[~missing]
+    values = kept[model.target]
+    if (
+        model.task == "classification"
+        and ptypes.is_float_dtype(values)
+        and bool((values == values.round()).all())
+    ):
+        kept = kept.assign(**{model.target: values.astype("int64")})
+    return kept, int(missing.sum())
+
+
 def run_checks(model: ModelSpec, frame: pd.DataFrame) -> list[CheckOutcome]:
     """Every check in CHECK_NAMES order."""
     return [
@@ -138,13 +173,14 @@ def training_problems(model: ModelSpec, frame: pd.DataFrame) -> list[str]:
     """
     where = f"model {model.name!r}"
     problems = []
+    frame, _ = labelled_rows(model, frame)
     target = frame[model.target]
     if target.isna().any():
         problems.append(
             f"{where}: column {model.target!r}: the target has {int(target.isna().sum())} missing "
-            "values: drop those rows or fill them in the source"
+            "values: set target_missing: drop to leave those rows out, or fill them in the source"
         )
-    elif model.task == "classification" and model.split.stratify:
+    elif model.task == "classification" and model.split.stratify and not model.split.by:
         try:
             split_dataset(frame, feature_columns(model, frame), model.target, model.split)
         except ValueError:

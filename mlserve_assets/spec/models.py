@@ -34,6 +34,12 @@ class Split(Strict):
     validation_size: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
     stratify: bool = True
+    by: str | None = Field(default=None, min_length=1)
+    """A column of dates, timestamps or increasing numbers: split by time instead of at random.
+    The newest ``test_size`` of the rows judge, the newest ``validation_size`` of the rest choose,
+    the oldest train (``seed`` and ``stratify`` then do not apply): on time-ordered data a
+    random split scores a model on rows interleaved with the ones it trained on. The column is
+    not a feature unless ``features`` names it."""
 
 
 class Gate(Strict):
@@ -125,6 +131,10 @@ class ModelSpec(Strict):
     description: str = ""
     source: Source
     target: str = Field(min_length=1)
+    target_missing: Literal["drop", "error"] = "drop"
+    """Rows whose target is empty (not labelled yet, a common shape of real tables): ``drop``
+    leaves them out and counts them (``validated_dataset``'s metadata, ``mlserve validate``, the
+    train summary); ``error`` refuses the data."""
     features: list[str] | None = Field(default=None, min_length=1)
     task: Task
     split: Split = Field(default_factory=Split)
@@ -216,8 +226,11 @@ class ModelSpec(Strict):
         return get_metric(self.metric)
 
     def required_columns(self) -> list[str]:
-        """Columns the source must have: target, declared features and ruled columns."""
-        return list(dict.fromkeys([self.target, *(self.features or []), *self.columns]))
+        """Columns the source must have: target, declared features, ruled and time columns."""
+        ordered_by = [self.split.by] if self.split.by else []
+        return list(
+            dict.fromkeys([self.target, *(self.features or []), *self.columns, *ordered_by])
+        )
 
 
 class SpecFile(Strict):

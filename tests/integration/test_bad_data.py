@@ -8,7 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.project import train, write_spec
+from harness.cli import mlserve
+from harness.project import materialization_metadata, train, write_spec
+from mlserve_assets.resources.registry import MlflowRegistry
+from serving.model.artifact import trusted_types
 
 
 def _rows(n: int = 120) -> pd.DataFrame:
@@ -32,7 +35,6 @@ def _spread_nulls(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 CASES = [
-    ("target_present", "column 'y': target has", lambda f: _spread_nulls(f, "y")),
     ("target_present", "classification needs at least 2 classes", lambda f: f.assign(y=1)),
     ("no_all_null_columns", "column 'x2': every value is null", lambda f: f.assign(x2=np.nan)),
     ("column_rules_hold", "column 'age': rule max=100", lambda f: f.assign(age=f["age"] + 50)),
@@ -86,7 +88,7 @@ def test_bad_csv_is_stopped_by_a_blocking_check(settings, client, tmp_path, chec
     csv = tmp_path / "toy.csv"
     spoil(_rows()).to_csv(csv, index=False)
     spec = write_spec(tmp_path / "toy.yaml", [_model({"kind": "file", "path": "toy.csv"})])
-    _assert_blocked(train(settings, [spec], bento=False), check, words, client)
+    _assert_blocked(train(settings, [spec], bentos=()), check, words, client)
 
 
 def test_sql_source_missing_its_target_is_stopped(settings, client, tmp_path):
@@ -95,7 +97,7 @@ def test_sql_source_missing_its_target_is_stopped(settings, client, tmp_path):
         _rows().drop(columns="y").to_sql("events", conn, index=False)
     source = {"kind": "sql", "url": f"sqlite:///{db}", "query": "select * from events"}
     spec = write_spec(tmp_path / "toy.yaml", [_model(source)])
-    result = train(settings, [spec], bento=False)
+    result = train(settings, [spec], bentos=())
     _assert_blocked(result, "schema_matches", "column 'y': required by the spec", client)
     _assert_blocked(result, "target_present", "column 'y': target column is missing", client)
 
@@ -107,5 +109,41 @@ def test_sql_source_with_good_rows_trains(settings, client, tmp_path, monkeypatc
     monkeypatch.setenv("TOY_DB", f"sqlite:///{db}")
     source = {"kind": "sql", "url_env": "TOY_DB", "query": "select x1, x2, age, y from events"}
     spec = write_spec(tmp_path / "toy.yaml", [_model(source)])
-    assert train(settings, [spec], bento=False).success
+    assert train(settings, [spec], bentos=()).success
     assert client.get_model_version_by_alias("toy", "champion") is not None
+
+
+def test_rows_without_a_target_are_left_out_and_counted(settings, client, tmp_path):
+    frame = _spread_nulls(_rows(), "y")  # the class column read as floats, with gaps
+    csv = tmp_path / "toy.csv"
+    frame.to_csv(csv, index=False)
+    unlabelled = int(frame["y"].isna().sum())
+    spec = write_spec(tmp_path / "toy.yaml", [_model({"kind": "file", "path": "toy.csv"})])
+
+    said = mlserve(["validate", str(spec)], {})
+    assert said.returncode == 0, said.stderr
+    assert f"{unlabelled} of {len(frame)} rows have no target and are left out" in said.stdout
+
+    result = train(settings, [spec], bentos=())
+    assert result.success
+    validated = materialization_metadata(result, "toy", "validated_dataset")
+    assert validated["unlabelled_rows_left_out"] == unlabelled
+    assert validated["rows"] == len(frame) - unlabelled
+    # The classes are the source's integers, not the floats a column with gaps is read as.
+    registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
+    model = registry.load("toy", "1", trusted_types())
+    assert sorted(model.classes_.tolist()) == [0, 1]
+    assert all(type(c) is int for c in model.classes_.tolist())
+
+
+def test_target_missing_error_refuses_rows_without_a_target(settings, client, tmp_path):
+    frame = _spread_nulls(_rows(), "y")
+    frame.to_csv(tmp_path / "toy.csv", index=False)
+    unlabelled = int(frame["y"].isna().sum())
+    refusing = {**_model({"kind": "file", "path": "toy.csv"}), "target_missing": "error"}
+    spec = write_spec(tmp_path / "refusing.yaml", [refusing])
+    said = mlserve(["validate", str(spec)], {})
+    assert said.returncode == 1
+    assert f"the target has {unlabelled} missing values: set target_missing: drop" in said.stderr
+    blocked = train(settings, [spec], bentos=())
+    _assert_blocked(blocked, "target_present", f"column 'y': target has {unlabelled} nulls", client)
