@@ -92,6 +92,22 @@ def as_text(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
     return out
 
 
+def reads_as_integer(column: pd.Series) -> bool:
+    """Whether a column holds integers, gaps allowed.
+
+    pandas reads an integer column with gaps as floats (3.0, NaN, 5.0): whole numbers with gaps
+    are integers that have gaps, so the contract takes 3 or null and refuses 3.5.
+    """
+    if ptypes.is_bool_dtype(column):
+        return False
+    if ptypes.is_integer_dtype(column):
+        return True
+    if not ptypes.is_float_dtype(column) or not column.isna().any():
+        return False
+    present = column.dropna()
+    return bool(len(present)) and bool((present == np.floor(present)).all())
+
+
 def input_schema(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """(name, MLflow type, required) per column, from the rows as the source gave them.
 
@@ -103,7 +119,7 @@ def input_schema(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
         column = frame[name]
         if ptypes.is_bool_dtype(column):
             kind = "boolean"
-        elif ptypes.is_integer_dtype(column):
+        elif reads_as_integer(column):
             kind = "long"
         elif ptypes.is_numeric_dtype(column):
             kind = "double"

@@ -12,6 +12,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.pipeline import Pipeline
 
+from mlserve_assets.ml.prepare import reads_as_integer
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.time_order import time_problem
 from mlserve_assets.spec.models import ColumnRule, ModelSpec
@@ -88,7 +89,7 @@ def _all_null(frame: pd.DataFrame) -> list[str]:
 
 _DTYPE_TESTS = {
     "numeric": ptypes.is_numeric_dtype,
-    "integer": ptypes.is_integer_dtype,
+    "integer": reads_as_integer,
     "string": lambda s: ptypes.is_string_dtype(s) or ptypes.is_object_dtype(s),
     "bool": ptypes.is_bool_dtype,
 }

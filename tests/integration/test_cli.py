@@ -141,7 +141,8 @@ def test_init_scaffolds_a_spec_that_validates_and_trains(tmp_path):
     majority = wine["cultivar"].value_counts(normalize=True).max()
     assert model["gate"]["threshold"] == round(majority + 0.01, 3)
     assert model["columns"]["region"] == {"dtype": "string", "nullable": False}
-    assert model["columns"]["magnesium"] == {"dtype": "numeric", "nullable": True}
+    # Whole numbers with gaps: an integer column (pandas read it as floats for its gaps).
+    assert model["columns"]["magnesium"] == {"dtype": "integer", "nullable": True}
     assert model["columns"]["cultivar"]["allowed"] == [0, 1, 2]
     assert len(model["candidates"]) == 2
     env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}

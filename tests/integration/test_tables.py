@@ -170,12 +170,13 @@ def test_validate_refuses_a_target_with_gaps_and_classes_too_small_to_stratify(t
     frame.loc[:4, "priority"] = np.nan
     frame.loc[10, "priority"] = "urgent"
     frame.to_csv(tmp_path / "t.csv", index=False)
-    spec = ModelSpec.model_validate(
-        _tickets_spec(source={"kind": "file", "path": str(tmp_path / "t.csv")})
-    )
-    [gaps] = training_problems(spec, frame)
-    assert "column 'priority': the target has 5 missing values" in gaps
-    [rare] = training_problems(spec, frame.dropna(subset=["priority"]))
+    source = {"kind": "file", "path": str(tmp_path / "t.csv")}
+    refusing = ModelSpec.model_validate(_tickets_spec(source=source, target_missing="error"))
+    [gaps] = training_problems(refusing, frame)
+    assert "column 'priority': the target has 5 missing values: set target_missing: drop" in gaps
+    # By default the rows without a target are left out, and what they leave is judged.
+    spec = ModelSpec.model_validate(_tickets_spec(source=source))
+    [rare] = training_problems(spec, frame)
     assert "classes {'urgent': 1} have too few rows to stratify" in rare
     assert "split.stratify: false" in rare
 
@@ -203,6 +204,9 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
 
     frame = load_wine(as_frame=True).frame
     frame.loc[frame.index % 7 == 0, "alcohol"] = np.nan
+    # Whole numbers with gaps: an integer column, which pandas reads as floats.
+    assert (frame["magnesium"] == frame["magnesium"].round()).all()
+    frame.loc[frame.index % 5 == 0, "magnesium"] = np.nan
     frame.to_csv(tmp_path / "wine.csv", index=False)
     spec = write_spec(
         tmp_path / "wine.yaml",
@@ -242,6 +246,12 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
     # Only the column that had gaps may be null.
     _, refused = served.check([{**record, "malic_acid": None}])
     assert [p.field for p in refused] == ["malic_acid"]
+    # The integer column with gaps stays integer: null and 3 pass, 3.5 does not.
+    matrix, problems = served.check([{**record, "magnesium": None}, {**record, "magnesium": 3}])
+    assert problems == [] and matrix.dtype == np.float64
+    _, refused = served.check([{**record, "magnesium": 3.5}])
+    assert [p.field for p in refused] == ["magnesium"]
+    assert "expected an integer" in refused[0].problem
 
 
 def test_cli_train_shows_what_a_blocking_check_found(tmp_path):
@@ -249,7 +259,8 @@ def test_cli_train_shows_what_a_blocking_check_found(tmp_path):
     frame.loc[:3, "priority"] = np.nan
     frame.to_csv(tmp_path / "t.csv", index=False)
     source = {"kind": "file", "path": str(tmp_path / "t.csv")}
-    spec = write_spec(tmp_path / "tickets.yaml", [_tickets_spec(source=source)])
+    refusing = _tickets_spec(source=source, target_missing="error")
+    spec = write_spec(tmp_path / "tickets.yaml", [refusing])
     env = {"MLSERVE_HOME": str(tmp_path / "home"), "MLSERVE_SPECS": str(spec)}
     trained = mlserve(["train"], env)
     assert trained.returncode == 1

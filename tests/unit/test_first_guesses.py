@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mlserve_assets.cli.scaffold import scaffold_spec
+from mlserve_assets.ml.prepare import input_schema
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.time_order import time_problem
 from mlserve_assets.ml.validation import feature_columns, kept_columns
@@ -75,3 +76,20 @@ def test_a_column_that_cannot_order_rows_says_why(values, problem):
 def test_numbers_and_timestamps_order_rows():
     assert time_problem(pd.Series([3, 1, 2])) is None
     assert time_problem(pd.Series(["2024-01-01T10:00:00+02:00", "2024-01-01 09:00"])) is None
+
+
+def test_whole_numbers_with_gaps_are_an_integer_column_and_other_floats_are_not():
+    frame = pd.DataFrame(
+        {
+            "count": [3.0, np.nan, 5.0],  # how pandas reads "3,,5"
+            "price": [3.5, np.nan, 5.0],
+            "whole": [3.0, 4.0, 5.0],  # no gaps: the file wrote decimals, so floats it is
+            "ints": [3, 4, 5],
+        }
+    )
+    assert input_schema(frame) == [
+        ("count", "long", False),
+        ("price", "double", False),
+        ("whole", "double", True),
+        ("ints", "long", True),
+    ]
