@@ -26,21 +26,20 @@ TIERS = {"unit": "unit", "integration": "integration", "stack": "containers"}
 # workers, 2026-12-04), run first: with a module to a worker, one of them started last is the
 # whole tier's tail while the other workers idle.
 LONGEST_FIRST = (
-    "test_training.py",  # 221
-    "test_loop_guardrails.py",  # 192
-    "test_bench.py",  # 160
+    "test_loop_guardrails.py",  # 166
     "test_serving_faults.py",  # 157
-    "test_ui.py",  # 117
-    "test_component.py",  # 108
-    "test_serving.py",  # 92
-    "test_tables.py",  # 91
-    "test_retraining_draws.py",  # 73
-    "test_contract.py",  # 67
-    "test_cli.py",  # 53
-    "test_poisoning.py",  # 51
-    "test_production_faults.py",  # 48
-    "test_loop.py",  # 47
-    "test_bad_data.py",  # 47
+    "test_bench.py",  # 149
+    "test_ui.py",  # 142
+    "test_component.py",  # 135
+    "test_serving.py",  # 100
+    "test_loop.py",  # 97
+    "test_training.py",  # 76
+    "test_contract.py",  # 73
+    "test_retraining_draws.py",  # 67
+    "test_cli.py",  # 66
+    "test_tables.py",  # 64
+    "test_production_faults.py",  # 61
+    "test_stages.py",  # 51
 )
 
 
