@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import skops.io
 import yaml
 from sklearn.base import BaseEstimator
 
@@ -57,6 +56,8 @@ def needed_types(estimator: BaseEstimator, trusted: frozenset[str]) -> list[str]
     would refuse is refused there, naming the spec field that admits it, rather than registered
     and never served.
     """
+    import skops.io  # here, not at the top: see load_estimator
+
     needed = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
     refused = untrusted(needed, trusted)
     if refused:
@@ -82,6 +83,11 @@ def load_estimator(model_dir: Path, trusted: frozenset[str]) -> BaseEstimator:
     file = (model_dir / str(flavor.get("pickled_model", ""))).resolve()
     if not file.is_relative_to(model_dir.resolve()) or not file.is_file():
         raise RefusedModel("its model file is missing or outside the model's folder")
+    # Imported where a model is read or written, not where this module is: every Dagster daemon,
+    # code server, `dg` and `mlserve` process imports this module and most never read a model
+    # (skops costs them 1.1 s each, measured).
+    import skops.io
+
     try:
         asked = skops.io.get_untrusted_types(file=file)
     except Exception as exc:  # skops reads a zip and a JSON schema: any failure is a bad file
