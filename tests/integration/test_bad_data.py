@@ -134,6 +134,12 @@ def test_rows_without_a_target_are_left_out_and_counted(settings, client, tmp_pa
     model = registry.load("toy", "1", trusted_types())
     assert sorted(model.classes_.tolist()) == [0, 1]
     assert all(type(c) is int for c in model.classes_.tolist())
+    # And the train summary says so, as a user runs it.
+    env = {"MLSERVE_HOME": str(tmp_path / "cli-home"), "MLSERVE_SPECS": str(spec)}
+    trained = mlserve(["train"], env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    summary = f"toy: {unlabelled} rows without a target left out (target_missing: drop)"
+    assert summary in trained.stdout
 
 
 def test_target_missing_error_refuses_rows_without_a_target(settings, client, tmp_path):
