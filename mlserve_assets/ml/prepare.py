@@ -92,6 +92,12 @@ def as_text(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
     return out
 
 
+def whole_numbers(values: pd.Series) -> bool:
+    """Whether every present value is a whole number (3.0 is, 3.5 is not), at least one present."""
+    present = values.dropna()
+    return bool(len(present)) and bool((present == np.floor(present)).all())
+
+
 def reads_as_integer(column: pd.Series) -> bool:
     """Whether a column holds integers, gaps allowed.
 
@@ -102,10 +108,7 @@ def reads_as_integer(column: pd.Series) -> bool:
         return False
     if ptypes.is_integer_dtype(column):
         return True
-    if not ptypes.is_float_dtype(column) or not column.isna().any():
-        return False
-    present = column.dropna()
-    return bool(len(present)) and bool((present == np.floor(present)).all())
+    return ptypes.is_float_dtype(column) and bool(column.isna().any()) and whole_numbers(column)
 
 
 def input_schema(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:

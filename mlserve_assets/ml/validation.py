@@ -12,7 +12,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.pipeline import Pipeline
 
-from mlserve_assets.ml.prepare import reads_as_integer
+from mlserve_assets.ml.prepare import reads_as_integer, whole_numbers
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.time_order import time_problem
 from mlserve_assets.spec.models import ColumnRule, ModelSpec
@@ -147,11 +147,7 @@ def labelled_rows(model: ModelSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
         return frame, 0
     kept = frame[~missing]
     values = kept[model.target]
-    if (
-        model.task == "classification"
-        and ptypes.is_float_dtype(values)
-        and bool((values == values.round()).all())
-    ):
+    if model.task == "classification" and ptypes.is_float_dtype(values) and whole_numbers(values):
         kept = kept.assign(**{model.target: values.astype("int64")})
     return kept, int(missing.sum())
 
