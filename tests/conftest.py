@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from harness.project import EXAMPLES, train
+from harness.registries import empty_tracking_store
 from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
@@ -66,6 +67,7 @@ def _settings(root: Path) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """An empty project: every store under ``tmp_path``."""
+    empty_tracking_store(tmp_path)
     return _settings(tmp_path)
 
 
@@ -103,6 +105,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Setting
 
 
 def _trained(root: Path) -> Settings:
+    empty_tracking_store(root)
     settings = _settings(root)
     for job in ("train_breast_cancer", "train_diabetes"):
         assert train(settings, EXAMPLES, job).success
