@@ -44,8 +44,10 @@ bench: setup-dev
 # spread test by test, workers interleave modules and remake them); a failure in the first stops
 # before the second. Three workers on two cores: the tier waits on daemons, servers and sensor
 # ticks a quarter of the time (16 CPU-minutes in 11.4 minutes on two workers), and a third worker
-# fills those waits: 10:11 against 11:14 for the same tests, measured one after the other.
-INTEGRATION := -n 3 --dist loadfile tests/integration
+# fills those waits: 10:11 against 11:14 for the same tests, measured one after the other. Four
+# workers: 13:24 (the modules' own times grow by a third). --no-loadscope-reorder keeps the
+# longest-first order of tests/conftest.py: xdist's default sorts modules by their number of tests.
+INTEGRATION := -n 3 --dist loadfile --no-loadscope-reorder tests/integration
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q tests/unit

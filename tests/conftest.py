@@ -23,24 +23,27 @@ from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
 TIERS = {"unit": "unit", "integration": "integration", "stack": "containers"}
-# The integration modules that hold a worker longest (seconds of a worker, measured on three
+# The integration modules that hold a worker longest (seconds of a worker, measured on four
 # workers, 2026-12-04), run first: with a module to a worker, one of them started last is the
-# whole tier's tail while the other workers idle.
+# whole tier's tail while the other workers idle. The Makefile turns off xdist's own reordering
+# (by number of tests), which otherwise put this one-test benchmark last: 2:30 alone at the end.
 LONGEST_FIRST = (
-    "test_loop_guardrails.py",  # 166
-    "test_serving_faults.py",  # 157
-    "test_bench.py",  # 149
-    "test_ui.py",  # 142
-    "test_component.py",  # 135
-    "test_serving.py",  # 100
-    "test_loop.py",  # 97
-    "test_training.py",  # 76
-    "test_contract.py",  # 73
-    "test_retraining_draws.py",  # 67
-    "test_cli.py",  # 66
-    "test_tables.py",  # 64
-    "test_production_faults.py",  # 61
-    "test_stages.py",  # 51
+    "test_component.py",  # 301
+    "test_serving_faults.py",  # 271
+    "test_ui.py",  # 234
+    "test_serving.py",  # 218
+    "test_loop_guardrails.py",  # 214
+    "test_bench.py",  # 154
+    "test_contract.py",  # 139
+    "test_tables.py",  # 129
+    "test_cli.py",  # 122
+    "test_retraining_draws.py",  # 85
+    "test_training.py",  # 83
+    "test_twin.py",  # 82
+    "test_poisoning.py",  # 80
+    "test_bad_data.py",  # 68
+    "test_loop.py",  # 50
+    "test_infra.py",  # 46
 )
 
 
