@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import click
 
-from mlserve_assets.cli import champion, labels, replay, scaffold, serve, simulate, spec, train
+from mlserve_assets.cli import (
+    champion,
+    labels,
+    release,
+    replay,
+    scaffold,
+    serve,
+    simulate,
+    spec,
+    train,
+)
 
 
 @click.group()
@@ -24,6 +34,7 @@ for _command in (
     serve.serve,
     serve.key,
     serve.predict,
+    release.bento,
     simulate.simulate,
     champion.status,
     champion.history_command,

@@ -15,10 +15,13 @@ import numpy as np
 import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.tree import DecisionTreeClassifier
 
 from harness.cli import mlserve
 from harness.project import STAGES, write_spec
+from harness.registries import register_new_version, registry_copy
 from harness.servers import child_env, free_port, managed_process
+from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.settings import PROJECT_ROOT
 from serving.http.auth import ApiKeys, local_key
 
@@ -69,6 +72,49 @@ def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tm
     assert response.status_code == 200, response.text
     versions = {a["model_version"] for a in response.json()["predictions"]}
     assert versions == {str(champion.version)}
+
+
+def test_bento_releases_the_registry_champion_building_it_where_the_home_has_none(
+    trained, tmp_path
+):
+    # What the CI workflow's image job runs on a machine with an empty BentoML home, against a
+    # registry whose newest version is not the champion: the alias decides what is released.
+    uri = registry_copy(trained, tmp_path)
+    cancer = load_breast_cancer(as_frame=True)
+    stump = DecisionTreeClassifier(max_depth=1).fit(cancer.data, cancer.target)
+    newest = register_new_version(
+        MlflowRegistry(tracking_uri=uri), "breast_cancer", stump, cancer.data
+    )
+    env = {
+        "MLSERVE_HOME": str(tmp_path),
+        "MLFLOW_TRACKING_URI": uri,
+        "MLSERVE_ARTIFACT_ROOT": trained.artifact_location,
+    }
+    champion = str(
+        MlflowClient(uri, uri).get_model_version_by_alias("breast_cancer", "champion").version
+    )
+    assert champion != newest
+    built = mlserve(["bento", "breast_cancer", "--json"], env)
+    assert built.returncode == 0, built.stderr
+    released = json.loads(built.stdout)
+    assert released["version"] == champion
+    # The bento's own manifest says which version it holds, read here without mlserve's code.
+    name, tag = released["bento"].split(":")
+    manifest = yaml.safe_load((tmp_path / "bentoml/bentos" / name / tag / "bento.yaml").read_text())
+    assert manifest["labels"] == {"model": "breast_cancer", "mlflow_version": champion}
+    again = mlserve(["bento", "breast_cancer", "--json"], env)
+    assert json.loads(again.stdout)["bento"] == released["bento"]  # found, not built twice
+    assert len(list((tmp_path / "bentoml/bentos" / name).glob("*/bento.yaml"))) == 1
+
+    # The wine example was never trained in this registry: nothing to release, exit 1.
+    for args, why in (
+        (["bento", "wine"], "wine has no champion in the registry"),
+        (["bento", "breast_cancer", "--version", "99"], "breast_cancer has no version 99"),
+        (["bento", "no_such_model"], "no model 'no_such_model' in the specs"),
+    ):
+        refused = mlserve(args, env)
+        assert refused.returncode == 1
+        assert why in refused.stderr
 
 
 def test_key_prints_a_key_and_an_entry_holding_only_its_hash():
