@@ -24,6 +24,11 @@ from mlserve_assets.sensors.shadow import build_shadow_sensor
 from mlserve_assets.sensors.watch import build_watch_sensor
 from mlserve_assets.spec.models import ModelSpec
 
+MODEL_RUN_TAG = "mlserve/model"
+"""Every training run of a model carries its name here: the instance's queued run coordinator
+limits runs per value of this tag to one (``dagster.yaml``, ``infra/dagster/dagster.yaml``, the
+Helm values), so two trainings of one model never overlap whoever starts them."""
+
 
 def training(specs: list[ModelSpec]) -> dg.AssetSelection:
     """What a training of ``specs`` runs: their asset groups, without the drift checks.
@@ -44,6 +49,7 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
         f"train_{spec.name}",
         selection=training([spec]),
         description=f"Load, check, train with feedback, register, gate and package {spec.name}.",
+        tags={MODEL_RUN_TAG: spec.name},
     )
     watch = dg.define_asset_job(
         f"watch_{spec.name}",

@@ -15,6 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from harness.project import AUTH, service_env
 from harness.servers import bentoml_server
+from mlserve_assets.factory import MODEL_RUN_TAG
 from mlserve_assets.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
@@ -141,6 +142,16 @@ def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
     values = yaml.safe_load((INFRA / "k8s/dagster-values.yaml").read_text())
     [code] = values["dagster-user-deployments"]["deployments"]
     assert f"{code['image']['repository']}:{code['image']['tag']}" == container["image"]
+    # Runs in pods of their own, queued as on the compose stack: the same limits, one per model.
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    instance = yaml.safe_load((INFRA / "dagster/dagster.yaml").read_text())
+    assert (
+        queue["maxConcurrentRuns"] == instance["run_coordinator"]["config"]["max_concurrent_runs"]
+    )
+    limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert queue["tagConcurrencyLimits"] == limits
+    assert {limit["key"] for limit in limits} == {MODEL_RUN_TAG}
 
 
 def _metric_names(expr: str) -> set[str]:
