@@ -42,6 +42,7 @@ LONGEST_FIRST = (
     "test_twin.py",  # 82
     "test_poisoning.py",  # 80
     "test_bad_data.py",  # 68
+    "test_run_queue.py",  # ~70 (new: two trainings through the daemon's queue)
     "test_loop.py",  # 50
     "test_infra.py",  # 46
 )
