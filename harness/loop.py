@@ -19,7 +19,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from harness.project import AUTH, owner_key, service_env, train, write_spec
-from harness.registries import empty_tracking_store
+from harness.registries import tracking_store
 from harness.servers import (
     bentoml_server,
     dagster_daemon,
@@ -185,7 +185,7 @@ def _backends(kind: str, tmp_path: Path) -> Iterator[dict[str, str | None]]:
     if kind == "embedded":  # the defaults under MLSERVE_HOME
         home = tmp_path / "home"
         yield {
-            "tracking": empty_tracking_store(home),
+            "tracking": tracking_store(home),
             "artifacts": (home / "artifacts").as_uri(),
             "predictions": f"sqlite:///{home / 'predictions.db'}",
             "dagster_home": str(PROJECT_ROOT),

@@ -72,23 +72,25 @@ def promote_new_version(
     return version
 
 
-def empty_tracking_store(folder: Path) -> str:
-    """A new SQLite MLflow store in ``folder``, copied from one migrated before: its URI.
+def tracking_store(folder: Path) -> str:
+    """The SQLite MLflow store in ``folder``: its URI, the store made first if there is none.
 
-    MLflow migrates a new SQLite store in about 60 steps, 1.9 s of a core (measured), and the
-    suite makes a new store for most tests; the copy is the same schema at the same MLflow
-    version. The first caller makes the template beside the system's temporary files (keyed by
-    MLflow's version; renamed into place whole, so concurrent workers never read half of one).
+    A new store is a copy of one migrated before: MLflow migrates a new SQLite store in about 60
+    steps, 1.9 s of a core (measured), and the suite makes one for most tests; the copy is the
+    same schema at the same MLflow version. The first caller makes the template beside the
+    system's temporary files (keyed by MLflow's version; renamed into place whole, so concurrent
+    workers never read half of one). A store already there is the caller's, and left as it is.
     """
-    template = Path(tempfile.gettempdir()) / f"mlserve-empty-mlflow-{mlflow.__version__}.db"
-    if not template.exists():
-        making = template.with_suffix(f".{os.getpid()}.db")
-        uri = f"sqlite:///{making}"
-        MlflowClient(uri, uri).search_registered_models()
-        os.replace(making, template)
     folder.mkdir(parents=True, exist_ok=True)
     store = folder / "mlflow.db"
-    _sqlite_copy(template, store)
+    if not store.exists():
+        template = Path(tempfile.gettempdir()) / f"mlserve-empty-mlflow-{mlflow.__version__}.db"
+        if not template.exists():
+            making = template.with_suffix(f".{os.getpid()}.db")
+            uri = f"sqlite:///{making}"
+            MlflowClient(uri, uri).search_registered_models()
+            os.replace(making, template)
+        _sqlite_copy(template, store)
     return f"sqlite:///{store}"
 
 
@@ -104,7 +106,7 @@ def _sqlite_copy(source: Path, target: Path) -> None:
 def registry_at(folder: Path) -> tuple[MlflowRegistry, PredictionLogResource]:
     """A registry and a prediction log in ``folder``, both SQLite."""
     registry = MlflowRegistry(
-        tracking_uri=empty_tracking_store(folder),
+        tracking_uri=tracking_store(folder),
         artifact_location=(folder / "artifacts").as_uri(),
     )
     return registry, PredictionLogResource(url=f"sqlite:///{folder / 'predictions.db'}")

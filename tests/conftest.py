@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from harness.project import EXAMPLES, train
-from harness.registries import empty_tracking_store
+from harness.registries import tracking_store
 from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _settings(root: Path) -> Settings:
     return Settings(
         home=root / "home",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        mlflow_tracking_uri=tracking_store(root),
         artifact_location=(root / "artifacts").as_uri(),
         spec_paths=EXAMPLES,
         predictions_url=f"sqlite:///{root / 'predictions.db'}",
@@ -71,7 +71,6 @@ def _settings(root: Path) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """An empty project: every store under ``tmp_path``."""
-    empty_tracking_store(tmp_path)
     return _settings(tmp_path)
 
 
@@ -109,7 +108,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Setting
 
 
 def _trained(root: Path) -> Settings:
-    empty_tracking_store(root)
     settings = _settings(root)
     for job in ("train_breast_cancer", "train_diabetes"):
         assert train(settings, EXAMPLES, job).success

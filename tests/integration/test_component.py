@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
-from harness.registries import empty_tracking_store
+from harness.registries import tracking_store
 from harness.servers import child_env
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import PROJECT_ROOT, Settings
@@ -50,7 +50,7 @@ def _same_models_as_a_spec_file(tmp_path: Path) -> Settings:
     spec.write_text(yaml.safe_dump({"models": inline + from_file}))
     return Settings(
         home=tmp_path / "home",
-        mlflow_tracking_uri=empty_tracking_store(tmp_path),
+        mlflow_tracking_uri=tracking_store(tmp_path),
         artifact_location=None,
         spec_paths=[spec],
         predictions_url=f"sqlite:///{tmp_path / 'p.db'}",

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from harness.registries import bc_spec, empty_tracking_store
+from harness.registries import bc_spec, tracking_store
 from mlserve_assets.assets.drift import CHECK
 from mlserve_assets.factory import build_model_defs
 from mlserve_assets.resources.predictions import PredictionLogResource
@@ -56,7 +56,7 @@ def _check(log: PredictionLogResource, registry: MlflowRegistry) -> dg.AssetChec
 
 def test_training_like_traffic_passes_and_a_shift_names_its_features(tmp_path):
     log = PredictionLogResource(url=f"sqlite:///{tmp_path / 'predictions.db'}")
-    registry = MlflowRegistry(tracking_uri=empty_tracking_store(tmp_path))
+    registry = MlflowRegistry(tracking_uri=tracking_store(tmp_path))
     registry.client.create_registered_model("bc")
     _log(log, CANCER.data.sample(300, random_state=0))
     quiet = _check(log, registry)

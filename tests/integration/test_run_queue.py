@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from harness.loop import drift_spec
-from harness.registries import empty_tracking_store
+from harness.registries import tracking_store
 from harness.servers import child_env, dagster_daemon
 from mlserve_assets.factory import MODEL_RUN_TAG
 from mlserve_assets.settings import PROJECT_ROOT
@@ -28,7 +28,7 @@ def test_two_trainings_of_one_model_wait_for_each_other_and_both_succeed(tmp_pat
     home = tmp_path / "home"
     env = {
         "MLSERVE_HOME": str(home),
-        "MLFLOW_TRACKING_URI": empty_tracking_store(home),
+        "MLFLOW_TRACKING_URI": tracking_store(home),
         "MLSERVE_SPECS": str(drift_spec(tmp_path / "drift.yaml")),
         "DAGSTER_HOME": str(PROJECT_ROOT),
         "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),

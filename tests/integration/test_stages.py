@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 
 from harness.cli import mlserve
-from harness.registries import empty_tracking_store, promote_new_version, register_new_version
+from harness.registries import promote_new_version, register_new_version, tracking_store
 from mlserve_assets.assets.data import data_assets
 from mlserve_assets.assets.feedback import feedback_assets
 from mlserve_assets.assets.keys import ModelAssets
@@ -67,7 +67,7 @@ def model() -> ModelAssets:
 
 @pytest.fixture
 def resources(tmp_path) -> dict[str, dg.ConfigurableResource]:
-    tracking = empty_tracking_store(tmp_path)
+    tracking = tracking_store(tmp_path)
     return {
         "registry": MlflowRegistry(
             tracking_uri=tracking, artifact_location=(tmp_path / "artifacts").as_uri()

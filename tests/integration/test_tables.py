@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from harness.cli import mlserve
 from harness.project import AUTH, materialization_metadata, service_env, train, write_spec
-from harness.registries import empty_tracking_store
+from harness.registries import tracking_store
 from harness.servers import bentoml_server
 from mlserve_assets.ml.validation import training_problems
 from mlserve_assets.settings import PROJECT_ROOT, Settings
@@ -59,7 +59,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, Settings, PredictionStore]]:
     root = tmp_path_factory.mktemp("tickets")
     settings = Settings(
         home=root / "home",
-        mlflow_tracking_uri=empty_tracking_store(root),
+        mlflow_tracking_uri=tracking_store(root),
         artifact_location=(root / "artifacts").as_uri(),
         spec_paths=[SPEC],
         predictions_url=f"sqlite:///{root / 'predictions.db'}",
@@ -225,7 +225,7 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
             }
         ],
     )
-    uri = empty_tracking_store(tmp_path)
+    uri = tracking_store(tmp_path)
     settings = Settings(
         home=tmp_path / "home",
         mlflow_tracking_uri=uri,
