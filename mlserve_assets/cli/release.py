@@ -19,6 +19,7 @@ from mlserve_assets.cli.project import emit, project, refuse
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bento(model_name: str, version: str | None, as_json: bool) -> None:
     """The bento of MODEL_NAME's champion (or --version), built if missing: its tag and version."""
+    import dagster as dg
     from mlflow.exceptions import MlflowException
 
     from mlserve_assets.resources.bentos import BentoPackager
@@ -39,7 +40,11 @@ def bento(model_name: str, version: str | None, as_json: bool) -> None:
             bentoml_home=str(p.settings.bentoml_home),
             tracking_uri=p.settings.mlflow_tracking_uri,
         )
-        tags = packager.build(model_name, str(found.version), spec.trusted_types)
+        try:
+            tags = packager.build(model_name, str(found.version), spec.trusted_types)
+        except dg.Failure as exc:  # the packager's child failed: say why, not a traceback
+            stderr = exc.metadata["stderr"].value.strip().splitlines()
+            refuse(f"{exc.description}: {stderr[-1] if stderr else 'no output'}")
     released = {
         "model": model_name,
         "version": str(found.version),

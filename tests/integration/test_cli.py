@@ -115,6 +115,11 @@ def test_bento_releases_the_registry_champion_building_it_where_the_home_has_non
         refused = mlserve(args, env)
         assert refused.returncode == 1
         assert why in refused.stderr
+    # A build that fails says which version and why, in a line: a BentoML home that is a file.
+    (tmp_path / "file").touch()
+    failed = mlserve(["bento", "breast_cancer"], {**env, "BENTOML_HOME": str(tmp_path / "file")})
+    assert failed.returncode == 1
+    assert f"bento build for breast_cancer v{champion} failed: NotADirectoryError" in failed.stderr
 
 
 def test_key_prints_a_key_and_an_entry_holding_only_its_hash():
