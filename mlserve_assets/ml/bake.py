@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlserve_assets.ml.gate import paired_gains
+from mlserve_assets.ml.bootstrap import paired_gains
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.spec.watching import Bake
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from mlserve_assets.ml.bootstrap import RESAMPLES, interval_of, paired_gains
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.split import DatasetSplit, Holdout, weighted_holdouts
 from mlserve_assets.spec.models import Gate
-
-RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,41 @@ class GateDecision:
     def serving_version(self, challenger: str, current: str | None) -> str | None:
         """The version that serves after this decision (None while nothing has passed)."""
         return challenger if self.promote else current
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """Both versions on the newest held-out labelled requests (``gate.replay_last``)."""
+
+    rows: int
+    challenger: float
+    champion: float
+
+
+def replay_newest(
+    metric: Metric,
+    data: DatasetSplit,
+    last: int,
+    challenger: BaseEstimator,
+    champion: BaseEstimator,
+) -> Replayed | None:
+    """Both versions scored on the newest ``last`` gate labels, by when each label arrived.
+
+    None without gate labels: before any request is labelled there is nothing to replay, and the
+    rule must not keep a first retraining on base rows from ever promoting.
+    """
+    rows = data.feedback_gate
+    if not len(rows):
+        return None
+    newest = np.zeros(len(rows), dtype=bool)
+    newest[np.argsort(np.asarray(data.feedback_gate_received), kind="stable")[-last:]] = True
+    rows = rows.take(newest)
+    y = rows.y.to_numpy()
+    return Replayed(
+        rows=len(y),
+        challenger=float(metric.score(y, challenger.predict(rows.x))),
+        champion=float(metric.score(y, champion.predict(rows.x))),
+    )
 
 
 def gate_holdouts(
@@ -90,25 +124,6 @@ def gate_holdouts(
     lost = sum(parts_of[s] - share for s in bounded)
     parts.append(Holdout("base", data.base_test, gate.base_weight + weight * lost))
     return [h for h in parts if h.weight > 0 and len(h.rows)]
-
-
-def paired_gains(
-    metric: Metric, y: np.ndarray, ours: np.ndarray, theirs: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """One model's improvement over another on each of ``RESAMPLES`` resamples of the rows.
-
-    Paired: each resample draws the same rows for both, so the spread measures their
-    difference on the same cases rather than each one's own noise.
-    """
-    rows = rng.integers(0, len(y), size=(RESAMPLES, len(y)))
-    return metric.improvement(metric.resampled(y, ours, rows), metric.resampled(y, theirs, rows))
-
-
-def interval_of(gains: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The central ``confidence`` interval of resampled improvements."""
-    alpha = 1 - confidence
-    low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
 
 
 def weigh(
@@ -175,7 +190,21 @@ def judge(
         gate.confidence,
         seed=int(data.data_version[:8], 16),
     )
-    decision = decide(metric, evidence.challenger, evidence.champion, gate, evidence.interval)
+    replayed = (
+        None
+        if gate.replay_last is None or champion is None
+        else replay_newest(metric, data, gate.replay_last, challenger, champion)
+    )
+    if replayed is not None:
+        evidence.parts["replay"] = {
+            "rows": replayed.rows,
+            "weight": 0.0,
+            "challenger": replayed.challenger,
+            "champion": replayed.champion,
+        }
+    decision = decide(
+        metric, evidence.challenger, evidence.champion, gate, evidence.interval, replayed
+    )
     return decision, evidence
 
 
@@ -185,14 +214,16 @@ def decide(
     champion: float | None,
     gate: Gate,
     interval: tuple[float, float] | None = None,
+    replayed: Replayed | None = None,
 ) -> GateDecision:
     """Promote only past ``gate.threshold`` AND ahead of the champion by ``gate.min_improvement``.
 
     Both scores must come from the same held-out rows; with an ``interval`` of the improvement,
-    its lower end must clear the margin too. A non-finite score on either side never promotes,
-    and a tie never moves the alias: churn without gain only makes rollbacks harder to read. Every
-    rule of the gate lives here and reads the spec's ``Gate``, so a new rule is one field and one
-    branch.
+    its lower end must clear the margin too; with ``replayed``, the challenger must not be worse on
+    the newest labelled requests either (``gate.replay_last``). A non-finite score on either side
+    never promotes, and a tie never moves the alias: churn without gain only makes rollbacks
+    harder to read. Every rule of the gate lives here and reads the spec's ``Gate``, so a new rule
+    is one field and one branch.
     """
     threshold, min_improvement = gate.threshold, gate.min_improvement
     gain = None if champion is None else metric.improvement(challenger, champion)
@@ -238,6 +269,16 @@ def decide(
             f"{gain:+.4f}, but the {gate.confidence:.0%} interval of the improvement "
             f"[{interval[0]:+.4f}, {interval[1]:+.4f}] does not clear {min_improvement:.4f}",
             unproven=True,
+        )
+    if replayed is not None and not (
+        metric.improvement(replayed.challenger, replayed.champion) >= 0
+    ):
+        return verdict(
+            False,
+            f"challenger {metric.name}={challenger:.4f} beats champion {champion:.4f}, but "
+            f"on the newest {replayed.rows} labelled requests (gate.replay_last) its "
+            f"{metric.name}={replayed.challenger:.4f} is worse than the champion's "
+            f"{replayed.champion:.4f}",
         )
     return verdict(
         True,

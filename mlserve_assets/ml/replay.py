@@ -3,7 +3,7 @@
 The requests are the ones the service answered and clients labelled, as the log holds them: the
 versions that answered them live are the baseline ("served"), and each replayed version's
 improvement over it comes with the gate's paired bootstrap interval over the same requests
-(``mlserve_assets.ml.gate.paired_gains``), so a difference noise could explain shows as one.
+(``mlserve_assets.ml.bootstrap.paired_gains``), so a difference noise could explain shows as one.
 Scoring the versions is the caller's (the CLI scores through the serving path); this is pure.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlserve_assets.ml.gate import interval_of, paired_gains
+from mlserve_assets.ml.bootstrap import interval_of, paired_gains
 from mlserve_assets.ml.metrics import Metric
 
 

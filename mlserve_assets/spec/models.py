@@ -55,6 +55,12 @@ class Gate(Strict):
     them; the embedded default's local key is the owner's and always trusted): what it cannot
     carry goes to the base test rows, which no label sender can touch. One key's labels then
     cannot tell the gate alone that the world changed against the reference rows.
+
+    ``replay_last`` makes the gate replay the newest logged requests: the challenger must also be
+    no worse than the champion on the newest ``replay_last`` held-out labels (requests the service
+    answered and clients labelled; no training saw them), scored by both versions. The weighted
+    evidence can favour a challenger that is better on older traffic and the base rows while it
+    already loses on the newest requests; this rule holds such a challenger.
     """
 
     threshold: float
@@ -63,6 +69,7 @@ class Gate(Strict):
     base_weight: float = Field(default=0.1, ge=0, le=1)
     source_share: float = Field(default=0.5, gt=0, le=1)
     trusted_sources: list[str] = Field(default_factory=list)
+    replay_last: int | None = Field(default=None, gt=0)
 
 
 class RetrainData(Strict):

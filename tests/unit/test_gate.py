@@ -293,3 +293,43 @@ def test_the_held_streak_counts_the_newest_decided_versions_held_in_a_row(outcom
 def test_a_pass_ends_the_streak_and_undecided_versions_do_not():
     assert held_streak(["pending", "held", "held", "passed", "held"]) == 2
     assert held_streak([]) == 0
+
+
+def test_replay_last_holds_a_challenger_that_loses_on_the_newest_labelled_requests():
+    frame = pd.DataFrame({"i": np.arange(100), "y": np.arange(100) % 2})
+    feedback = pd.DataFrame({"i": np.arange(100, 400), "y": np.arange(300) % 2}).assign(
+        prediction_id=[f"{n:032x}" for n in range(300)], received_at=np.arange(300.0)
+    )
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
+    truth = np.concatenate([frame["y"], feedback["y"]])
+    # The challenger is right everywhere but on the 40 newest labels; the champion right on 70%.
+    challenger, champion = truth.copy(), _answers(truth, 120, 1)
+    challenger[-40:] = 1 - challenger[-40:]
+    gate_rows = sorted(data.feedback_gate.x["i"])
+    newest = gate_rows[-10:]  # received_at = i - 100: the newest gate labels are the largest i
+    expected = (
+        accuracy_score(truth[newest], challenger[newest]),
+        accuracy_score(truth[newest], champion[newest]),
+    )
+    assert expected[0] < expected[1], "the newest gate labels must fall in the challenger's bad 40"
+    gate = Gate(threshold=0.5, source_share=1.0)
+    plain, _ = judge(ACCURACY, gate, data, Fixed(challenger), Fixed(champion))
+    assert plain.promote, plain.reason
+    replaying = gate.model_copy(update={"replay_last": 10})
+    held, evidence = judge(ACCURACY, replaying, data, Fixed(challenger), Fixed(champion))
+    assert not held.promote and not held.unproven
+    assert "newest 10 labelled requests" in held.reason
+    part = evidence.parts["replay"]
+    assert (part["rows"], part["challenger"], part["champion"]) == (10, *expected)
+    # Not worse on the newest labels: the rule lets the gate's own verdict stand.
+    kept, _ = judge(ACCURACY, replaying, data, Fixed(truth), Fixed(champion))
+    assert kept.promote, kept.reason
+
+
+def test_replay_last_has_nothing_to_replay_before_any_request_is_labelled():
+    frame = pd.DataFrame({"i": np.arange(100), "y": np.arange(100) % 2})
+    data = split_dataset(frame, ["i"], "y", Split(stratify=False))
+    truth = frame["y"].to_numpy()
+    gate = Gate(threshold=0.5, replay_last=10)
+    decision, evidence = judge(ACCURACY, gate, data, Fixed(truth), Fixed(_answers(truth, 30, 1)))
+    assert decision.promote and "replay" not in evidence.parts

@@ -67,6 +67,7 @@ BAD = [
         "greater than or equal to 0",
     ),
     ("gate", None, "gate", "Field required"),
+    ("gate", {"threshold": 0.5, "replay_last": 0}, "gate.replay_last", "greater than 0"),
     ("candidates", [], "candidates", "at least 1 item"),
     ("name", "Bad Name!", "name", "lower-case letters"),
     ("source", {"kind": "file", "path": "missing.csv"}, "source", "does not exist"),
