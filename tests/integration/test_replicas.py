@@ -1,0 +1,181 @@
+"""Three serving replicas behind haproxy, sharing a PostgreSQL log and one registry.
+
+They must agree on the version after a promotion (within a bound, not a poll interval), take
+feedback for a prediction another replica answered, and lose no answered prediction, nor log a
+request twice, when one is killed with SIGKILL under load. Real processes throughout: `bentoml
+serve` replicas, haproxy with the production stack's configuration, a throw-away PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sklearn.datasets import load_breast_cancer
+
+from harness.project import AUTH, service_env
+from harness.registries import champion_copy, move, registry_copy
+from harness.replicas import Replicas, replicas
+from serving.store.predictions import PredictionStore
+from serving.store.tables import feedback, predictions
+
+MODEL = "breast_cancer"
+RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
+SKEW_BOUND = 3.0
+"""Seconds from a recorded move until every replica answers with the new version.
+
+The replicas poll the registry only every 60 s here: only the move's announcement can meet it.
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(trained, postgres, tmp_path_factory) -> Iterator[tuple[Replicas, str, str]]:
+    folder = tmp_path_factory.mktemp("replicas")
+    uri = registry_copy(trained, folder)
+    db_url = postgres.create_database("replicas")
+    env = service_env(replace(trained, mlflow_tracking_uri=uri), MODEL, db_url, folder / "spool.db")
+    env["MLSERVE_POLL_SECONDS"] = "60"
+    with replicas(env, folder) as running:
+        yield running, uri, db_url
+
+
+def _version(url: str) -> str:
+    return httpx.get(f"{url}/model", headers=AUTH, timeout=10).json()["version"]
+
+
+def test_every_replica_serves_a_promotion_within_the_bound(stack, record_property):
+    running, uri, db_url = stack
+    current, copy = champion_copy(uri, MODEL)
+    assert {_version(url) for url in running.urls} == {str(current.version)}
+
+    def swapped_after(url: str, start: float) -> float:
+        while _version(url) != str(copy.version):
+            assert time.monotonic() - start < 30, f"{url} still serves v{current.version}"
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    start = time.monotonic()
+    move(uri, db_url, MODEL, str(copy.version))
+    with ThreadPoolExecutor(len(running.urls)) as pool:
+        lags = list(pool.map(lambda url: swapped_after(url, start), running.urls))
+    record_property("seconds_to_new_version_per_replica", [round(lag, 2) for lag in lags])
+    assert max(lags) < SKEW_BOUND
+    answers = httpx.post(
+        f"{running.balancer}/predict", json={"records": RECORDS[:30]}, timeout=30
+    ).json()["predictions"]
+    assert {a["model_version"] for a in answers} == {str(copy.version)}
+
+
+def test_feedback_through_any_replica_for_a_prediction_another_answered(stack):
+    running, _, db_url = stack
+    sent = {}
+    for i, url in enumerate(running.urls):
+        answer = httpx.post(f"{url}/predict", json={"records": [RECORDS[i]]}, timeout=30)
+        prediction_id = answer.json()["predictions"][0]["prediction_id"]
+        other = running.urls[(i + 1) % len(running.urls)]
+        label = httpx.post(
+            f"{other}/feedback",
+            json={"prediction_id": prediction_id, "ground_truth": 1},
+            headers=AUTH,
+            timeout=30,
+        )
+        assert label.status_code == 201, label.text
+        sent[prediction_id] = 1
+    store = PredictionStore(db_url)
+    with store.engine.connect() as conn:
+        query = sa.select(feedback.c.prediction_id).where(feedback.c.prediction_id.in_(list(sent)))
+        stored = set(conn.execute(query).scalars())
+    store.dispose()
+    assert stored == set(sent)
+
+
+MARKED = "mean radius"
+
+
+def _mark(features: dict) -> int:
+    return round((features[MARKED] - 10.0) / 1e-4)
+
+
+class Load:
+    """Threads sending single records through the balancer, each request marked by its number.
+
+    The mark is the request's ``mean radius`` (10 + number / 10^4), so a request logged twice
+    shows as a mark logged twice whatever its prediction ids.
+    """
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url, self.answered, self.failed = url, {}, []
+        self._next, self._lock, self._stop = 0, threading.Lock(), threading.Event()
+        self._threads = [threading.Thread(target=self._send) for _ in range(threads)]
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while not self._stop.is_set():
+                with self._lock:
+                    mark, self._next = self._next, self._next + 1
+                record = RECORDS[mark % len(RECORDS)] | {MARKED: 10.0 + mark * 1e-4}
+                try:
+                    response = http.post(f"{self.url}/predict", json={"records": [record]})
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    self.answered[response.json()["predictions"][0]["prediction_id"]] = mark
+                else:
+                    self.failed.append(f"{response.status_code} {response.text[:200]}")
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def wait_for(self, more: int) -> None:
+        target, deadline = len(self.answered) + more, time.monotonic() + 60
+        while len(self.answered) < target:
+            assert time.monotonic() < deadline, f"{len(self.answered)} answers of {target}"
+            time.sleep(0.05)
+
+
+def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_twice(
+    stack, record_property
+):
+    running, _, db_url = stack
+    started = time.time()
+    with Load(running.balancer) as load:
+        load.wait_for(300)
+        running.kill(0)
+        killed_at = len(load.answered)
+        load.wait_for(300)
+    assert len(load.answered) >= killed_at + 300, "the other replicas kept answering"
+    store = PredictionStore(db_url)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(predictions.c.prediction_id, predictions.c.features).where(
+                predictions.c.model_name == MODEL, predictions.c.created_at >= started
+            )
+        ).all()
+    store.dispose()
+    logged = {row.prediction_id: _mark(row.features) for row in rows}
+    missing = set(load.answered) - set(logged)
+    assert not missing, f"{len(missing)} answered predictions are not in the log"
+    assert all(logged[p] == mark for p, mark in load.answered.items()), (
+        "an answer's row is another's"
+    )
+    marks = list(logged.values())
+    assert len(marks) == len(set(marks)), "a request was logged twice"
+    record_property(
+        "kill",
+        f"{len(load.answered)} answered ({killed_at} before the kill), {len(load.failed)} "
+        f"refused around it, {len(logged) - len(load.answered)} logged but never answered",
+    )
