@@ -9,7 +9,6 @@ their environment names. The balancer runs the production stack's own configurat
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.servers import free_port, managed_process, wait_until_ready
+from harness.servers import (
+    family,
+    free_port,
+    managed_process,
+    signal_groups,
+    wait_until_ready,
+)
 from mlserve_assets.settings import PROJECT_ROOT
 
 HAPROXY_CONFIG = PROJECT_ROOT / "infra" / "haproxy" / "haproxy.cfg"
@@ -38,9 +43,14 @@ class Replicas:
     processes: list[subprocess.Popen]
 
     def kill(self, index: int) -> None:
-        """SIGKILL replica ``index`` and everything it started: no shutdown hook runs."""
-        os.killpg(self.processes[index].pid, signal.SIGKILL)
-        self.processes[index].wait(10)
+        """SIGKILL replica ``index`` and everything it started: no shutdown hook runs.
+
+        Its worker too, which BentoML runs in a session of its own: killed with the server's
+        group alone, it kept answering on the inherited socket (a kill that lost nothing).
+        """
+        process = self.processes[index]
+        signal_groups(family(process.pid), signal.SIGKILL)
+        process.wait(10)
 
 
 @contextmanager

@@ -45,18 +45,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def family(pid: int) -> list[psutil.Process]:
+    """``pid`` and everything it started, whatever session each runs in.
+
+    BentoML starts each worker in a session of its own: signalling the server's group alone
+    leaves a worker that still holds the listening socket and answers.
+    """
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_groups(procs: list[psutil.Process], signum: signal.Signals) -> None:
+    """``signum`` to the process group of each of ``procs`` that still runs."""
+    groups = set()
+    for proc in procs:
+        with suppress(ProcessLookupError, psutil.NoSuchProcess):
+            groups.add(os.getpgid(proc.pid))
+    for group in groups:
+        with suppress(ProcessLookupError):
+            os.killpg(group, signum)
+
+
 def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """End a process and everything it started."""
+    """End a process and everything it started: TERM, and KILL what is left after ``timeout``.
+
+    Every process of the family gets the time to finish (a log writer commits what it holds
+    when its service closes it); only what outlives it is killed.
+    """
     if proc.poll() is not None:
         return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
+    procs = family(proc.pid)
+    signal_groups(procs, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    signal_groups(alive, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
         proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-    except ProcessLookupError:
-        pass
 
 
 def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:

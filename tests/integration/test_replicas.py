@@ -156,6 +156,8 @@ def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_
         load.wait_for(300)
         running.kill(0)
         killed_at = len(load.answered)
+        with pytest.raises(httpx.ConnectError):  # nothing of it answers any more
+            httpx.get(f"{running.urls[0]}/readyz", timeout=5)
         load.wait_for(300)
     assert len(load.answered) >= killed_at + 300, "the other replicas kept answering"
     store = PredictionStore(db_url)
