@@ -3,7 +3,8 @@
 ``make bench`` runs it; ``make bench BENCH_ARGS="--db postgres"`` puts every prediction log on a
 local PostgreSQL cluster with fsync on (and runs the loop on the production services). Sections:
 serving (the service against the common template and two anchors), families (three
-champion families by scikit-learn and by their ONNX twin), memory (RSS after 100k
+champion families by scikit-learn and by their ONNX twin), replicas (1-3 replicas behind
+haproxy, the knee), memory (RSS after 100k
 predictions, and a ``--soak``), growth (what reads the log at 10k-1M rows), training (spec ->
 champion against a hand-written script), selection (retraining's choice and gate over draws of
 the prediction ids) and the loop (threshold -> new version answering).
@@ -21,14 +22,23 @@ from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 
-from bench import families, growth, loop, memory, selection, serving, training
+from bench import families, growth, loop, memory, replicas, selection, serving, training
 from bench.report import Bench, Row, table
 from bench.store import bench_settings
 from harness.project import train
 from harness.servers import postgres_cluster
 
-SECTIONS = ("serving", "families", "memory", "growth", "training", "selection", "loop")
-SERVED = ("serving", "families", "memory", "growth")
+SECTIONS = (
+    "serving",
+    "families",
+    "replicas",
+    "memory",
+    "growth",
+    "training",
+    "selection",
+    "loop",
+)
+SERVED = ("serving", "families", "replicas", "memory", "growth")
 
 
 def main() -> None:
@@ -84,6 +94,9 @@ def main() -> None:
                 args.connections,
                 args.rate,
                 args.families.split(","),
+            ),
+            "replicas": lambda: replicas.measure(
+                bench, settings, args.seconds, args.connections, args.rate
             ),
             "memory": lambda: memory.measure(
                 bench, settings, args.soak, args.rate, args.predictions
