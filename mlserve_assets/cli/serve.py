@@ -7,7 +7,9 @@ like any other prediction.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -75,8 +77,25 @@ def serve(model_name: str, host: str, port: int, wait_seconds: float) -> None:
                 sys.exit(1)
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
     click.echo(f"serving {tag}")
+    os.environ["BENTOML_HOME"] = str(_replica_home(settings.bentoml_home, port))
     bentoml_bin = str(Path(sys.executable).parent / "bentoml")
     os.execv(bentoml_bin, [bentoml_bin, "serve", tag, "--host", host, "--port", str(port)])
+
+
+def _replica_home(shared: Path, port: int) -> Path:
+    """A BentoML home of this server's own, whose bentos and models are the shared home's.
+
+    BentoML empties ``$BENTOML_HOME/prometheus_multiproc_dir`` when a server starts and keeps its
+    counters there: replicas serving from one shared home (the stack's volume) would wipe and
+    count each other's requests. The folder is the machine's (a container's own), one per port.
+    """
+    home = Path(tempfile.gettempdir()) / f"mlserve-serving-{port}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    for store in ("bentos", "models"):
+        (shared / store).mkdir(parents=True, exist_ok=True)
+        (home / store).symlink_to((shared / store).resolve(), target_is_directory=True)
+    return home
 
 
 @click.command()

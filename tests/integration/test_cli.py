@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import numpy as np
 import yaml
 from mlflow import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.tree import DecisionTreeClassifier
 
@@ -62,16 +64,32 @@ def test_serve_runs_the_newest_bento_and_explains_when_there_is_none(trained, tm
         trained.mlflow_tracking_uri, trained.mlflow_tracking_uri
     ).get_model_version_by_alias("breast_cancer", "champion")
     records = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(2)
-    port = free_port()
-    cmd = [MLSERVE, "serve", "breast_cancer", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with managed_process(cmd, env, tmp_path / "serve.log", f"{url}/readyz"):
-        response = httpx.post(
-            f"{url}/predict", json={"records": records.to_dict("records")}, timeout=30
-        )
-    assert response.status_code == 200, response.text
+    with ExitStack() as replicas:
+        # Two replicas on one BentoML home, as the stack's replicas share its volume: each
+        # counts its own requests (BentoML empties its home's metrics folder at start).
+        urls = []
+        for replica in ("a", "b"):
+            port = free_port()
+            cmd = [MLSERVE, "serve", "breast_cancer", "--port", str(port)]
+            urls.append(f"http://127.0.0.1:{port}")
+            ready = f"{urls[-1]}/readyz"
+            replicas.enter_context(managed_process(cmd, env, tmp_path / f"{replica}.log", ready))
+        for url, times in zip(urls, (1, 3), strict=True):
+            for _ in range(times):
+                response = httpx.post(
+                    f"{url}/predict", json={"records": records.to_dict("records")}, timeout=30
+                )
+                assert response.status_code == 200, response.text
+        counted = [_predictions_counted(url) for url in urls]
     versions = {a["model_version"] for a in response.json()["predictions"]}
     assert versions == {str(champion.version)}
+    assert counted == [2.0, 6.0]
+
+
+def _predictions_counted(url: str) -> float:
+    metrics = text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text)
+    family = next(f for f in metrics if f.name == "mlserve_predictions")
+    return sum(s.value for s in family.samples if s.name == "mlserve_predictions_total")
 
 
 def test_bento_releases_the_registry_champion_building_it_where_the_home_has_none(
