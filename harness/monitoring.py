@@ -93,7 +93,7 @@ def monitoring(folder: Path, service: str) -> Iterator[tuple[str, Webhook]]:
         with alertmanager(folder, webhook) as am_url:
             prometheus = (INFRA / "prometheus/prometheus.yml").read_text()
             for stack, here in (
-                ("serving:3000", service),
+                ('"serving-1:3000", "serving-2:3000", "serving-3:3000"', f'"{service}"'),
                 ("alertmanager:9093", am_url.removeprefix("http://")),
                 ("localhost:9090", f"127.0.0.1:{prom_port}"),
                 ("scrape_interval: 10s", "scrape_interval: 1s"),

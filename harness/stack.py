@@ -32,10 +32,13 @@ IMAGES = {
     "dagster-code": ("localhost/mlserve:test", "infra/Dockerfile"),
     "dagster-webserver": ("localhost/mlserve:test", "infra/Dockerfile"),
     "dagster-daemon": ("localhost/mlserve:test", "infra/Dockerfile"),
-    "serving": ("localhost/mlserve:test", "infra/Dockerfile"),
+    **{f"serving-{i}": ("localhost/mlserve:test", "infra/Dockerfile") for i in (1, 2, 3)},
+    "balancer": ("localhost/mlserve-haproxy:test", "infra/haproxy/Dockerfile"),
     "prometheus": ("localhost/mlserve-prometheus:test", "infra/prometheus/Dockerfile"),
     "alertmanager": ("localhost/mlserve-alertmanager:test", "infra/alertmanager/Dockerfile"),
 }
+RUN_LABEL = "mlserve-stack"
+"""The label on the containers a stack's run launcher starts, valued with the stack's prefix."""
 # The port each service listens on inside the compose network.
 COMPOSE_PORTS = {
     "postgres": 5432,
@@ -43,7 +46,8 @@ COMPOSE_PORTS = {
     "mlflow": 5000,
     "dagster-code": 4000,
     "dagster-webserver": 3000,
-    "serving": 3000,
+    **{f"serving-{i}": 3000 for i in (1, 2, 3)},
+    "balancer": 3000,
     "prometheus": 9090,
     "alertmanager": 9093,
 }
@@ -105,6 +109,7 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     started_services: list[str] = field(default_factory=list)
+    api: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
         self.compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -198,8 +203,38 @@ class Stack:
                 raise AssertionError(f"{service} {why}; its log:\n{self.logs(service)}")
             time.sleep(1)
 
+    def docker_api(self) -> Path:
+        """Podman's Docker-compatible API on a socket of this run: what the run launcher calls.
+
+        The daemon's and webserver's containers mount it where the compose file mounts the
+        host's Docker socket; the containers it starts for runs carry ``RUN_LABEL``.
+        """
+        socket = self.root / "docker.sock"
+        log = (self.root / "docker-api.log").open("w")
+        self.api = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            assert time.monotonic() < deadline, "podman's API did not start"
+            time.sleep(0.1)
+        return socket
+
+    def run_containers(self) -> list[dict]:
+        """The containers the run launcher started for this stack's runs, as podman sees them."""
+        done = podman(
+            "ps", "-a", "--filter", f"label={RUN_LABEL}={self.prefix}", "--format", "json"
+        )
+        return json.loads(done.stdout or "[]")
+
     def stop(self) -> None:
-        """Remove every container this run started, newest first, and the volumes."""
-        for name in reversed(self.started):
+        """Remove every container this run started (runs' too), newest first, and the volumes."""
+        for name in [c["Id"] for c in self.run_containers()] + list(reversed(self.started)):
             podman("rm", "-f", "-t", "5", name, timeout=60)
+        if self.api is not None:
+            self.api.terminate()
+            self.api.wait(30)
         shutil.rmtree(self.root / "volumes", ignore_errors=True)

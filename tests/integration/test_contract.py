@@ -89,7 +89,7 @@ def contract(trained, tmp_path_factory) -> Iterator[Contract]:
     db = root / "predictions.db"
     env = service_env(trained, "diabetes", f"sqlite:///{db}", root / "spool.db")
     del env["MLSERVE_API_KEYS"]
-    serving_env = COMPOSE["services"]["serving"]["environment"]
+    serving_env = COMPOSE["services"]["serving-1"]["environment"]
     env |= {
         "MLSERVE_API_KEYS_FILE": str(keys),
         "MLSERVE_OPEN_SCOPES": _compose_default(serving_env["MLSERVE_OPEN_SCOPES"]),

@@ -55,7 +55,10 @@ def test_every_build_and_mount_the_compose_file_names_exists():
         "mlflow",
         "dagster-webserver",
         "dagster-daemon",
-        "serving",
+        "serving-1",
+        "serving-2",
+        "serving-3",
+        "balancer",
         "prometheus",
         "grafana",
     } <= set(COMPOSE["services"])
@@ -120,11 +123,43 @@ def test_every_alert_fires_on_its_series_and_only_then():
     assert tested == {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
 
 
-def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
-    manifest = INFRA / "k8s/serving.yaml"
+SETTINGS = {
+    "MLFLOW_TRACKING_URI": "http://mlflow.mlserve.svc:5000",
+    "MLSERVE_PREDICTIONS_URL": "postgresql+psycopg2://mlserve:pw@postgres.mlserve.svc/predictions",
+    "DAGSTER_POSTGRES_URL": "postgresql+psycopg2://dagster:pw@postgres.mlserve.svc/dagster",
+}
+
+
+def _helm_template(tmp_path: Path, *values: str) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "helm"), "template", "mlserve", str(INFRA / "helm/mlserve")]
+    for name, value in SETTINGS.items():
+        cmd += ["--set-string", f"settings.{name}={value}"]
+    for value in values:
+        cmd += ["--set", value]
+    return _run(*cmd)
+
+
+def test_the_helm_release_renders_validates_and_matches_the_stack(tmp_path):
+    chart = INFRA / "helm/mlserve"
+    linted = _run(
+        str(BIN / "helm"),
+        "lint",
+        "--strict",
+        str(chart),
+        "--set-string",
+        f"settings.MLFLOW_TRACKING_URI={SETTINGS['MLFLOW_TRACKING_URI']}",
+        "--set-string",
+        f"settings.MLSERVE_PREDICTIONS_URL={SETTINGS['MLSERVE_PREDICTIONS_URL']}",
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    rendered = _helm_template(tmp_path)
+    assert rendered.returncode == 0, rendered.stderr
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(rendered.stdout)
     done = _run(str(BIN / "kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
     assert done.returncode == 0, done.stdout + done.stderr
-    docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered.stdout)}
+    assert set(docs) == {"Secret", "Service", "HorizontalPodAutoscaler", "StatefulSet"}
     pod = docs["StatefulSet"]["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True  # and the image's user is not root
@@ -132,15 +167,22 @@ def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
     spool = next(m for m in container["volumeMounts"] if m["name"] == "spool")
     [claim] = docs["StatefulSet"]["spec"]["volumeClaimTemplates"]  # outlives the pod
     assert claim["metadata"]["name"] == spool["name"]
-    assert container["image"] == COMPOSE["services"]["serving"]["image"]
+    assert container["image"] == COMPOSE["services"]["serving-1"]["image"]
     port = int(container["command"][container["command"].index("--port") + 1])
     assert container["ports"][0]["containerPort"] == port
-    assert COMPOSE["services"]["serving"]["ports"][0].endswith(f":{port}")
+    assert COMPOSE["services"]["balancer"]["environment"]["REPLICA_1"].endswith(f":{port}")
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
     target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("StatefulSet", "mlserve-serving")
-    values = yaml.safe_load((INFRA / "k8s/dagster-values.yaml").read_text())
+    # One Secret: the serving pods and Dagster's code location and run pods read the same one.
+    secret = docs["Secret"]
+    assert secret["stringData"] == SETTINGS
+    [source] = container["envFrom"]
+    assert source["secretRef"]["name"] == secret["metadata"]["name"]
+    values = yaml.safe_load((INFRA / "helm/dagster-values.yaml").read_text())
     [code] = values["dagster-user-deployments"]["deployments"]
+    assert code["envSecrets"] == [{"name": secret["metadata"]["name"]}]
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"] == code["envSecrets"]
     assert f"{code['image']['repository']}:{code['image']['tag']}" == container["image"]
     # Runs in pods of their own, queued as on the compose stack: the same limits, one per model.
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -152,6 +194,24 @@ def test_kubernetes_manifests_validate_and_match_the_image_and_ports():
     limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert queue["tagConcurrencyLimits"] == limits
     assert {limit["key"] for limit in limits} == {MODEL_RUN_TAG}
+
+
+def test_the_helm_release_refuses_missing_settings_and_bad_values(tmp_path):
+    chart = [str(BIN / "helm"), "template", "mlserve", str(INFRA / "helm/mlserve")]
+    missing = _run(*chart)
+    assert missing.returncode != 0
+    assert "settings.MLFLOW_TRACKING_URI" in missing.stderr
+    for bad, why in (
+        ("replicas.cpuUtilization=170", "cpuUtilization"),
+        ("model=Bad-Name", "model"),
+        ("colour=blue", "colour"),
+    ):
+        refused = _helm_template(tmp_path, bad)
+        assert refused.returncode != 0, bad
+        assert why in refused.stderr and "values don't meet the specifications" in refused.stderr
+    made_elsewhere = _run(*chart, "--set", "existingSecret=true")
+    assert made_elsewhere.returncode == 0, made_elsewhere.stderr
+    assert "kind: Secret" not in made_elsewhere.stdout
 
 
 def _metric_names(expr: str) -> set[str]:

@@ -118,8 +118,10 @@ def test_every_declared_dependency_is_used():
         for d in providers.get(module.split(".")[0], [])
     }
     # Installed for what they run, not imported: the UI's server, Dagster's PostgreSQL storage
-    # (named in infra/dagster/dagster.yaml), PostgreSQL's driver (named by URL) and MLflow's S3
-    # artifact client (named by an s3:// location), and the `dg` CLI for component projects.
-    run_only = {"dagster-webserver", "dagster-postgres", "psycopg2-binary", "boto3"}
+    # and Docker run launcher (named in infra/dagster/dagster.yaml), PostgreSQL's driver (named
+    # by URL) and MLflow's S3 artifact client (named by an s3:// location), and the `dg` CLI for
+    # component projects.
+    run_only = {"dagster-webserver", "dagster-postgres", "dagster-docker", "psycopg2-binary"}
+    run_only |= {"boto3"}
     run_only |= {"dagster-dg-cli", "uv"}  # and uv, which BentoML's bento build runs
     assert _declared() - used - run_only == set()

@@ -19,8 +19,8 @@ def test_no_console_listens_on_every_interface_by_default():
         for port in service.get("ports", []):
             parts = interpolate(port, {}).split(":")
             bound = parts[0] if len(parts) == 3 else "0.0.0.0"
-            # The service's API alone is published: every route needs a key there.
-            assert bound == ("0.0.0.0" if name == "serving" else "127.0.0.1"), (name, port)
+            # The service's API alone is published (the balancer): every route needs a key there.
+            assert bound == ("0.0.0.0" if name == "balancer" else "127.0.0.1"), (name, port)
 
 
 def test_every_secret_is_required_and_none_is_on_a_command_line():
@@ -47,3 +47,11 @@ def test_every_image_runs_its_process_as_a_user_other_than_root():
             assert 'exec su postgres -c "postgres' in entrypoint
             continue
         assert users and users[-1] not in {"root", "0"}, dockerfile
+
+
+def test_a_run_container_gets_every_setting_of_the_stack():
+    # The run launcher passes settings by name from the daemon's environment: a setting added
+    # to the stack and not to this list would be missing in every run.
+    instance = yaml.safe_load((PROJECT_ROOT / "infra/dagster/dagster.yaml").read_text())
+    passed = instance["run_launcher"]["config"]["env_vars"]
+    assert sorted(passed) == sorted(COMPOSE["x-mlserve-env"])
