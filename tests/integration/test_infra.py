@@ -158,6 +158,14 @@ def test_the_helm_release_renders_validates_and_matches_the_stack(tmp_path):
     manifest.write_text(rendered.stdout)
     done = _run(str(BIN / "kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
     assert done.returncode == 0, done.stdout + done.stderr
+    linted = _run(
+        str(BIN / "yamllint"),
+        "--strict",
+        "-d",
+        "{extends: default, rules: {document-start: disable, line-length: {max: 120}}}",
+        str(manifest),
+    )
+    assert linted.returncode == 0, linted.stdout
     docs = {d["kind"]: d for d in yaml.safe_load_all(rendered.stdout)}
     assert set(docs) == {"Secret", "Service", "HorizontalPodAutoscaler", "StatefulSet"}
     pod = docs["StatefulSet"]["spec"]["template"]["spec"]
