@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,6 @@ REGRESSION_TOLERANCE = 1e-4
 def digest(path: Path) -> str:
     """The file's SHA-256, as the verdict records it."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def default_threads() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's count)."""
-    return len(os.sched_getaffinity(0))
 
 
 class OnnxTwin:
