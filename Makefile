@@ -50,7 +50,8 @@ bench: setup-dev
 # fills those waits: 10:11 against 11:14 for the same tests, measured one after the other. Four
 # workers: 13:24 (the modules' own times grow by a third). --no-loadscope-reorder keeps the
 # longest-first order of tests/conftest.py: xdist's default sorts modules by their number of tests.
-INTEGRATION := -n 3 --dist loadfile --no-loadscope-reorder tests/integration
+# The slowest tests are printed at the end, so a CI log says where the tier's time went.
+INTEGRATION := -n 3 --dist loadfile --no-loadscope-reorder --durations=25 tests/integration
 
 test: setup-dev lint
 	$(VENV)/bin/python -m pytest -q tests/unit
