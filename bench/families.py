@@ -10,7 +10,6 @@ the family's anchor.
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import ExitStack
 
@@ -20,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench.load import bodies as request_bodies
 from bench.load import drive
 from bench.report import Bench, Row
 from bench.store import bench_env
@@ -55,10 +55,7 @@ def measure(
     work.mkdir()
     cancer = load_breast_cancer(as_frame=True)
     fit, held_out = cancer.data.iloc[::2], cancer.data.iloc[1::2]
-    bodies = {
-        "1 record": json.dumps({"records": held_out.head(1).to_dict("records")}),
-        "100 records": json.dumps({"records": held_out.head(100).to_dict("records")}),
-    }
+    bodies = request_bodies(held_out)
     moderate = f"1 record at {rate}/s"
     registry = MlflowRegistry(
         tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.artifact_location

@@ -6,10 +6,13 @@ answers that were not 2xx.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from bench.report import median
 from harness.project import API_KEY
@@ -19,6 +22,14 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 wrk.body = [[{body}]]
 """
+
+
+def bodies(features: pd.DataFrame) -> dict[str, str]:
+    """The request bodies every serving section sends: the first record, the first hundred."""
+    return {
+        "1 record": json.dumps({"records": features.head(1).to_dict("records")}),
+        "100 records": json.dumps({"records": features.head(100).to_dict("records")}),
+    }
 
 
 def wrk(url: str, body: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:

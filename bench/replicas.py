@@ -9,11 +9,11 @@ the same cores. Capacity guidance (docs/capacity.md) is read from these rows.
 
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 
 from sklearn.datasets import load_breast_cancer
 
+from bench.load import bodies as request_bodies
 from bench.load import drive
 from bench.report import Bench, Row
 from bench.store import bench_env
@@ -31,10 +31,7 @@ def measure(
     work = bench.work / "replicas"
     work.mkdir()
     features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
-    bodies = {
-        "1 record": json.dumps({"records": features.head(1).to_dict("records")}),
-        "100 records": json.dumps({"records": features.head(100).to_dict("records")}),
-    }
+    bodies = request_bodies(features)
     with ExitStack() as stack:
         urls: dict[str, str] = {}
         for count in range(1, SLOTS + 1):

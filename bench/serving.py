@@ -9,12 +9,12 @@ the same model with no logging at all.
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import ExitStack
 
 from sklearn.datasets import load_breast_cancer
 
+from bench.load import bodies as request_bodies
 from bench.load import drive
 from bench.report import Bench, Row
 from bench.store import bench_env
@@ -47,10 +47,7 @@ def measure(
     work = bench.work / "serving"
     work.mkdir()
     features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
-    bodies = {
-        "1 record": json.dumps({"records": features.head(1).to_dict("records")}),
-        "100 records": json.dumps({"records": features.head(100).to_dict("records")}),
-    }
+    bodies = request_bodies(features)
 
     def env(name: str) -> dict[str, str]:
         log = "false" if name == "nolog" else "true"

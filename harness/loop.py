@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import yaml
 from mlflow import MlflowClient
 
 from harness.project import AUTH, owner_key, service_env, train, write_spec
@@ -200,10 +201,23 @@ def _backends(kind: str, tmp_path: Path) -> Iterator[dict[str, str | None]]:
                 "tracking": tracking,
                 "artifacts": None,
                 "predictions": predictions_db,
-                "dagster_home": str(PROJECT_ROOT / "infra/dagster"),
+                "dagster_home": str(_process_launched(tmp_path / "dagster-home")),
                 "dagster_postgres": dagster_db,
                 "s3": s3.url,
             }
+
+
+def _process_launched(home: Path) -> Path:
+    """The production instance (infra/dagster/dagster.yaml), its runs launched as processes.
+
+    The stack launches each run in a container through the Docker API; here the daemon runs on
+    this machine, so its runs do too (the containers' launcher is tested by the stack's test).
+    """
+    instance = yaml.safe_load((PROJECT_ROOT / "infra/dagster/dagster.yaml").read_text())
+    del instance["run_launcher"]
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    return home
 
 
 @contextmanager

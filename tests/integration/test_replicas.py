@@ -8,7 +8,6 @@ serve` replicas, haproxy with the production stack's configuration, a throw-away
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from sklearn.datasets import load_breast_cancer
 from harness.project import AUTH, service_env
 from harness.registries import champion_copy, move, registry_copy
 from harness.replicas import Replicas, replicas
+from harness.traffic import Traffic
 from serving.store.predictions import PredictionStore
 from serving.store.tables import feedback, predictions
 
@@ -102,49 +102,12 @@ def _mark(features: dict) -> int:
     return round((features[MARKED] - 10.0) / 1e-4)
 
 
-class Load:
-    """Threads sending single records through the balancer, each request marked by its number.
+def _marked(number: int) -> dict:
+    """Request ``number``'s record, marked: its mean radius is 10 + number / 10^4.
 
-    The mark is the request's ``mean radius`` (10 + number / 10^4), so a request logged twice
-    shows as a mark logged twice whatever its prediction ids.
+    A request logged twice then shows as a mark logged twice, whatever its prediction ids.
     """
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url, self.answered, self.failed = url, {}, []
-        self._next, self._lock, self._stop = 0, threading.Lock(), threading.Event()
-        self._threads = [threading.Thread(target=self._send) for _ in range(threads)]
-
-    def _send(self) -> None:
-        with httpx.Client(timeout=30) as http:
-            while not self._stop.is_set():
-                with self._lock:
-                    mark, self._next = self._next, self._next + 1
-                record = RECORDS[mark % len(RECORDS)] | {MARKED: 10.0 + mark * 1e-4}
-                try:
-                    response = http.post(f"{self.url}/predict", json={"records": [record]})
-                except httpx.HTTPError as exc:
-                    self.failed.append(repr(exc))
-                    continue
-                if response.status_code == 200:
-                    self.answered[response.json()["predictions"][0]["prediction_id"]] = mark
-                else:
-                    self.failed.append(f"{response.status_code} {response.text[:200]}")
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-
-    def wait_for(self, more: int) -> None:
-        target, deadline = len(self.answered) + more, time.monotonic() + 60
-        while len(self.answered) < target:
-            assert time.monotonic() < deadline, f"{len(self.answered)} answers of {target}"
-            time.sleep(0.05)
+    return RECORDS[number % len(RECORDS)] | {MARKED: 10.0 + number * 1e-4}
 
 
 def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_twice(
@@ -152,14 +115,15 @@ def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_
 ):
     running, _, db_url = stack
     started = time.time()
-    with Load(running.balancer) as load:
-        load.wait_for(300)
+    with Traffic(running.balancer, _marked, threads=4) as load:
+        load.wait_for(300, timeout=60)
         running.kill(0)
-        killed_at = len(load.answered)
+        killed_at = load.count()
         with pytest.raises(httpx.ConnectError):  # nothing of it answers any more
             httpx.get(f"{running.urls[0]}/readyz", timeout=5)
-        load.wait_for(300)
-    assert len(load.answered) >= killed_at + 300, "the other replicas kept answering"
+        load.wait_for(300, timeout=60)
+    answered = {a["prediction_id"]: n for a, n in zip(load.answers, load.numbers, strict=True)}
+    assert len(answered) >= killed_at + 300, "the other replicas kept answering"
     store = PredictionStore(db_url)
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -169,15 +133,13 @@ def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_
         ).all()
     store.dispose()
     logged = {row.prediction_id: _mark(row.features) for row in rows}
-    missing = set(load.answered) - set(logged)
+    missing = set(answered) - set(logged)
     assert not missing, f"{len(missing)} answered predictions are not in the log"
-    assert all(logged[p] == mark for p, mark in load.answered.items()), (
-        "an answer's row is another's"
-    )
+    assert all(logged[p] == mark for p, mark in answered.items()), "an answer's row is another's"
     marks = list(logged.values())
     assert len(marks) == len(set(marks)), "a request was logged twice"
     record_property(
         "kill",
-        f"{len(load.answered)} answered ({killed_at} before the kill), {len(load.failed)} "
-        f"refused around it, {len(logged) - len(load.answered)} logged but never answered",
+        f"{len(answered)} answered ({killed_at} before the kill), {len(load.failures)} "
+        f"refused around it, {len(logged) - len(answered)} logged but never answered",
     )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from harness.project import AUTH, service_env
 from harness.registries import champion_copy, move, register_new_version, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
+from harness.traffic import Traffic
 from mlserve_assets.resources.bentos import BentoPackager
 from mlserve_assets.resources.registry import MlflowRegistry
 from serving.store.predictions import PredictionStore
@@ -27,51 +27,8 @@ from serving.store.predictions import PredictionStore
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
 
 
-class Traffic:
-    """Threads sending single-record predictions until stopped, keeping every answer."""
-
-    def __init__(self, url: str, threads: int = 2) -> None:
-        self.url = url
-        self.answers: list[dict] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send, args=(i,)) for i in range(threads)]
-
-    def _send(self, offset: int) -> None:
-        with httpx.Client(timeout=30) as http:
-            i = offset
-            while not self._stop.is_set():
-                record = RECORDS[i % len(RECORDS)]
-                try:
-                    response = http.post(f"{self.url}/predict", json={"records": [record]})
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                    continue
-                if response.status_code == 200:
-                    self.answers.extend(response.json()["predictions"])
-                else:
-                    self.failures.append(f"{response.status_code} {response.text}")
-                i += len(self._threads)
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-
-    def count(self) -> int:
-        return len(self.answers)
-
-    def wait_for(self, more: int, timeout: float = 30) -> None:
-        target = self.count() + more
-        deadline = time.monotonic() + timeout
-        while self.count() < target:
-            assert time.monotonic() < deadline, f"only {self.count()} answers, wanted {target}"
-            time.sleep(0.05)
+def _traffic(url: str) -> Traffic:
+    return Traffic(url, lambda n: RECORDS[n % len(RECORDS)])
 
 
 def _spooled(url: str) -> int:
@@ -83,7 +40,7 @@ def test_database_outage_loses_no_answered_prediction(trained, tmp_path):
         db_url = pg.create_database("outage")
         env = service_env(trained, "breast_cancer", db_url, tmp_path / "spool.db")
         with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
-            with Traffic(url) as traffic:
+            with _traffic(url) as traffic:
                 traffic.wait_for(50)
                 pg.stop()
                 during = traffic.count()
@@ -208,7 +165,7 @@ def test_moving_the_champion_alias_swaps_the_served_version(trained, tmp_path):
         "MLFLOW_TRACKING_URI": uri,
     }
     with bentoml_server("serving.service:ModelService", env, tmp_path / "server.log") as url:
-        with Traffic(url) as traffic:
+        with _traffic(url) as traffic:
             traffic.wait_for(20)
             assert {a["model_version"] for a in traffic.answers} == {str(old.version)}
 
@@ -336,7 +293,7 @@ def test_a_swap_between_a_twin_and_scikit_learn_answers_alike_and_loses_nothing(
         _until(lambda: serving(http, url, twin), "the twin served")
         assert http.get(f"{url}/model").json()["runtime"] == "onnx"
         by_twin = http.post(f"{url}/predict", json=batch).json()["predictions"]
-        with Traffic(url) as traffic:
+        with _traffic(url) as traffic:
             traffic.wait_for(20)
             move(uri, log_url, "breast_cancer", plain)
             _until(lambda: serving(http, url, plain), "the swap to scikit-learn")
