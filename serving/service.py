@@ -19,7 +19,6 @@ import logging
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -83,8 +82,6 @@ class ModelService:
     def __init__(self) -> None:
         self.config = config.ServingConfig.from_env()
         self.config.keys.announce(logger)
-        # Inputs arrive as an array in signature order whose names were checked already.
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
         self.metrics = ServiceMetrics()
         self.batcher = PredictBatcher()
         self.store = PredictionStore(self.config.predictions_url)

@@ -9,7 +9,6 @@ requests in the window, a version that cannot be loaded or cannot take the reque
 from __future__ import annotations
 
 import tempfile
-import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -75,9 +74,7 @@ def replay(
                 except Exception as exc:  # an unknown version, an unreachable registry
                     refuse(f"v{version} of {model_name} cannot be read: {exc}")
                 try:
-                    with warnings.catch_warnings():  # fed as the service feeds it: a matrix
-                        warnings.filterwarnings("ignore", message="X does not have valid feature")
-                        predictions[version] = served.replay(records).labels
+                    predictions[version] = served.replay(records).labels
                 except ValueError as exc:
                     refuse(f"v{version} cannot take the logged requests: {exc}")
     report = replayed(model_name, spec.scorer, requests, predictions, confidence)
