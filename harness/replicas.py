@@ -22,6 +22,7 @@ from harness.servers import (
     free_port,
     managed_process,
     signal_groups,
+    wait_gone,
     wait_until_ready,
 )
 from mlserve_assets.settings import PROJECT_ROOT
@@ -47,9 +48,13 @@ class Replicas:
 
         Its worker too, which BentoML runs in a session of its own: killed with the server's
         group alone, it kept answering on the inherited socket (a kill that lost nothing).
+        Returns once every process of it is gone, so its port refuses: before that, a
+        connection could still land in the dying listener's backlog and be reset.
         """
         process = self.processes[index]
-        signal_groups(family(process.pid), signal.SIGKILL)
+        procs = family(process.pid)
+        signal_groups(procs, signal.SIGKILL)
+        assert not wait_gone(procs, 10), f"replica {index} outlived SIGKILL"
         process.wait(10)
 
 

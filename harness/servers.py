@@ -69,6 +69,27 @@ def signal_groups(procs: list[psutil.Process], signum: signal.Signals) -> None:
             os.killpg(group, signum)
 
 
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until none of ``procs`` runs any more; return those still running at ``timeout``.
+
+    A zombie counts as gone: it holds no socket, and whoever reaps it (not always this
+    process: a worker's parent may die first) need not have done so yet.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [proc for proc in procs if _running(proc)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """End a process and everything it started: TERM, and KILL what is left after ``timeout``.
 
