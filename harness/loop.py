@@ -1,21 +1,23 @@
 """The closed loop with real processes, for the loop tests and the benchmark's loop row.
 
-The drift model trained, served, and the Dagster daemon running its sensor; nothing but
-predictions and labels is sent, so the sensor must start the retraining, the gate must decide,
-and the service must pick the new champion up by itself.
+A model trained, served, and the Dagster daemon running its sensor; nothing but predictions and
+labels is sent, so the sensor must start the retraining, the gate must decide, and the service
+must pick the new champion up by itself. The model is the drift example's unless a test declares
+another (a real table's, say).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
@@ -37,7 +39,6 @@ from serving.store.predictions import PredictionStore
 
 LOOP_TIMEOUT = 300
 BATCH = 50
-LABELS = 300  # the budget: the loop must have recovered within this many labels
 MIN_FEEDBACK_ROWS = 150  # the spec's default
 
 
@@ -69,47 +70,51 @@ def drift_spec(path: Path, **retrain: object) -> Path:
 
 @dataclass
 class Loop:
-    """A running loop's handles: the service's URL, the registry, an HTTP client, the log."""
+    """A running loop's handles: the service's URL, the registry, an HTTP client, the log.
+
+    ``model`` is the served model's name and ``features`` what a request carries.
+    """
 
     url: str
     client: MlflowClient
     http: httpx.Client
     store: PredictionStore
     backend: dict[str, str | None]
+    model: str = "drift"
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
 
     def predict(self, rows) -> list[dict]:
         """The service's answers for ``rows`` (a frame holding at least the features)."""
-        response = self.http.post(
-            f"{self.url}/predict", json={"records": rows[FEATURES].to_dict("records")}
-        )
+        records = rows[self.features].to_dict("records")
+        response = self.http.post(f"{self.url}/predict", json={"records": records})
         response.raise_for_status()
         return response.json()["predictions"]
 
     def label(self, answers: list[dict], labels) -> None:
         """Send each answer's ground truth in one batch; every label must be accepted as new."""
         items = [
-            {"prediction_id": a["prediction_id"], "ground_truth": int(g)}
-            for a, g in zip(answers, labels, strict=True)
+            {"prediction_id": a["prediction_id"], "ground_truth": g}
+            for a, g in zip(answers, np.asarray(labels).tolist(), strict=True)
         ]
         results = self.http.post(f"{self.url}/feedback/batch", json={"feedback": items}).json()
         assert {r["status"] for r in results["results"]} == {201}
 
     def champion(self) -> str:
         """The version the alias names now."""
-        return str(self.client.get_model_version_by_alias("drift", "champion").version)
+        return str(self.client.get_model_version_by_alias(self.model, "champion").version)
 
     def versions(self) -> list:
         """Every registered version, oldest first."""
         return sorted(
-            self.client.search_model_versions("name='drift'"), key=lambda v: int(v.version)
+            self.client.search_model_versions(f"name='{self.model}'"), key=lambda v: int(v.version)
         )
 
     def summary(self) -> str:
         """What a failure message needs: each version's gate outcome and labels used, labels in."""
-        total = self.store.labelled_since("drift", 0.0)[0]
+        total = self.store.labelled_since(self.model, 0.0)[0]
         versions = [
             f"v{v.version} {gate_outcome(v)} trained on "
-            f"{total - self.store.labelled_since('drift', feedback_watermark(v))[0]} labels"
+            f"{total - self.store.labelled_since(self.model, feedback_watermark(v))[0]} labels"
             for v in self.versions()
         ]
         return f"{'; '.join(versions)}; {total} labels stored"
@@ -130,7 +135,7 @@ class Loop:
         if passed and str(max(passed, key=int)) != self.champion():
             return False
         used = max(feedback_watermark(v) for v in versions)
-        return self.store.labelled_since("drift", used)[0] < MIN_FEEDBACK_ROWS
+        return self.store.labelled_since(self.model, used)[0] < MIN_FEEDBACK_ROWS
 
     def stream(self, scenario: str, labels: int, noise: float = 0.0, seed: int = 0) -> float:
         """Send rounds of shifted traffic, each labelled one round late.
@@ -139,18 +144,32 @@ class Loop:
         """
         rng = np.random.default_rng(5)
         shift = SCENARIOS[scenario]
+
+        def rounds() -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+            for number in range(labels // BATCH + 1):
+                rows = concept_rows(BATCH, shift.weights(number), seed=seed + number)
+                truth = rows["label"].to_numpy()
+                flips = rng.uniform(size=len(truth)) < noise
+                yield rows, np.where(flips, 1 - truth, truth)
+
+        return self.feed(rounds())
+
+    def feed(self, rounds: Iterable[tuple[pd.DataFrame, np.ndarray]]) -> float:
+        """Send each round's rows a second apart, labelling each round with the next one.
+
+        Labels arrive one round late, as they do where the truth takes time to be known; the
+        last round stays unlabelled. Returns when the threshold of labels was crossed
+        (``time.monotonic``; 0.0 if it never was).
+        """
         pending, sent, crossed = None, 0, 0.0
-        for number in range(labels // BATCH + 1):
-            rows = concept_rows(BATCH, shift.weights(number), seed=seed + number)
+        for rows, truth in rounds:
             answers = self.predict(rows)
             if pending is not None:
                 self.label(*pending)
-                sent += BATCH
+                sent += len(pending[0])
                 if sent >= MIN_FEEDBACK_ROWS and not crossed:
                     crossed = time.monotonic()
-            truth = rows["label"].to_numpy()
-            flips = rng.uniform(size=len(truth)) < noise
-            pending = (answers, np.where(flips, 1 - truth, truth))
+            pending = (answers, truth)
             time.sleep(1)
         return crossed
 
@@ -163,7 +182,7 @@ class Loop:
     def first_new_answer(self, probe, crossed: float, old: str = "1") -> tuple[str, float]:
         """Poll until a version other than ``old`` answers: it and the seconds since ``crossed``."""
         deadline = crossed + LOOP_TIMEOUT
-        while (version := self.accuracy(probe)[1]) == old:
+        while (version := self.predict(probe[:1])[0]["model_version"]) == old:
             assert time.monotonic() < deadline, f"the loop did not close: {self.summary()}"
             time.sleep(0.5)
         return version, time.monotonic() - crossed
@@ -222,13 +241,20 @@ def _process_launched(home: Path) -> Path:
 
 @contextmanager
 def closed_loop(
-    tmp_path: Path, backend: str = "embedded", serve: str = "service", **retrain: object
+    tmp_path: Path,
+    backend: str = "embedded",
+    serve: str = "service",
+    model: dict | None = None,
+    **retrain: object,
 ) -> Iterator[Loop]:
-    """The drift model trained and served, and the Dagster daemon running its sensor.
+    """A model trained and served, and the Dagster daemon running its sensor.
 
-    Served by `bentoml serve` of the service, or by `mlserve serve` of its bento.
+    ``model`` is a spec's model declaration, the drift model's by default. Served by
+    `bentoml serve` of the service, or by `mlserve serve` of its bento.
     """
-    spec = drift_spec(tmp_path / "drift.yaml", **retrain)
+    model = model or drift_model(**retrain)
+    name = model["name"]
+    spec = write_spec(tmp_path / f"{name}.yaml", [model])
     with ExitStack() as stack:
         backends = stack.enter_context(_backends(backend, tmp_path))
         settings = Settings(
@@ -241,10 +267,10 @@ def closed_loop(
         )
         owner_key(settings.home)
         assert train(
-            settings, [spec], "train_drift", bentos=None if serve == "bento" else ()
+            settings, [spec], f"train_{name}", bentos=None if serve == "bento" else ()
         ).success
         env = {
-            **service_env(settings, "drift", settings.predictions_url, tmp_path / "spool.db"),
+            **service_env(settings, name, settings.predictions_url, tmp_path / "spool.db"),
             "MLSERVE_SPECS": str(spec),
             "DAGSTER_HOME": backends["dagster_home"],
             "MLSERVE_DAGSTER_STORAGE": str(tmp_path / "dagster"),
@@ -258,7 +284,7 @@ def closed_loop(
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             mlserve = str(Path(sys.executable).parent / "mlserve")
-            cmd = [mlserve, "serve", "drift", "--port", str(port)]
+            cmd = [mlserve, "serve", name, "--port", str(port)]
             # Only the home, as a user has it: `mlserve serve` hands the bento the project's
             # locations itself, and the bento must log and poll there, not in its own copy.
             # Nor keys: `mlserve serve` makes the embedded default's local key, read below.
@@ -286,4 +312,7 @@ def closed_loop(
         store = PredictionStore(settings.predictions_url)
         stack.callback(store.dispose)
         uri = settings.mlflow_tracking_uri
-        yield Loop(url, MlflowClient(uri, uri), http, store, backends)
+        # What the served model takes, as its own document says.
+        described = http.get(f"{url}/model").raise_for_status().json()
+        features = [f["name"] for f in described["features"]]
+        yield Loop(url, MlflowClient(uri, uri), http, store, backends, name, features)

@@ -23,29 +23,29 @@ from harness.servers import Postgres, postgres_cluster
 from mlserve_assets.settings import Settings
 
 TIERS = {"unit": "unit", "integration": "integration", "stack": "containers"}
-# The integration modules that hold a worker longest (seconds of a worker, measured on four
+# The integration modules that hold a worker longest (seconds of a worker, measured on three
 # workers, 2026-12-04), run first: with a module to a worker, one of them started last is the
 # whole tier's tail while the other workers idle. The Makefile turns off xdist's own reordering
 # (by number of tests), which otherwise put this one-test benchmark last: 2:30 alone at the end.
 LONGEST_FIRST = (
-    "test_component.py",  # 301
-    "test_serving_faults.py",  # 271
-    "test_ui.py",  # 234
-    "test_serving.py",  # 218
-    "test_loop_guardrails.py",  # 214
-    "test_bench.py",  # 154
-    "test_contract.py",  # 139
-    "test_tables.py",  # 129
-    "test_cli.py",  # 122
-    "test_retraining_draws.py",  # 85
-    "test_training.py",  # 83
-    "test_twin.py",  # 82
-    "test_poisoning.py",  # 80
-    "test_bad_data.py",  # 68
-    "test_run_queue.py",  # ~70 (new: two trainings through the daemon's queue)
-    "test_replicas.py",  # ~55 (new: three replicas and haproxy)
-    "test_loop.py",  # 50
-    "test_infra.py",  # 46
+    "test_serving_faults.py",  # 204
+    "test_bench.py",  # 145
+    "test_loop.py",  # 118
+    "test_ui.py",  # 110
+    "test_cli.py",  # 99
+    "test_run_queue.py",  # 91
+    "test_component.py",  # 81
+    "test_loop_guardrails.py",  # ~76 (its recovery test moved to test_real_drift's table)
+    "test_serving.py",  # 76
+    "test_retraining_draws.py",  # ~61 (three streams)
+    "test_training.py",  # 57
+    "test_real_drift.py",  # ~55
+    "test_tables.py",  # 47
+    "test_contract.py",  # 46
+    "test_replicas.py",  # 44
+    "test_production_faults.py",  # 43
+    "test_alerting.py",  # 32
+    "test_infra.py",  # 31
 )
 
 
