@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -66,6 +67,15 @@ def drift_model(**retrain: object) -> dict:
 def drift_spec(path: Path, **retrain: object) -> Path:
     """The drift model's spec file."""
     return write_spec(path, [drift_model(**retrain)])
+
+
+class Fed(NamedTuple):
+    """What a stream of rounds got: when the labels crossed the threshold, and each answer."""
+
+    crossed: float
+    """``time.monotonic`` when the labels sent reached the threshold; 0.0 if they never did."""
+    answers: list[list[dict]]
+    """The service's answers, round by round."""
 
 
 @dataclass
@@ -152,26 +162,27 @@ class Loop:
                 flips = rng.uniform(size=len(truth)) < noise
                 yield rows, np.where(flips, 1 - truth, truth)
 
-        return self.feed(rounds())
+        return self.feed(rounds()).crossed
 
-    def feed(self, rounds: Iterable[tuple[pd.DataFrame, np.ndarray]]) -> float:
-        """Send each round's rows a second apart, labelling each round with the next one.
+    def feed(self, rounds: Iterable[tuple[pd.DataFrame, np.ndarray]], pause: float = 1.0) -> Fed:
+        """Send each round's rows ``pause`` seconds apart, labelling each round with the next one.
 
         Labels arrive one round late, as they do where the truth takes time to be known; the
-        last round stays unlabelled. Returns when the threshold of labels was crossed
-        (``time.monotonic``; 0.0 if it never was).
+        last round stays unlabelled.
         """
         pending, sent, crossed = None, 0, 0.0
+        answered = []
         for rows, truth in rounds:
             answers = self.predict(rows)
+            answered.append(answers)
             if pending is not None:
                 self.label(*pending)
                 sent += len(pending[0])
                 if sent >= MIN_FEEDBACK_ROWS and not crossed:
                     crossed = time.monotonic()
             pending = (answers, truth)
-            time.sleep(1)
-        return crossed
+            time.sleep(pause)
+        return Fed(crossed, answered)
 
     def accuracy(self, rows) -> tuple[float, str]:
         """The served model's accuracy on labelled ``rows``, and the version that answered."""
