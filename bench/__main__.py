@@ -22,7 +22,17 @@ from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 
-from bench import families, growth, loop, memory, replicas, selection, serving, training
+from bench import (
+    families,
+    growth,
+    loop,
+    memory,
+    replicas,
+    retraining,
+    selection,
+    serving,
+    training,
+)
 from bench.report import Bench, Row, table
 from bench.store import bench_settings
 from harness.project import train
@@ -35,6 +45,7 @@ SECTIONS = (
     "memory",
     "growth",
     "training",
+    "retraining",
     "selection",
     "loop",
 )
@@ -54,6 +65,8 @@ def main() -> None:
         "--predictions", type=int, default=100_000, help="memory's logged predictions"
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="growth's log sizes")
+    parser.add_argument("--base-rows", type=int, default=10000, help="retraining's generated table")
+    parser.add_argument("--labels", default="1000,3000,10000", help="retraining's counts of labels")
     parser.add_argument("--draws", type=int, default=100, help="selection's draws of ids")
     parser.add_argument(
         "--families", default=",".join(families.FAMILIES), help="families' champion families"
@@ -105,6 +118,9 @@ def main() -> None:
                 bench, settings, [int(s) for s in args.sizes.split(",")]
             ),
             "training": lambda: training.measure(bench),
+            "retraining": lambda: retraining.measure(
+                args.base_rows, [int(n) for n in args.labels.split(",")]
+            ),
             "selection": lambda: selection.measure(args.draws),
             "loop": lambda: loop.measure(bench),
         }

@@ -15,12 +15,14 @@ from mlserve_assets.settings import PROJECT_ROOT
 
 
 def test_one_small_run_prints_every_row_and_loses_no_prediction():
-    command = [sys.executable, "-m", "bench", "--only", "families,memory,growth,selection"]
+    sections = "families,memory,growth,retraining,selection"
+    command = [sys.executable, "-m", "bench", "--only", sections]
     command += ["--rounds", "1", "--soak", "5", "--sizes", "500,1000", "--draws", "1"]
     # One family stands for the three: the same code serves each (logistic and boosting too).
     command += ["--families", "forest", "--seconds", "1"]
     # The memory section's 100k cost a minute here; the soak at 50 req/s: rows, not figures.
     command += ["--predictions", "3000", "--rate", "50"]
+    command += ["--base-rows", "300", "--labels", "100"]
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=child_env({})
     )
@@ -28,7 +30,7 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
     rows = [
         line
         for line in run.stdout.splitlines()
-        if line.startswith(("| families", "| memory", "| growth", "| selection"))
+        if line.startswith(("| families", "| memory", "| growth", "| retraining", "| selection"))
     ]
     for way in ("service, onnx twin", "service, scikit-learn", "anchor"):
         for load in ("1 record", "100 records", "1 record at 50/s"):
@@ -43,6 +45,8 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
         for size in ("500", "1,000"):
             assert any(f"{measure}, {size} logged" in row for row in rows), (measure, size)
     assert any("soak 5 s" in row for row in rows)
+    for way in ("fits one at a time", "fits side by side"):
+        assert any(f"300 rows + 100 labels, {way}" in r and "37 fits" in r for r in rows), way
     for case in ("gradual, 300 labels", "features, 300 labels", "rotation, 200 labels"):
         for measure in ("gate held", "below the oracle"):
             assert any(case in r and measure in r and " of 1 " in r for r in rows), case
