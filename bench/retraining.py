@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
-import numpy as np
 import pandas as pd
 from sklearn.datasets import make_classification
 
 from bench.report import Row
+from harness.retraining import as_labels
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.train import refit, select_candidates
 from mlserve_assets.spec.models import ModelSpec
@@ -52,13 +51,7 @@ def measure(base_rows: int, label_counts: list[int]) -> list[Row]:
         base_rows + max(label_counts), len(FEATURES), n_informative=8, random_state=0
     )
     table = pd.DataFrame(x, columns=FEATURES).assign(label=y)
-    base, stream = table[:base_rows], table[base_rows:].reset_index(drop=True)
-    ids = np.random.default_rng(0)
-    stream = stream.assign(
-        prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(len(stream))],
-        received_at=np.arange(len(stream), dtype=float),
-        key_id="owner",
-    )
+    base, stream = table[:base_rows], as_labels(table[base_rows:], seed=0)
     spec = ModelSpec.model_validate(
         {
             "name": "retraining",

@@ -76,13 +76,7 @@ class DriftRetraining:
 
         The labels come from ``senders`` in turn; the gate trusts ``trusted``.
         """
-        ids = np.random.default_rng(seed)
-        n = len(self.stream)
-        feedback = self.stream.assign(
-            prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(n)],
-            received_at=np.arange(n, dtype=float),
-            key_id=[senders[i % len(senders)] for i in range(n)],
-        )
+        feedback = as_labels(self.stream, seed, senders)
         challenger, choice, data = self._retrain(feedback)
         decision, _ = judge(
             self.spec.scorer, self.spec.gate, data, challenger, self.champion, trusted=trusted
@@ -105,6 +99,21 @@ class DriftRetraining:
     def accuracy(self, model: BaseEstimator) -> float:
         """A model's accuracy on the settled concept."""
         return float(np.mean(model.predict(self.probe[FEATURES]) == self.probe["label"]))
+
+
+def as_labels(rows: pd.DataFrame, seed: int, senders: tuple[str, ...] = (OWNER,)) -> pd.DataFrame:
+    """``rows`` as the ``feedback`` asset gives labels, arriving in order.
+
+    Their prediction ids are drawn from ``seed`` (so each label's role is a draw), and
+    ``senders`` send them in turn.
+    """
+    ids = np.random.default_rng(seed)
+    n = len(rows)
+    return rows.reset_index(drop=True).assign(
+        prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(n)],
+        received_at=np.arange(n, dtype=float),
+        key_id=[senders[i % len(senders)] for i in range(n)],
+    )
 
 
 def poisoned(base: pd.DataFrame, labels: int) -> pd.DataFrame:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
-import numpy as np
 import pandas as pd
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_info
 
+from harness.retraining import as_labels
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.train import select_candidates
 from mlserve_assets.spec.models import ModelSpec
@@ -18,13 +16,7 @@ def _spec_and_split():
     x, y = make_classification(600, 6, n_informative=4, random_state=0)
     columns = [f"x{i}" for i in range(6)]
     frame = pd.DataFrame(x, columns=columns).assign(label=y)
-    base, labelled = frame[:400], frame[400:].reset_index(drop=True)
-    ids = np.random.default_rng(0)
-    labelled = labelled.assign(
-        prediction_id=[str(uuid.UUID(bytes=ids.bytes(16))) for _ in range(len(labelled))],
-        received_at=np.arange(len(labelled), dtype=float),
-        key_id="owner",
-    )
+    base, labelled = frame[:400], as_labels(frame[400:], seed=0)
     spec = ModelSpec.model_validate(
         {
             "name": "m",
