@@ -3,15 +3,13 @@
 A generated classification table (``--base-rows``, default 10,000 rows of 20 features) is the
 base; labels of the same concept arrive in growing numbers (``--labels``). For each count the
 split, the choice (every candidate on every data mix and selection fold) and the refit of the
-chosen one run with the assets' own functions, without Dagster or MLflow: once with the fits one
-at a time and once side by side on every core this process may use. Candidates: what
+chosen one run with the assets' own functions, without Dagster or MLflow. Candidates: what
 ``mlserve init`` scaffolds (scaled logistic regression, a 200-tree forest) and histogram gradient
-boosting. Seconds, and the ratio to the same way at the smallest count.
+boosting. Seconds, and the ratio to the smallest count.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import pandas as pd
@@ -63,34 +61,26 @@ def measure(base_rows: int, label_counts: list[int]) -> list[Row]:
             "gate": {"threshold": 0.5},
         }
     )
-    cores = len(os.sched_getaffinity(0))
-    ways = {"fits one at a time": 1, f"fits side by side on {cores} cores": cores}
-    first: dict[str, float] = {}
-    rows = []
+    rows, smallest = [], None
     for labels in sorted(label_counts):
-        for way, workers in ways.items():
-            seconds, fits, chosen = _retrain(spec, base, stream[:labels], workers)
-            first.setdefault(way, seconds)
-            rows.append(
-                Row(
-                    "retraining",
-                    f"{base_rows:,} rows + {labels:,} labels, {way}",
-                    f"{seconds:.1f} s ({fits} fits, chose {chosen})",
-                    seconds / first[way],
-                )
+        seconds, fits, chosen = _retrain(spec, base, stream[:labels])
+        smallest = smallest or seconds
+        rows.append(
+            Row(
+                "retraining",
+                f"{base_rows:,} rows + {labels:,} labels",
+                f"{seconds:.1f} s ({fits} fits, chose {chosen})",
+                seconds / smallest,
             )
+        )
     return rows
 
 
-def _retrain(
-    spec: ModelSpec, base: pd.DataFrame, labels: pd.DataFrame, workers: int
-) -> tuple[float, int, str]:
+def _retrain(spec: ModelSpec, base: pd.DataFrame, labels: pd.DataFrame) -> tuple[float, int, str]:
     policy = spec.retrain.data
     started = time.perf_counter()
     data = split_dataset(base, FEATURES, "label", spec.split, labels, policy, role_secret=b"bench")
-    selection = select_candidates(
-        spec.candidates, data, spec.scorer, policy, spec.gate.base_weight, workers=workers
-    )
+    selection = select_candidates(spec.candidates, data, spec.scorer, policy, spec.gate.base_weight)
     best = selection.best(spec.scorer)
     refit(spec.candidates, best.name, best.mix, data, policy)
     fits = len(selection.fitted) * len(list(data.selection_rounds())) + 1

@@ -6,16 +6,13 @@ the gate's inputs are testable without an MLflow store.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
 from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.ml.mixes import Mix, TrainingSet, final_training_set, mixes_for
@@ -87,19 +84,11 @@ def select_candidates(
     metric: Metric,
     policy: RetrainData,
     base_weight: float,
-    workers: int | None = None,
 ) -> Selection:
-    """Fit every candidate on every mix in each selection round; score it by the rounds' mean.
-
-    The fits are independent of each other, so they run ``workers`` at a time (default: one per
-    core this process may use) on threads: scikit-learn fits trees and solves in native code
-    that releases the GIL. The selection is the same as one fit after the other, in the same
-    order, so ties resolve alike.
-    """
+    """Fit every candidate on every mix in each selection round; score it by the rounds' mean."""
     selection = Selection()
     classification = metric.task == "classification"
     rounds = list(data.selection_rounds())
-    tried: list[tuple[Candidate, Mix, list[tuple[TrainingSet, Rows]]]] = []
     for mix in mixes_for(policy, data):
         sets = [(mix.build(data.base_train, fit_on, policy), held) for fit_on, held in rounds]
         for candidate in candidates:
@@ -108,43 +97,18 @@ def select_candidates(
             )
             if reason:
                 selection.skipped.append(Skipped(candidate.name, mix.name, reason))
-            else:
-                tried.append((candidate, mix, sets))
-
-    workers = workers or len(os.sched_getaffinity(0))
-    # One native thread per fit while fits run side by side: histogram gradient boosting's
-    # OpenMP threads on every core, twice over, took 12.3 s where one fit at a time took 7.4.
-    # OpenMP's setting belongs to the calling thread, so each fit sets its own; BLAS's is the
-    # process's, so it is set once, around the pool.
-    native_threads = 1 if workers > 1 else None
-
-    def fit_and_score(
-        job: tuple[Candidate, TrainingSet, Rows],
-    ) -> tuple[BaseEstimator, float, float]:
-        candidate, train, held = job
-        with threadpool_limits(native_threads, user_api="openmp"):
-            estimator, took = fit(candidate, train, data.preparation())
-            return estimator, selection_score(estimator, held, data, metric, base_weight), took
-
-    jobs = [(candidate, train, held) for candidate, _, sets in tried for train, held in sets]
-    with (
-        threadpool_limits(native_threads, user_api="blas"),
-        ThreadPoolExecutor(workers) as pool,
-    ):
-        results = iter(list(pool.map(fit_and_score, jobs)))
-    for candidate, mix, sets in tried:
-        fits = [next(results) for _ in sets]
-        rows = round(sum(len(t.rows) for t, _ in sets) / len(sets))
-        selection.fitted.append(
-            FittedCandidate(
-                candidate.name,
-                mix.name,
-                fits[-1][0],
-                float(np.mean([s for _, s, _ in fits])),
-                sum(took for *_, took in fits),
-                rows,
+                continue
+            scores, seconds = [], 0.0
+            for train, held in sets:
+                estimator, took = fit(candidate, train, data.preparation())
+                scores.append(selection_score(estimator, held, data, metric, base_weight))
+                seconds += took
+            rows = round(sum(len(t.rows) for t, _ in sets) / len(sets))
+            selection.fitted.append(
+                FittedCandidate(
+                    candidate.name, mix.name, estimator, float(np.mean(scores)), seconds, rows
+                )
             )
-        )
     return selection
 
 
