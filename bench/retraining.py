@@ -83,5 +83,4 @@ def _retrain(spec: ModelSpec, base: pd.DataFrame, labels: pd.DataFrame) -> tuple
     selection = select_candidates(spec.candidates, data, spec.scorer, policy, spec.gate.base_weight)
     best = selection.best(spec.scorer)
     refit(spec.candidates, best.name, best.mix, data, policy)
-    fits = len(selection.fitted) * len(list(data.selection_rounds())) + 1
-    return time.perf_counter() - started, fits, f"{best.name}/{best.mix}"
+    return time.perf_counter() - started, selection.fits + 1, f"{best.name}/{best.mix}"

@@ -45,7 +45,7 @@ def test_one_small_run_prints_every_row_and_loses_no_prediction():
         for size in ("500", "1,000"):
             assert any(f"{measure}, {size} logged" in row for row in rows), (measure, size)
     assert any("soak 5 s" in row for row in rows)
-    assert any("300 rows + 100 labels" in r and "37 fits" in r for r in rows)
+    assert any("300 rows + 100 labels" in r and "21 fits" in r for r in rows)
     for case in ("gradual, 300 labels", "features, 300 labels", "rotation, 200 labels"):
         for measure in ("gate held", "below the oracle"):
             assert any(case in r and measure in r and " of 1 " in r for r in rows), case

@@ -1,0 +1,70 @@
+"""Choosing a candidate: successive halving over candidate x mix across the selection folds."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.datasets import make_classification
+
+from harness.retraining import as_labels
+from mlserve_assets.ml.mixes import mixes_for
+from mlserve_assets.ml.split import split_dataset
+from mlserve_assets.ml.train import fit, select_candidates, selection_score
+from mlserve_assets.spec.models import ModelSpec
+
+
+def _spec_and_split():
+    x, y = make_classification(600, 6, n_informative=4, random_state=0)
+    columns = [f"x{i}" for i in range(6)]
+    frame = pd.DataFrame(x, columns=columns).assign(label=y)
+    base, labelled = frame[:400], as_labels(frame[400:], seed=0)
+    spec = ModelSpec.model_validate(
+        {
+            "name": "m",
+            "source": {"kind": "file", "path": "unused.csv"},
+            "target": "label",
+            "task": "classification",
+            "candidates": [
+                {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
+                {
+                    "name": "forest",
+                    "estimator": "sklearn.ensemble.RandomForestClassifier",
+                    "params": {"n_estimators": 20, "random_state": 0},
+                },
+                {
+                    "name": "boosting",
+                    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                    "params": {"max_iter": 20, "random_state": 0},
+                },
+            ],
+            "metric": "accuracy",
+            "gate": {"threshold": 0.5},
+        }
+    )
+    data = split_dataset(
+        base, columns, "label", spec.split, labelled, spec.retrain.data, role_secret=b"k"
+    )
+    return spec, data
+
+
+def test_the_best_third_on_the_first_round_go_on_and_the_rest_are_skipped_saying_why():
+    spec, data = _spec_and_split()
+    policy = spec.retrain.data
+    # Independently: every candidate x mix fitted and scored on the first round alone.
+    fit_on, held = next(data.selection_rounds())
+    first = {}
+    for mix in mixes_for(policy, data):
+        train = mix.build(data.base_train, fit_on, policy)
+        for candidate in spec.candidates:
+            model, _ = fit(candidate, train, data.preparation())
+            first[candidate.name, mix.name] = selection_score(model, held, data, spec.scorer, 0.1)
+    assert len(first) == 12  # three candidates on four mixes
+    best = sorted(first, key=lambda arm: spec.scorer.rank(first[arm]))[:4]
+
+    selection = select_candidates(spec.candidates, data, spec.scorer, policy, 0.1)
+    assert [(t.name, t.mix) for t in selection.fitted] == [a for a in first if a in best]
+    assert {(s.name, s.mix) for s in selection.skipped} == set(first) - set(best)
+    assert selection.fits == 12 + 4 * 2  # every arm once, the best four on two more folds
+    for skipped in selection.skipped:
+        score = first[skipped.name, skipped.mix]
+        assert f"accuracy {score:.4f} on the first round" in skipped.reason
+        assert "not among the best 4 of 12" in skipped.reason
