@@ -119,8 +119,9 @@ def training_assets(m: ModelAssets) -> list[dg.AssetsDefinition]:
         ins=m.ins("split"),
         kinds={"sklearn", "mlflow"},
         description=(
-            "Every candidate fitted on every data mix and scored on the selection rows; the best "
-            "refitted on train and selection rows and logged as the final model."
+            "Every candidate on every data mix scored on the selection rows (the best third "
+            "after the first fold on every fold); the best refitted on train and selection rows "
+            "and logged as the final model."
         ),
         **m.common(),
     )
