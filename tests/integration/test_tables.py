@@ -140,10 +140,17 @@ def test_labels_on_text_and_gaps_feed_the_next_training(served):
 
     result = _train(settings)
     assert result.success
-    # Each trial is named by its own estimator, not by the preparation Pipeline around it.
+    # Each trial is named by its own estimator, not by the preparation Pipeline around it (the
+    # arms behind after the first fold are listed as skipped, without one).
     board = materialization_metadata(result, "tickets", "candidates")["leaderboard"]
-    assert "| logreg | weighted | LogisticRegression |" in board
-    assert "| boosting | weighted | GradientBoostingClassifier |" in board
+    named = {"logreg": "LogisticRegression", "boosting": "GradientBoostingClassifier"}
+    trials = [
+        [cell.strip() for cell in line.split("|")[1:4]]
+        for line in board.splitlines()[2:]
+        if "skipped" not in line
+    ]
+    assert len(trials) >= 2, board
+    assert all(estimator == named[candidate] for candidate, _, estimator in trials), board
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     newest = max(client.search_model_versions("name='tickets'"), key=lambda v: int(v.version))
     assert int(newest.tags["mlserve.feedback_rows"]) > 0
