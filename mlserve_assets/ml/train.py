@@ -94,7 +94,7 @@ def select_candidates(
 
     Each candidate x mix fits and scores on the first round; only the best third of them (at
     least ``KEEP_AT_LEAST``) fit on the other rounds, ranked by the rounds' mean; the rest are
-    skipped saying how far behind they were. With three folds that is 21 fits of 37 for three
+    skipped saying how far behind they were. With three folds that is 20 fits of 36 for three
     candidates on four mixes (14 of 24 for two), and over 100 draws of ids the choices fell short
     as often as with every arm on every fold (``python -m bench --only selection``).
     """
