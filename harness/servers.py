@@ -100,8 +100,7 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         return
     procs = family(proc.pid)
     signal_groups(procs, signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    signal_groups(alive, signal.SIGKILL)
+    signal_groups(wait_gone(procs, timeout), signal.SIGKILL)
     with suppress(subprocess.TimeoutExpired):
         proc.wait(timeout)
 
