@@ -5,11 +5,18 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.datasets import make_classification
 
+from harness.loop import drift_model
 from harness.retraining import as_labels
 from mlserve_assets.ml.mixes import mixes_for
 from mlserve_assets.ml.split import split_dataset
 from mlserve_assets.ml.train import fit, select_candidates, selection_score
 from mlserve_assets.spec.models import ModelSpec
+
+BOOSTING = {
+    "name": "boosting",
+    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "params": {"max_iter": 20, "random_state": 0},
+}
 
 
 def _spec_and_split():
@@ -17,29 +24,9 @@ def _spec_and_split():
     columns = [f"x{i}" for i in range(6)]
     frame = pd.DataFrame(x, columns=columns).assign(label=y)
     base, labelled = frame[:400], as_labels(frame[400:], seed=0)
-    spec = ModelSpec.model_validate(
-        {
-            "name": "m",
-            "source": {"kind": "file", "path": "unused.csv"},
-            "target": "label",
-            "task": "classification",
-            "candidates": [
-                {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression"},
-                {
-                    "name": "forest",
-                    "estimator": "sklearn.ensemble.RandomForestClassifier",
-                    "params": {"n_estimators": 20, "random_state": 0},
-                },
-                {
-                    "name": "boosting",
-                    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-                    "params": {"max_iter": 20, "random_state": 0},
-                },
-            ],
-            "metric": "accuracy",
-            "gate": {"threshold": 0.5},
-        }
-    )
+    # The drift model's candidates and histogram boosting: three, on four mixes.
+    model = drift_model()
+    spec = ModelSpec.model_validate(model | {"candidates": [*model["candidates"], BOOSTING]})
     data = split_dataset(
         base, columns, "label", spec.split, labelled, spec.retrain.data, role_secret=b"k"
     )
