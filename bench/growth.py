@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import uuid
 from dataclasses import replace
 
 import dagster as dg
@@ -25,8 +24,9 @@ from harness.project import AUTH, copy_moves
 from harness.servers import bentoml_server
 from mlserve_assets.assembly import build_definitions
 from mlserve_assets.settings import Settings
+from serving.store.ids import new_batch_id
 from serving.store.predictions import PredictionStore
-from serving.store.tables import PredictionRow, feedback
+from serving.store.tables import PredictionBatch, feedback
 
 MODEL = "breast_cancer"
 CHUNK = 20_000
@@ -39,7 +39,7 @@ FEEDBACK_P99_GROWTH = 1.25
 
 
 def fill(store: PredictionStore, start: int, stop: int) -> list[tuple[str, int]]:
-    """Predictions ``start..stop`` of version 1, every tenth labelled a second later.
+    """Predictions ``start..stop`` of version 1, 100-record requests, every tenth labelled.
 
     Returns unlabelled predictions (id, true label) for the feedback endpoint to label.
     """
@@ -49,21 +49,32 @@ def fill(store: PredictionStore, start: int, stop: int) -> list[tuple[str, int]]
     now = time.time()
     unlabelled: list[tuple[str, int]] = []
     for first in range(start, stop, CHUNK):
-        ids = [uuid.uuid4().hex for _ in range(first, min(first + CHUNK, stop))]
-        rows = [
-            PredictionRow(pid, now, MODEL, "1", features[n % len(features)], truth[n % 569])
-            for n, pid in zip(range(first, first + len(ids)), ids, strict=True)
+        batches = [
+            PredictionBatch(
+                new_batch_id(),
+                now,
+                MODEL,
+                "1",
+                [features[n % 569] for n in range(at, min(at + 100, stop))],
+                [truth[n % 569] for n in range(at, min(at + 100, stop))],
+            )
+            for at in range(first, min(first + CHUNK, stop), 100)
         ]
-        store.insert_predictions(rows)
+        store.insert_batches(batches)
+        rows = [row for batch in batches for row in batch.rows()]
+        ids = [row.prediction_id for row in rows]
         labels = [
             {
-                "prediction_id": pid,
-                "ground_truth": truth[n % 569],
+                "prediction_id": row.prediction_id,
+                "ground_truth": row.prediction,
                 "received_at": now + 1,
                 "model_name": MODEL,
                 "model_version": "1",
+                "predicted_at": now,
+                "features": row.features,
+                "prediction": row.prediction,
             }
-            for n, pid in enumerate(ids, first)
+            for n, row in enumerate(rows, first)
             if n % 10 == 0
         ]
         with store.engine.begin() as conn:

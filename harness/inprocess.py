@@ -19,8 +19,8 @@ from sklearn.base import BaseEstimator
 from starlette.testclient import TestClient
 
 from harness.registries import promote_new_version, registry_at
-from serving.log.ids import new_prediction_id
 from serving.service import ModelService
+from serving.store.ids import new_prediction_id
 from serving.store.tables import PredictionRow
 
 FEEDBACK_KEY, ADMIN_KEY = "feedback-key-01234", "admin-key-0123456"

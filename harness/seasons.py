@@ -36,7 +36,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from harness.loop import closed_loop
 from mlserve_assets.cli.scaffold import scaffold_spec
 from serving.registry import Tag
-from serving.store.tables import predictions
+from serving.store.tables import prediction_batches
 
 NAME = "seattle"
 TARGET = "temp_max"
@@ -129,8 +129,8 @@ def run(folder: Path, pause: float = 1.0) -> Seasons:
             "the service did not follow the champion",
         )
         served = rmse(answers(after), after[TARGET])
-        query = sa.select(sa.func.min(predictions.c.created_at)).where(
-            predictions.c.model_name == NAME, predictions.c.model_version != "1"
+        query = sa.select(sa.func.min(prediction_batches.c.created_at)).where(
+            prediction_batches.c.model_name == NAME, prediction_batches.c.model_version != "1"
         )
         with loop.store.engine.connect() as conn:
             first_new = conn.execute(query).scalar_one()

@@ -16,6 +16,7 @@ import yaml
 from serving.http.auth import ApiKeys
 from serving.locations import Locations
 from serving.model.artifact import trusted_types
+from serving.store.ids import MAX_RECORDS
 
 
 def _bento_model() -> str | None:
@@ -102,7 +103,7 @@ class ServingConfig:
             spool_path=Path(os.environ.get("MLSERVE_SPOOL", locations.home / "spool.db")),
             poll_seconds=float(os.environ.get("MLSERVE_POLL_SECONDS", "5")),
             log_predictions=_flag("MLSERVE_LOG_PREDICTIONS", True),
-            max_records=int(os.environ.get("MLSERVE_MAX_RECORDS", "1000")),
+            max_records=_max_records(),
             max_body_bytes=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", str(1 << 20))),
             request_timeout=request_timeout(),
             keys=ApiKeys.read(
@@ -117,6 +118,13 @@ class ServingConfig:
             runtime=_runtime(),
             onnx_threads=int(os.environ.get("MLSERVE_ONNX_THREADS") or 1),
         )
+
+
+def _max_records() -> int:
+    value = int(os.environ.get("MLSERVE_MAX_RECORDS", "1000"))
+    if not 1 <= value <= MAX_RECORDS:  # a request's ids number its records in four hex digits
+        raise ValueError(f"MLSERVE_MAX_RECORDS must be 1 to {MAX_RECORDS}, got {value}")
+    return value
 
 
 def _runtime() -> str:

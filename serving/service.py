@@ -196,27 +196,30 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
         text = "the model's output for this record is not a number: its values are too far "
         text += "outside the data the model was trained on"
         return error_response(422, [problem("", text, i) for i in result.unscorable])
-    model, rows = result.model, result.rows(body.records)
+    model, batch = result.model, result.batch(body.records)
     if service.log is not None:
         try:
-            await service.log.log(rows)
+            await service.log.log(batch)
         except Exception:
             logger.exception("prediction log and spool both failed")
             return error_response(503, [problem("", "prediction log unavailable, retry later")])
         if service.shadow is not None:
-            service.shadow.offer(rows)
-    service.metrics.predicted(model, len(rows), time.perf_counter() - started)
+            service.shadow.offer(batch)
+    service.metrics.predicted(model, len(batch.predictions), time.perf_counter() - started)
+    named = {"model_name": batch.model_name, "model_version": batch.model_version}
+    scores = batch.probabilities or [None] * len(batch.predictions)
     return JSONResponse(
         {
             "predictions": [
                 {
-                    "prediction_id": row.prediction_id,
-                    "prediction": row.prediction,
-                    **({"probabilities": row.probabilities} if row.probabilities else {}),
-                    "model_name": row.model_name,
-                    "model_version": row.model_version,
+                    "prediction_id": pid,
+                    "prediction": label,
+                    **({"probabilities": score} if score else {}),
+                    **named,
                 }
-                for row in rows
+                for pid, label, score in zip(
+                    batch.prediction_ids, batch.predictions, scores, strict=True
+                )
             ]
         }
     )

@@ -23,7 +23,7 @@ from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
 from serving.store import shadow
 from serving.store.predictions import PredictionStore
-from serving.store.tables import PredictionRow
+from serving.store.tables import PredictionBatch
 
 logger = logging.getLogger("mlserve.serving")
 
@@ -40,21 +40,19 @@ class Shadow:
         self.model: ServedModel | None = None
         """The challenger; None while there is none. Swapped by the registry poll."""
         self._store, self._metrics, self._fraction = store, metrics, fraction
-        self._queue: queue.Queue[tuple[ServedModel, list[PredictionRow]] | None] = queue.Queue(
-            CAPACITY
-        )
+        self._queue: queue.Queue[tuple[ServedModel, PredictionBatch] | None] = queue.Queue(CAPACITY)
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self._thread.start()
 
-    def offer(self, rows: list[PredictionRow]) -> None:
-        """Queue answered requests for the challenger, without waiting."""
+    def offer(self, batch: PredictionBatch) -> None:
+        """Queue an answered request for the challenger, without waiting."""
         model = self.model
         if model is None or random.random() >= self._fraction:
             return
         try:
-            self._queue.put_nowait((model, rows))
+            self._queue.put_nowait((model, batch))
         except queue.Full:
-            self._metrics.shadow_skipped(model.name, len(rows), "behind")
+            self._metrics.shadow_skipped(model.name, len(batch.predictions), "behind")
 
     def close(self) -> None:
         """Score and write what is queued, then stop."""
@@ -78,25 +76,22 @@ class Shadow:
                 self._write(pending)
                 pending, flushed = [], time.monotonic()
 
-    def _score(self, model: ServedModel, rows: list[PredictionRow]) -> list[shadow.ShadowRow]:
-        records: list[Any] = [row.features for row in rows]
+    def _score(self, model: ServedModel, batch: PredictionBatch) -> list[shadow.ShadowRow]:
+        records: list[Any] = batch.features
         try:
             scored = model.replay(records)
         except Exception as exc:  # whatever the challenger does, it answers no one
             logger.warning("shadow v%s could not score a request: %s", model.version, exc)
-            self._metrics.shadow_skipped(model.name, len(rows), "failed")
+            self._metrics.shadow_skipped(model.name, len(records), "failed")
             return []
         now, out, agreed = time.time(), [], 0
-        for i, (row, label) in enumerate(zip(rows, scored.labels, strict=True)):
+        answered = zip(batch.prediction_ids, batch.predictions, scored.labels, strict=True)
+        for i, (pid, answer, label) in enumerate(answered):
             if i in scored.unscorable:
                 continue
             probabilities = scored.probabilities[i] if scored.probabilities else None
-            out.append(
-                shadow.ShadowRow(
-                    row.prediction_id, model.version, model.name, now, label, probabilities
-                )
-            )
-            agreed += label == row.prediction
+            out.append(shadow.ShadowRow(pid, model.version, model.name, now, label, probabilities))
+            agreed += label == answer
         self._metrics.shadowed(model.name, model.version, len(out), agreed)
         return out
 

@@ -1,10 +1,11 @@
-"""Durable, group-committed prediction logging: a request is answered only once its rows are safe.
+"""Durable, group-committed prediction logging: a request is answered only once its batch is safe.
 
-Requests add their rows to the next group and wait for it; one group at a time goes to the writer
-process (``serving.log.writer``), which commits it to the database or the spool and answers. While
-a group commits, the next one gathers, so under load each commit carries many requests and a
-request waits for at most the commit in progress and its own. All of it runs on the event loop:
-a group costs the service one write and one read on a pipe, whatever its size.
+Each request adds its batch (one row of the log, ``PredictionBatch``) to the next group and waits
+for it; one group at a time goes to the writer process (``serving.log.writer``), which commits it
+to the database or the spool and answers. While a group commits, the next one gathers, so under
+load each commit carries many requests and a request waits for at most the commit in progress and
+its own. All of it runs on the event loop: a group costs the service one write and one read on a
+pipe, whatever its size.
 
 If the writer exits, a new one is started and the group sent again (inserts are idempotent), so a
 crash of the writer costs no answered prediction and no request.
@@ -18,10 +19,10 @@ import os
 import sys
 from pathlib import Path
 
-from serving.log.protocol import WRITER_URL, encode_rows, frame, read_answer
+from serving.log.protocol import WRITER_URL, encode_batches, frame, read_answer
 from serving.store.predictions import PredictionStore
 from serving.store.quarantine import quarantined
-from serving.store.tables import PredictionRow
+from serving.store.tables import PredictionBatch
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class PredictionLog:
         self._spool_url = f"sqlite:///{spool_path}"
         self._spool: PredictionStore | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._pending: list[PredictionRow] = []
+        self._pending: list[PredictionBatch] = []
         self._group: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -74,13 +75,13 @@ class PredictionLog:
         """The writer process, while one runs."""
         return None if self._process is None else self._process.pid
 
-    async def log(self, rows: list[PredictionRow]) -> None:
-        """Return once the rows are committed to the database or the spool; raise if neither."""
+    async def log(self, batch: PredictionBatch) -> None:
+        """Return once the batch is committed to the database or the spool; raise if neither."""
         loop = asyncio.get_running_loop()
         if self._group is None:
             self._group = loop.create_future()
         group = self._group
-        self._pending.extend(rows)
+        self._pending.append(batch)
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         # Shielded: a request that is cancelled must not cancel the commit its group waits for.
@@ -92,11 +93,11 @@ class PredictionLog:
         return self._spool
 
     def spooled(self) -> int:
-        """Rows waiting in the spool for the database to return (0 before the writer starts)."""
+        """Predictions waiting in the spool for the database (0 before the writer starts)."""
         return 0 if self._spool is None else self._spool.count_predictions()
 
     def quarantined(self) -> int:
-        """Spooled rows the database refused, set aside (``serving.store.quarantine``)."""
+        """Spooled batches the database refused, set aside (``serving.store.quarantine``)."""
         return 0 if self._spool is None else quarantined(self._spool)
 
     def writable(self, database: PredictionStore) -> bool:
@@ -126,10 +127,10 @@ class PredictionLog:
 
     async def _flush(self) -> None:
         while self._pending:
-            rows, group = self._pending, self._group
+            batches, group = self._pending, self._group
             self._pending, self._group = [], None
             try:
-                await self._commit(encode_rows(rows))
+                await self._commit(encode_batches(batches))
             except Exception as exc:
                 group.set_exception(exc)
             else:

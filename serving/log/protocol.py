@@ -1,6 +1,6 @@
 """The frames between the service and its log writer process: one protocol, read by both ends.
 
-A frame is a 4-byte big-endian length and a JSON body. The service sends a list of rows and waits
+A frame is a 4-byte big-endian length and a JSON body. The service sends a list of batches and waits
 for the answer: ``null`` once committed, or the error text. The writer's first frame, ``null``, says
 it is ready. The writer reads blocking file objects; the service reads asyncio streams.
 """
@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import orjson
 
-from serving.store.tables import Logged, PredictionRow
+from serving.store.tables import Logged, PredictionBatch
 
 LENGTH = struct.Struct(">I")
 WRITER_URL = "MLSERVE_LOG_WRITER_URL"
@@ -48,15 +48,15 @@ async def read_answer(stream: asyncio.StreamReader) -> str | None:
     return orjson.loads(await stream.readexactly(length))
 
 
-def encode_rows(rows: list[PredictionRow]) -> bytes:
-    """One frame body for a batch: each row as the log's columns, its JSON values as text.
+def encode_batches(batches: list[PredictionBatch]) -> bytes:
+    """One frame body for a group: each batch as the log's columns, its JSON values as text.
 
     The writer hands these to the database as they are: it neither parses a record's features
     nor formats them again (it did both, a third of its work at 100-record bodies, measured).
     """
-    return orjson.dumps([row.logged() for row in rows])
+    return orjson.dumps([batch.logged() for batch in batches])
 
 
-def decode_rows(body: bytes) -> list[Logged]:
-    """The rows of a batch frame, ready for ``PredictionStore.insert_logged``."""
-    return [tuple(row) for row in orjson.loads(body)]
+def decode_batches(body: bytes) -> list[Logged]:
+    """The batches of a frame, ready for ``PredictionStore.insert_logged``."""
+    return [tuple(batch) for batch in orjson.loads(body)]

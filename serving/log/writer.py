@@ -4,8 +4,8 @@ It runs beside the service (``python -m serving.log.writer URL SPOOL``) so that 
 takes the service's GIL: with the writer as a thread, logging cost the service a quarter of its
 single-record throughput, most of it handing the GIL back and forth around each commit rather
 than the commit itself. When the database fails, a batch goes to a local SQLite spool instead
-(still committed before the answer), and a replay thread moves spooled rows to the database once
-it returns. Inserts are idempotent on ``prediction_id``, so a row that reached both places, or a
+(still committed before the answer), and a replay thread moves spooled batches to the database once
+it returns. Inserts are idempotent on ``batch_id``, so a batch that reached both places, or a
 batch sent twice, is logged once. The replay thread also checkpoints SQLite's write-ahead log, so
 no commit waits for a checkpoint.
 
@@ -30,7 +30,7 @@ from typing import BinaryIO
 import orjson
 import sqlalchemy as sa
 
-from serving.log.protocol import WRITER_URL, decode_rows, read_frame, write_frame
+from serving.log.protocol import WRITER_URL, decode_batches, read_frame, write_frame
 from serving.store.predictions import PredictionStore
 from serving.store.quarantine import quarantine
 from serving.store.tables import Logged
@@ -59,12 +59,12 @@ class LogWriter:
         )
         self._replayer.start()
 
-    def write(self, rows: list[Logged]) -> None:
-        """Commit the rows to the database, else to the spool; raise only if both fail."""
+    def write(self, batches: list[Logged]) -> None:
+        """Commit the batches to the database, else to the spool; raise only if both fail."""
         error: BaseException | None = None
         if time.monotonic() >= self._db_down_until:
             try:
-                self.store.insert_logged(rows)
+                self.store.insert_logged(batches)
             except sa.exc.SQLAlchemyError as exc:
                 logger.warning("prediction log database unavailable, spooling: %s", exc)
                 self._db_down_until = time.monotonic() + self.retry_seconds
@@ -72,31 +72,31 @@ class LogWriter:
             else:
                 return
         try:
-            self.spool.insert_logged(rows)
+            self.spool.insert_logged(batches)
         except Exception as exc:
             logger.error("prediction spool failed too (database error: %s): %s", error, exc)
             raise
 
-    def replay(self, chunk: int = 5000) -> int:
-        """Move spooled rows to the database (oldest first); returns how many left the spool.
+    def replay(self, chunk: int = 100) -> int:
+        """Move spooled batches to the database (oldest first); returns how many left the spool.
 
-        A batch the database refuses (it is up, but will not take some value) goes row by row,
-        and each refused row is set aside in the spool's quarantine: one bad row must not hold
-        back every answered prediction after it.
+        A chunk the database refuses (it is up, but will not take some value) goes batch by
+        batch, and each refused batch is set aside in the spool's quarantine: one bad batch must
+        not hold back every answered prediction after it.
         """
         moved = 0
-        while batch := self.spool.oldest_predictions(chunk):
+        while batches := self.spool.oldest_batches(chunk):
             try:
-                self.store.insert_predictions(batch)
+                self.store.insert_batches(batches)
             except REFUSED:
-                for row in batch:
+                for batch in batches:
                     try:
-                        self.store.insert_predictions([row])
+                        self.store.insert_batches([batch])
                     except REFUSED as exc:
-                        logger.error("spooled prediction %s refused, quarantined: %s", row, exc)
-                        quarantine(self.spool, row, str(exc.orig or exc))
-            self.spool.delete_predictions([row.prediction_id for row in batch])
-            moved += len(batch)
+                        logger.error("spooled batch %s refused, quarantined: %s", batch, exc)
+                        quarantine(self.spool, batch, str(exc.orig or exc))
+            self.spool.delete_batches([batch.batch_id for batch in batches])
+            moved += len(batches)
             self._db_down_until = 0.0
         return moved
 
@@ -127,7 +127,7 @@ def serve(writer: LogWriter, requests: BinaryIO, answers: BinaryIO) -> None:
     write_frame(answers, b"null")
     while (body := read_frame(requests)) is not None:
         try:
-            writer.write(decode_rows(body))
+            writer.write(decode_batches(body))
         except Exception as exc:
             answer: str | None = f"{exc.__class__.__name__}: {exc}"
         else:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # A 100-record batch is ~100 KB of JSON: a default 64 KB pipe would wake both sides for
+    # A 100-record batch is ~80 KB of JSON: a default 64 KB pipe would wake both sides for
     # every 64 KB of it.
     with contextlib.suppress(OSError):  # a pipe, and within fs/pipe-max-size, where it matters
         fcntl.fcntl(sys.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)

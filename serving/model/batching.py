@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from serving.log.ids import new_prediction_ids
 from serving.model.served import ServedModel
-from serving.store.tables import PredictionRow
+from serving.store.ids import new_batch_id
+from serving.store.tables import PredictionBatch
 
 
 @dataclass(frozen=True)
@@ -29,23 +29,20 @@ class Prediction:
     probabilities: list[dict[str, float]] | None
     unscorable: list[int]  # rows of this request whose output is not a number
 
-    def rows(self, records: list[dict[str, Any]]) -> list[PredictionRow]:
-        """The answers to ``records`` as the log keeps them, each under a new prediction id."""
-        model, probabilities, now = self.model, self.probabilities, time.time()
-        ids = new_prediction_ids(len(records))
-        return [
-            PredictionRow(
-                prediction_id=ids[i],
-                created_at=now,
-                model_name=model.name,
-                model_version=model.version,
-                features=record,
-                prediction=label,
-                probabilities=probabilities[i] if probabilities else None,
-                violations=model.violations(record),
-            )
-            for i, (record, label) in enumerate(zip(records, self.labels, strict=True))
-        ]
+    def batch(self, records: list[dict[str, Any]]) -> PredictionBatch:
+        """The answers to ``records`` as the log keeps them, under a new batch id."""
+        model = self.model
+        broken = [model.violations(record) for record in records] if model.rules else []
+        return PredictionBatch(
+            batch_id=new_batch_id(),
+            created_at=time.time(),
+            model_name=model.name,
+            model_version=model.version,
+            features=records,
+            predictions=self.labels,
+            probabilities=self.probabilities,
+            violations=broken if any(broken) else None,
+        )
 
 
 class PredictBatcher:

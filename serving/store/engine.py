@@ -24,7 +24,6 @@ def _sqlite_pragmas(log_writer: bool) -> Callable[[Any, Any], None]:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
         if log_writer:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()

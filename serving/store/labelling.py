@@ -15,12 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from serving.store.ids import batch_of
 from serving.store.tables import (
     DuplicateFeedbackError,
     Labelled,
+    PredictionBatch,
+    PredictionRow,
     UnknownPredictionError,
     feedback,
-    predictions,
+    prediction_batches,
     shadow_predictions,
 )
 
@@ -45,6 +48,7 @@ def store_labels(
     another label as a conflict. ``insert`` is the dialect's (it knows ``ON CONFLICT``).
     """
     known = _known(conn, model_name, list(dict.fromkeys(pid for pid, _ in labels)))
+    shadows = _shadows(conn, list(known))
     offered: dict[str, Any] = {}
     for pid, truth in labels:
         if pid in known:
@@ -59,35 +63,46 @@ def store_labels(
         elif stored[pid] != truth:
             outcomes.append(DuplicateFeedbackError(pid))
         else:
-            shadowed = None if row.shadow_version is None else (row.shadow_version, row.shadow)
             new = pid in added
             added.discard(pid)  # the same label again in this batch is a retry, not new
-            outcomes.append(Labelled(str(row.model_version), row.prediction, new, shadowed))
+            outcomes.append(Labelled(row.model_version, row.prediction, new, shadows.get(pid)))
     return outcomes
 
 
-def _known(conn: sa.Connection, model_name: str, ids: list[str]) -> dict[str, sa.Row]:
-    """The model's logged predictions among ``ids``, each with its shadow answer, if any."""
-    shadow = shadow_predictions.c
-    known: dict[str, sa.Row] = {}
-    for start in range(0, len(ids), _CHUNK):
+def _known(conn: sa.Connection, model_name: str, ids: list[str]) -> dict[str, PredictionRow]:
+    """The model's logged predictions among ``ids``: their batches read once each."""
+    wanted: dict[str, list[tuple[str, int]]] = {}
+    for pid in ids:
+        if (found := batch_of(pid)) is not None:
+            wanted.setdefault(found[0], []).append((pid, found[1]))
+    batch_ids = list(wanted)
+    known: dict[str, PredictionRow] = {}
+    for start in range(0, len(batch_ids), _CHUNK):
         rows = conn.execute(
-            sa.select(
-                predictions.c.prediction_id,
-                predictions.c.model_version,
-                predictions.c.prediction,
-                shadow.model_version.label("shadow_version"),
-                shadow.prediction.label("shadow"),
-            )
-            .outerjoin(shadow_predictions, shadow.prediction_id == predictions.c.prediction_id)
-            .where(
-                predictions.c.prediction_id.in_(ids[start : start + _CHUNK]),
-                predictions.c.model_name == model_name,
+            sa.select(prediction_batches).where(
+                prediction_batches.c.batch_id.in_(batch_ids[start : start + _CHUNK]),
+                prediction_batches.c.model_name == model_name,
             )
         )
         for row in rows:
-            known.setdefault(row.prediction_id, row)
+            batch = PredictionBatch.from_row(row)
+            for pid, ordinal in wanted[batch.batch_id]:
+                if 0 <= (i := ordinal - batch.first_ordinal) < len(batch.predictions):
+                    known[pid] = batch.row(i)
     return known
+
+
+def _shadows(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, Any]]:
+    """The challenger's version and shadow answer for each of ``ids`` it answered."""
+    shadow = shadow_predictions.c
+    found: dict[str, tuple[str, Any]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = sa.select(shadow.prediction_id, shadow.model_version, shadow.prediction).where(
+            shadow.prediction_id.in_(ids[start : start + _CHUNK])
+        )
+        for pid, version, answer in conn.execute(query):
+            found.setdefault(pid, (version, answer))
+    return found
 
 
 def _insert(
@@ -95,7 +110,7 @@ def _insert(
     insert: Callable[[sa.Table], Any],
     model_name: str,
     offered: dict[str, Any],
-    known: dict[str, sa.Row],
+    known: dict[str, PredictionRow],
     key_id: str | None,
 ) -> set[str]:
     """Insert the offered labels an id does not have yet; the ids this insert added."""
@@ -108,6 +123,9 @@ def _insert(
             "model_name": model_name,
             "model_version": known[pid].model_version,
             "key_id": key_id,
+            "predicted_at": known[pid].created_at,
+            "features": known[pid].features,
+            "prediction": known[pid].prediction,
         }
         for pid, truth in offered.items()
     ]

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store import moves
 from serving.store.predictions import PredictionStore
-from serving.store.tables import feedback, predictions, shadow_predictions
+from serving.store.tables import feedback, shadow_predictions
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,15 @@ def outcomes(
     query = (
         sa.select(
             feedback.c.ground_truth,
-            predictions.c.prediction,
-            predictions.c.model_version,
+            feedback.c.prediction,
+            feedback.c.model_version,
             shadow_predictions.c.prediction.label("shadow"),
             feedback.c.key_id,
         )
         .select_from(
             shadow_predictions.join(
                 feedback, feedback.c.prediction_id == shadow_predictions.c.prediction_id
-            ).join(predictions, predictions.c.prediction_id == shadow_predictions.c.prediction_id)
+            )
         )
         .where(
             shadow_predictions.c.model_name == model_name,

@@ -13,7 +13,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from serving.store.predictions import PredictionStore
-from serving.store.tables import feedback, predictions
+from serving.store.tables import PredictionBatch, PredictionRow, feedback, prediction_batches
+
+_BATCHES = prediction_batches.c
+# Batches read per round trip while gathering a window's records.
+_PAGE = 200
 
 
 def answered(
@@ -24,31 +28,22 @@ def answered(
     Columns: prediction_id, created_at, features, prediction, probabilities, ground_truth (None
     while unlabelled).
     """
-    labels = feedback.c.withdrawn_at.is_(None)
     query = (
-        sa.select(
-            predictions.c.prediction_id,
-            predictions.c.created_at,
-            predictions.c.features,
-            predictions.c.prediction,
-            predictions.c.probabilities,
-            feedback.c.ground_truth,
-        )
-        .select_from(
-            predictions.outerjoin(
-                feedback, (feedback.c.prediction_id == predictions.c.prediction_id) & labels
-            )
-        )
+        sa.select(prediction_batches)
         .where(
-            predictions.c.model_name == model_name,
-            predictions.c.model_version == str(version),
-            predictions.c.created_at >= since,
-            predictions.c.created_at < until,
+            _BATCHES.model_name == model_name,
+            _BATCHES.model_version == str(version),
+            _BATCHES.created_at >= since,
+            _BATCHES.created_at < until,
         )
-        .order_by(predictions.c.created_at, predictions.c.prediction_id)
-        .limit(limit)
+        .order_by(_BATCHES.created_at, _BATCHES.batch_id)
     )
-    return store.frame(query)
+    rows = _records(store, query, limit)
+    labels = _labels(store, [row.prediction_id for row in rows])
+    columns = ["prediction_id", "created_at", "features", "prediction", "probabilities"]
+    frame = pd.DataFrame([[getattr(row, c) for c in columns] for row in rows], columns=columns)
+    frame["ground_truth"] = [labels.get(row.prediction_id) for row in rows]
+    return frame
 
 
 def recent(store: PredictionStore, model_name: str, limit: int) -> pd.DataFrame:
@@ -57,14 +52,43 @@ def recent(store: PredictionStore, model_name: str, limit: int) -> pd.DataFrame:
     Columns: model_version, features, prediction, probabilities.
     """
     query = (
-        sa.select(
-            predictions.c.model_version,
-            predictions.c.features,
-            predictions.c.prediction,
-            predictions.c.probabilities,
-        )
-        .where(predictions.c.model_name == model_name)
-        .order_by(predictions.c.created_at.desc())
-        .limit(limit)
+        sa.select(prediction_batches)
+        .where(_BATCHES.model_name == model_name)
+        .order_by(_BATCHES.created_at.desc(), _BATCHES.batch_id.desc())
     )
-    return store.frame(query)
+    rows = _records(store, query, limit, newest_first=True)
+    return pd.DataFrame(
+        [(r.model_version, r.features, r.prediction, r.probabilities) for r in rows],
+        columns=["model_version", "features", "prediction", "probabilities"],
+    )
+
+
+def _records(
+    store: PredictionStore, query: sa.Select, limit: int, newest_first: bool = False
+) -> list[PredictionRow]:
+    """The first ``limit`` records of the batches ``query`` orders, a page of batches at a time."""
+    records: list[PredictionRow] = []
+    with store.engine.connect() as conn:
+        offset = 0
+        while len(records) < limit:
+            page = conn.execute(query.limit(_PAGE).offset(offset)).all()
+            for row in page:
+                batch = PredictionBatch.from_row(row).rows()
+                records += reversed(batch) if newest_first else batch
+            if len(page) < _PAGE:
+                break
+            offset += _PAGE
+    return records[:limit]
+
+
+def _labels(store: PredictionStore, ids: list[str]) -> dict[str, object]:
+    """The standing (not withdrawn) label of each of ``ids`` that has one."""
+    labels: dict[str, object] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            query = sa.select(feedback.c.prediction_id, feedback.c.ground_truth).where(
+                feedback.c.prediction_id.in_(ids[start : start + 500]),
+                feedback.c.withdrawn_at.is_(None),
+            )
+            labels.update((pid, truth) for pid, truth in conn.execute(query))
+    return labels

@@ -28,10 +28,10 @@ from mlserve_assets.cli.status import model_status
 from mlserve_assets.resources.alerts import AlertmanagerResource
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.spec.models import ModelSpec
-from serving.log.ids import new_prediction_id
 from serving.model.artifact import trusted_types
 from serving.model.served import load_version
 from serving.registry import Tag, champion
+from serving.store.ids import new_prediction_id
 from serving.store.moves import ROLLBACK_OF, history
 from serving.store.tables import PredictionRow
 

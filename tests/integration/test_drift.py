@@ -18,8 +18,8 @@ from mlserve_assets.factory import build_model_defs
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.sensors.watch import build_watch_sensor
-from serving.log.ids import new_prediction_id
 from serving.registry import drift_report
+from serving.store.ids import new_prediction_id
 from serving.store.tables import PredictionRow
 
 CANCER = load_breast_cancer(as_frame=True)

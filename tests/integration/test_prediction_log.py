@@ -15,21 +15,27 @@ import sqlalchemy as sa
 
 from harness.servers import Postgres
 from serving.log.client import PredictionLog, PredictionLogError
-from serving.log.ids import new_prediction_id
 from serving.log.writer import LogWriter
 from serving.store.engine import LOG_WRITE_TIMEOUT_MS
+from serving.store.ids import new_batch_id
 from serving.store.predictions import PredictionStore
 from serving.store.quarantine import quarantined
-from serving.store.tables import PredictionRow, quarantined_predictions
+from serving.store.tables import PredictionBatch, quarantined_batches
 
 FEATURES = {f"feature {i}": i * 1.123456789 for i in range(30)}
 
 
-def _rows(count: int) -> list[PredictionRow]:
-    return [
-        PredictionRow(new_prediction_id(), time.time(), "m", "1", FEATURES, 1, {"0": 0.2, "1": 0.8})
-        for _ in range(count)
-    ]
+def _batch(count: int) -> PredictionBatch:
+    """A request's ``count`` answered records, as the service logs them."""
+    return PredictionBatch(
+        new_batch_id(),
+        time.time(),
+        "m",
+        "1",
+        [FEATURES] * count,
+        [1] * count,
+        [{"0": 0.2, "1": 0.8}] * count,
+    )
 
 
 def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path):
@@ -39,13 +45,13 @@ def test_commits_leave_checkpoints_to_the_background_thread(tmp_path: Path):
 
     idle = LogWriter(url, tmp_path / "spool.db", retry_seconds=3600)
     for _ in range(60):  # ~6 MB of WAL: SQLite alone would checkpoint at 4 MB
-        idle.write([row.logged() for row in _rows(100)])
+        idle.write([_batch(100).logged()])
     assert idle.store.count_predictions() == 6000
     assert db.stat().st_size < 1_000_000, "a commit folded the WAL into the database file"
     idle.close()
 
     ticking = LogWriter(url, tmp_path / "spool.db", retry_seconds=0.1)
-    ticking.write([row.logged() for row in _rows(10)])
+    ticking.write([_batch(10).logged()])
     deadline = time.monotonic() + 10
     while db.stat().st_size < 4_000_000:
         assert time.monotonic() < deadline, "the background thread never checkpointed"
@@ -59,15 +65,15 @@ def test_concurrent_requests_all_land_once(tmp_path: Path):
     store = PredictionStore(url)
     store.create_schema()
     log = PredictionLog(url, tmp_path / "spool.db")
-    batches = [_rows(1 + i % 3) for i in range(300)]
+    batches = [_batch(1 + i % 3) for i in range(300)]
 
     async def flow() -> None:
         await log.start()
-        await asyncio.gather(*(log.log(rows) for rows in batches))
+        await asyncio.gather(*(log.log(batch) for batch in batches))
         await log.close()
 
     asyncio.run(flow())
-    logged = [row.prediction_id for rows in batches for row in rows]
+    logged = [pid for batch in batches for pid in batch.prediction_ids]
     assert store.count_predictions() == len(logged)
     assert all(store.prediction(i) is not None for i in logged[:: len(logged) // 20])
     assert log.spooled() == 0
@@ -82,9 +88,9 @@ def test_a_writer_killed_mid_stream_loses_no_answered_prediction(tmp_path: Path)
     pids: set[int] = set()
 
     async def request() -> None:
-        rows = _rows(5)
-        await log.log(rows)
-        answered.extend(row.prediction_id for row in rows)
+        batch = _batch(5)
+        await log.log(batch)
+        answered.extend(batch.prediction_ids)
 
     async def flow() -> None:
         await log.start()
@@ -114,14 +120,14 @@ def test_a_stalled_database_sends_batches_to_the_spool(postgres: Postgres, tmp_p
     store = PredictionStore(url)
     store.create_schema()
     writer = LogWriter(url, tmp_path / "spool.db", retry_seconds=0.2)
-    rows = _rows(10)
+    batch = _batch(10)
     locker = sa.create_engine(url).connect()
-    locker.exec_driver_sql("LOCK TABLE predictions IN ACCESS EXCLUSIVE MODE")
+    locker.exec_driver_sql("LOCK TABLE prediction_batches IN ACCESS EXCLUSIVE MODE")
     # Released well after the writer's timeout: a writer that waited would land in the database.
     release = threading.Timer(2 * LOG_WRITE_TIMEOUT_MS / 1000, locker.commit)
     release.start()
     try:
-        writer.write([row.logged() for row in rows])
+        writer.write([batch.logged()])
         assert writer.spool.count_predictions() == 10, "the writer waited out the lock"
     finally:
         release.join()
@@ -134,29 +140,29 @@ def test_a_stalled_database_sends_batches_to_the_spool(postgres: Postgres, tmp_p
     writer.close()
 
 
-def test_a_spooled_row_the_database_refuses_is_quarantined_and_the_rest_replay(
+def test_a_spooled_batch_the_database_refuses_is_quarantined_and_the_rest_replay(
     postgres: Postgres, tmp_path: Path
 ):
     db_url = postgres.create_database("quarantine")
     PredictionStore(db_url).create_schema()  # as the service does before its writer starts
     spool_path = tmp_path / "spool.db"
-    before, after = _rows(2), _rows(2)
-    refused = replace(_rows(1)[0], model_version="v" * 40)  # the column holds 32 characters
+    before, after = _batch(2), _batch(3)
+    refused = replace(_batch(1), model_version="v" * 40)  # the column holds 32 characters
     spool = PredictionStore(f"sqlite:///{spool_path}")
     spool.create_schema()
-    spool.insert_predictions([*before, refused, *after])  # SQLite takes it; PostgreSQL will not
+    spool.insert_batches([before, refused, after])  # SQLite takes it; PostgreSQL will not
     writer = LogWriter(db_url, spool_path, retry_seconds=3600)  # no replay but this one
     try:
-        assert writer.replay() == 5
+        assert writer.replay() == 3
     finally:
         writer.close()
     store = PredictionStore(db_url)
-    with store.engine.connect() as conn:
-        logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
+    logged = [store.prediction(pid) for pid in before.prediction_ids + after.prediction_ids]
+    assert logged == before.rows() + after.rows()
+    assert store.count_predictions() == 5
     store.dispose()
-    assert sorted(logged) == sorted(r.prediction_id for r in [*before, *after])
     assert spool.count_predictions() == 0
     assert quarantined(spool) == 1
     with spool.engine.connect() as conn:
-        kept = conn.execute(sa.select(quarantined_predictions)).mappings().one()
-    assert kept["prediction_id"] == refused.prediction_id and "too long" in kept["error"]
+        kept = conn.execute(sa.select(quarantined_batches)).mappings().one()
+    assert kept["batch_id"] == refused.batch_id and "too long" in kept["error"]

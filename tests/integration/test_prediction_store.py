@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import sqlalchemy as sa
@@ -22,10 +22,11 @@ from harness.servers import Postgres
 from mlserve_assets.resources.predictions import PredictionLogResource
 from serving.registry import champion, move_alias
 from serving.store import moves, shadow
+from serving.store.ids import new_batch_id, prediction_id
 from serving.store.moves import Move, history
 from serving.store.predictions import PredictionStore
 from serving.store.shadow import ShadowRow
-from serving.store.tables import PredictionRow
+from serving.store.tables import PredictionBatch, PredictionRow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,31 +93,76 @@ def test_outcomes_are_one_versions_newest_labels(store: PredictionStore):
     assert len(store.outcomes("m", "2")) == len(version_2) == 10
 
 
-def test_a_log_from_before_feedback_named_its_model_is_upgraded_in_place(store: PredictionStore):
+def test_a_request_is_one_row_and_each_of_its_records_is_found_by_its_id(store):
+    rows = _rows(7)
+    batch = PredictionBatch(
+        new_batch_id(),
+        rows[0].created_at,
+        "m",
+        "2",
+        [r.features for r in rows],
+        [r.prediction for r in rows],
+        [r.probabilities or {} for r in rows],
+        [None, ["a below 0"], None, None, None, None, None],
+    )
+    store.insert_batches([batch, batch])  # the same batch again: a replay
+    assert store.count_predictions() == 7 and store.count_batches() == 1
+    assert store.versions_served("m") == {"2": 7}
+    found = [store.prediction(pid) for pid in batch.prediction_ids]
+    assert [(r.features, r.prediction) for r in found] == [(r.features, r.prediction) for r in rows]
+    assert found[1].violations == ["a below 0"] and found[0].violations is None
+    assert store.prediction(prediction_id(batch.batch_id, 7)) is None  # past its last record
+
+
+def test_a_log_written_a_row_per_record_is_batched_in_place(store: PredictionStore):
     rows = _rows(12)
     theirs = [replace(row, model_name="other") for row in _rows(3)]
-    store.insert_predictions(rows + theirs)
-    with store.engine.begin() as conn:  # the feedback table as releases before this one made it
+    with store.engine.begin() as conn:  # the tables as releases before batches made them
         conn.exec_driver_sql("DROP TABLE feedback")
+        conn.exec_driver_sql("DROP TABLE prediction_batches")
+        conn.exec_driver_sql(
+            "CREATE TABLE predictions (prediction_id VARCHAR(36) PRIMARY KEY, "
+            "created_at FLOAT NOT NULL, model_name VARCHAR(128) NOT NULL, "
+            "model_version VARCHAR(32) NOT NULL, features JSON NOT NULL, "
+            "prediction JSON NOT NULL, probabilities JSON)"
+        )
         conn.exec_driver_sql(
             "CREATE TABLE feedback (prediction_id VARCHAR(36) PRIMARY KEY "
             "REFERENCES predictions (prediction_id), ground_truth JSON NOT NULL, "
             "received_at FLOAT NOT NULL)"
         )
         for at, row in enumerate(rows + theirs):
+            values = asdict(row) | {
+                "features": json.dumps(row.features),
+                "prediction": json.dumps(row.prediction),
+                "probabilities": row.probabilities and json.dumps(row.probabilities),
+            }
+            conn.execute(
+                sa.text(
+                    "INSERT INTO predictions VALUES (:prediction_id, :created_at, :model_name, "
+                    ":model_version, :features, :prediction, :probabilities)"
+                ),
+                values,
+            )
             conn.execute(
                 sa.text("INSERT INTO feedback VALUES (:id, :truth, :at)"),
                 {"id": row.prediction_id, "truth": json.dumps(row.prediction), "at": at},
             )
     store.create_schema()
     store.create_schema()  # a second process starting on the upgraded log changes nothing
+    assert not sa.inspect(store.engine).has_table("predictions")
+    assert store.count_predictions() == 15 and store.count_batches() == 15
+    assert [store.prediction(row.prediction_id) for row in rows + theirs] == rows + theirs
     assert store.labelled_since("m", 5.5) == (6, 11.0)  # rows 6..11 of m
     assert store.labelled_since("other", 11.5) == (3, 14.0)
     outcomes = store.outcomes("m", "1")
     assert outcomes["prediction"].tolist() == [row.prediction for row in rows[::3]][::-1]
+    labelled = store.labelled("m")
+    assert labelled["features"].tolist() == [row.features for row in rows]
+    assert labelled["created_at"].tolist() == [row.created_at for row in rows]
     fresh = _rows(1)
     store.insert_predictions(fresh)
-    _label_all(store, fresh)
+    _label_all(store, fresh)  # the labels' old foreign key went with the old table
     assert store.labelled_since("m", 14.5)[0] == 1
 
 

@@ -18,12 +18,13 @@ import pytest
 import sqlalchemy as sa
 from sklearn.datasets import load_breast_cancer
 
+from harness.logged import logged_rows
 from harness.project import AUTH, service_env
 from harness.registries import champion_copy, move, registry_copy
 from harness.replicas import Replicas, replicas
 from harness.traffic import Traffic
 from serving.store.predictions import PredictionStore
-from serving.store.tables import feedback, predictions
+from serving.store.tables import feedback, prediction_batches
 
 MODEL = "breast_cancer"
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns="target").to_dict("records")
@@ -124,14 +125,8 @@ def test_a_replica_killed_under_load_loses_no_answered_prediction_and_logs_none_
         load.wait_for(300, timeout=60)
     answered = {a["prediction_id"]: n for a, n in zip(load.answers, load.numbers, strict=True)}
     assert len(answered) >= killed_at + 300, "the other replicas kept answering"
-    store = PredictionStore(db_url)
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(predictions.c.prediction_id, predictions.c.features).where(
-                predictions.c.model_name == MODEL, predictions.c.created_at >= started
-            )
-        ).all()
-    store.dispose()
+    batches = prediction_batches.c
+    rows = logged_rows(db_url, batches.model_name == MODEL, batches.created_at >= started)
     logged = {row.prediction_id: _mark(row.features) for row in rows}
     missing = set(answered) - set(logged)
     assert not missing, f"{len(missing)} answered predictions are not in the log"

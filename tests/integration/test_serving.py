@@ -23,7 +23,7 @@ from harness.fuzz import fuzz
 from harness.project import API_KEY, AUTH, service_env
 from harness.registries import champion_estimator
 from harness.servers import bentoml_server, child_env
-from serving.log.ids import new_prediction_id
+from serving.store.ids import new_prediction_id
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionRow
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 import mlflow
-import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from harness.logged import logged_ids
 from harness.project import AUTH, service_env
 from harness.registries import champion_copy, move, register_new_version, registry_copy
 from harness.servers import bentoml_server, postgres_cluster
@@ -59,11 +59,9 @@ def test_database_outage_loses_no_answered_prediction(trained, tmp_path):
         assert traffic.failures == []
         ids = [a["prediction_id"] for a in traffic.answers]
         assert len(set(ids)) == len(ids)
-        store = PredictionStore(db_url)
-        with store.engine.connect() as conn:
-            logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
-        store.dispose()
-        assert sorted(logged) == sorted(ids)  # every answered prediction, none twice, none extra
+        assert sorted(logged_ids(db_url)) == sorted(
+            ids
+        )  # every answered prediction, none twice, none extra
 
 
 def test_a_prediction_spooled_in_an_outage_survives_a_shutdown_and_takes_its_label_later(
@@ -148,9 +146,7 @@ def test_with_both_stores_down_nothing_is_answered_or_kept_and_readiness_says_so
         assert batch.json()["errors"][0]["record"] == 0
         store = PredictionStore(db_url)
         answered = [first[0]["prediction_id"], spooled[0]["prediction_id"]]
-        with store.engine.connect() as conn:
-            logged = conn.execute(sa.text("select prediction_id from predictions")).scalars().all()
-        assert sorted(logged) == sorted(answered)  # the refused prediction is nowhere
+        assert sorted(logged_ids(db_url)) == sorted(answered)  # the refused one is nowhere
         assert store.labelled("breast_cancer").empty
         store.dispose()
         assert PredictionStore(f"sqlite:///{spool}").count_predictions() == 0
@@ -315,11 +311,7 @@ def test_a_swap_between_a_twin_and_scikit_learn_answers_alike_and_loses_nothing(
         assert gap <= 1e-4
     # Nothing lost, nothing doubled, across both swaps.
     answered = [a["prediction_id"] for a in (*traffic.answers, *by_twin, *by_sklearn)]
-    store = PredictionStore(log_url)
-    with store.engine.connect() as conn:
-        logged = conn.execute(sa.text("SELECT prediction_id FROM predictions")).scalars().all()
-    store.dispose()
-    assert sorted(logged) == sorted(answered)
+    assert sorted(logged_ids(log_url)) == sorted(answered)
     versions = {a["model_version"] for a in traffic.answers}
     assert versions == {twin, plain}
 

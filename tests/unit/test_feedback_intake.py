@@ -12,11 +12,11 @@ from sklearn.linear_model import LogisticRegression
 from serving.feedback_intake import FeedbackIntake
 from serving.http.app import running_service
 from serving.http.bodies import Feedback
-from serving.log.ids import new_prediction_id
 from serving.model.fields import Feature
 from serving.model.served import ServedModel
+from serving.store.ids import new_prediction_id
 from serving.store.predictions import PredictionStore
-from serving.store.tables import PredictionRow
+from serving.store.tables import PredictionBatch, PredictionRow
 
 
 def _stores(folder) -> tuple[PredictionStore, PredictionStore]:
@@ -47,7 +47,7 @@ def test_feedback_for_a_spooled_prediction_is_503_until_it_reaches_the_log(serve
     unknown = Feedback(prediction_id="0" * 32, ground_truth=1)
     assert intake.accept(model, [unknown], "open")[0][0] == 404
     database.insert_predictions([row])  # the replay
-    spool.delete_predictions([row.prediction_id])
+    spool.delete_batches([PredictionBatch.of(row).batch_id])
     assert intake.accept(model, [label], "open") == [(201, None)]
 
 
@@ -62,7 +62,7 @@ class ReplayingSpool:
         row = self.spool.prediction(prediction_id)
         if row is not None:
             self.database.insert_predictions([row])
-            self.spool.delete_predictions([prediction_id])
+            self.spool.delete_batches([PredictionBatch.of(row).batch_id])
         return self.spool.prediction(prediction_id)
 
 

@@ -18,6 +18,7 @@ from serving.feedback_intake import LabelRate
 from serving.http.auth import OPEN, ApiKeys, KeyConfigError, digest, key_id
 from serving.http.errors import ApiError
 from serving.service import BACKSTOP_SECONDS, ModelService
+from serving.store.ids import MAX_RECORDS
 
 
 def test_bentomls_backstop_follows_the_request_timeout_not_minutes():
@@ -37,6 +38,15 @@ def test_the_configuration_is_read_from_the_environment_it_is_given(monkeypatch)
     assert config.keys.allows("feedback", "a-key-of-16-chars") is True
     assert config.keys.allows("predict", "a-key-of-16-chars") is False
     assert config.keys.allows("predict", None) is None
+
+
+def test_a_request_may_hold_no_more_records_than_its_ids_can_number(monkeypatch):
+    monkeypatch.setenv("MLSERVE_MAX_RECORDS", str(MAX_RECORDS))
+    assert ServingConfig.from_env().max_records == MAX_RECORDS
+    for beyond in (MAX_RECORDS + 1, 0):
+        monkeypatch.setenv("MLSERVE_MAX_RECORDS", str(beyond))
+        with pytest.raises(ValueError, match="MLSERVE_MAX_RECORDS must be 1 to 65536"):
+            ServingConfig.from_env()
 
 
 def test_a_bad_key_entry_is_refused_without_echoing_it_and_short_keys_are_refused():

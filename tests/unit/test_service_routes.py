@@ -17,8 +17,8 @@ from harness.inprocess import ADMIN_KEY, FEEDBACK_KEY, PREDICT_KEY, bearer
 from harness.registries import promote_new_version
 from serving.http.app import SCOPE
 from serving.http.auth import key_id
-from serving.log.ids import new_prediction_id
 from serving.service import app
+from serving.store.ids import new_prediction_id
 from serving.store.tables import feedback
 from tests.unit.conftest import ROWS, fitted
 
