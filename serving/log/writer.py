@@ -53,6 +53,9 @@ class LogWriter:
         self.spool.create_schema()
         self.retry_seconds = retry_seconds
         self._db_down_until = 0.0
+        # Commits go through one connection kept open (``PredictionStore.insert_on``); the
+        # replay thread takes its own from the pool.
+        self._conn: sa.Connection | None = None
         self._stopped = threading.Event()
         self._replayer = threading.Thread(
             target=self._replay_loop, name="spool-replay", daemon=True
@@ -64,10 +67,13 @@ class LogWriter:
         error: BaseException | None = None
         if time.monotonic() >= self._db_down_until:
             try:
-                self.store.insert_logged(batches)
+                if self._conn is None:
+                    self._conn = self.store.engine.connect()
+                self.store.insert_on(self._conn, batches)
             except sa.exc.SQLAlchemyError as exc:
                 logger.warning("prediction log database unavailable, spooling: %s", exc)
                 self._db_down_until = time.monotonic() + self.retry_seconds
+                self._drop_connection()
                 error = exc
             else:
                 return
@@ -108,10 +114,19 @@ class LogWriter:
         """
         self._stopped.set()
         self._replayer.join(timeout)
+        self._drop_connection()
         try:
             self.replay()
         except sa.exc.SQLAlchemyError as exc:
             logger.warning("the database is still away: the spool keeps its rows (%s)", exc)
+
+    def _drop_connection(self) -> None:
+        """Close the kept connection: after a failure it may be dead; the next write opens one."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
 
     def _replay_loop(self) -> None:
         while not self._stopped.wait(self.retry_seconds):

@@ -10,28 +10,21 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import sqlalchemy as sa
-
 from serving.store.tables import LOGGED_COLUMNS
 
-_COPY_SQL = f"COPY prediction_batches ({', '.join(LOGGED_COLUMNS)}) FROM STDIN"
+COPY_SQL = f"COPY prediction_batches ({', '.join(LOGGED_COLUMNS)}) FROM STDIN"
 # COPY's text format: backslash starts an escape, tab ends a field, newline ends a row.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def copy_predictions(conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
-    """COPY rows into prediction_batches, with driver errors raised as SQLAlchemy's."""
+def copy_predictions(conn: Any, values: list[tuple[Any, ...]]) -> None:
+    """COPY batches into prediction_batches on a psycopg2 connection (its errors raised as is)."""
     text = "".join(
         "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in row) + "\n"
         for row in values
     )
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = conn.cursor()
     try:
-        cursor.copy_expert(_COPY_SQL, io.StringIO(text))
-    except dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            _COPY_SQL, None, exc, dbapi.Error, dialect=conn.dialect
-        ) from exc
+        cursor.copy_expert(COPY_SQL, io.StringIO(text))
     finally:
         cursor.close()

@@ -9,6 +9,7 @@ bento carries it without any of the Dagster code location. The tables are in ``t
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -21,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from serving.store.engine import BUSY_WAIT_MS, PROBE_WAIT_MS, make_engine
 from serving.store.ids import batch_of
 from serving.store.labelling import Outcome, store_labels
-from serving.store.pg_copy import copy_predictions
+from serving.store.pg_copy import COPY_SQL, copy_predictions
 from serving.store.tables import (
     LOGGED_COLUMNS,
     Labelled,
@@ -114,30 +115,51 @@ class PredictionStore:
         self.insert_batches(PredictionBatch.of(row) for row in rows)
 
     def insert_logged(self, values: list[Logged]) -> None:
-        """Insert batches already in the log's columns (``PredictionBatch.logged``), as above.
+        """Insert batches already in the log's columns (``PredictionBatch.logged``), as above."""
+        with self.engine.connect() as conn:
+            self.insert_on(conn, values)
 
-        Plain SQL and tuples go straight to the driver: SQLAlchemy's compiler and per-column
-        bind processing cost 15.5 µs a row against 9 µs this way (100-row batches on SQLite,
-        measured). SQLite prepares the one-row statement once and steps it per row. PostgreSQL
-        takes the batch by COPY (``pg_copy``), which cannot skip rows, so a batch holding an id
-        already logged (a replay, or a batch sent again) is inserted again with
-        ``ON CONFLICT DO NOTHING``.
+    def insert_on(self, conn: sa.Connection, values: list[Logged]) -> None:
+        """Insert batches on a connection the caller holds, as above; commit or roll back.
+
+        The log writer keeps one connection for its commits: checking one out of the pool and
+        back for each cost as much CPU as the insert itself (0.87 against 0.42-0.49 ms per
+        100-record batch on SQLite, measured). Plain SQL and tuples go straight to the driver:
+        SQLAlchemy's compiler and per-column bind processing cost more than the insert. SQLite
+        prepares the one-row statement once and steps it per batch. PostgreSQL takes the group
+        by COPY (``pg_copy``), which cannot skip rows, so a group holding a batch already logged
+        (a replay, or a group sent again) is inserted again with ``ON CONFLICT DO NOTHING``.
+        Driver errors are raised as SQLAlchemy's, as every other call of the store raises them.
         """
         if not values:
             return
         values = list({value[0]: value for value in values}.values())  # a batch sent twice
-        if self._sqlite:
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql(self._insert_one, values)
-            return
+        dialect = self.engine.dialect
+        dbapi, raw = dialect.loaded_dbapi, conn.connection.dbapi_connection
+        statement = self._insert_one
         try:
-            with self.engine.begin() as conn:
-                copy_predictions(conn, values)
-        except sa.exc.IntegrityError:
-            with self.engine.begin() as conn:
-                for start in range(0, len(values), _ROWS_PER_STATEMENT):
-                    chunk = values[start : start + _ROWS_PER_STATEMENT]
-                    conn.exec_driver_sql(self._insert_sql(len(chunk)), tuple(chain(*chunk)))
+            if self._sqlite:
+                raw.cursor().executemany(statement, values)
+            else:
+                try:
+                    statement = COPY_SQL
+                    copy_predictions(raw, values)
+                except dbapi.IntegrityError:
+                    raw.rollback()
+                    cursor = raw.cursor()
+                    for start in range(0, len(values), _ROWS_PER_STATEMENT):
+                        chunk = values[start : start + _ROWS_PER_STATEMENT]
+                        statement = self._insert_sql(len(chunk))
+                        cursor.execute(statement, tuple(chain(*chunk)))
+            raw.commit()
+        except dbapi.Error as exc:
+            with contextlib.suppress(dbapi.Error):
+                raw.rollback()
+            if dialect.is_disconnect(exc, raw, None):
+                conn.invalidate(exc)  # not back into the pool
+            raise sa.exc.DBAPIError.instance(
+                statement, None, exc, dbapi.Error, dialect=dialect
+            ) from exc
 
     def _insert_sql(self, rows: int) -> str:
         return (
