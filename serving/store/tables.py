@@ -13,10 +13,30 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from serving.store.engine import dumps
+from serving.store.engine import dumps, loads
 from serving.store.ids import batch_of, prediction_id
 
 metadata = sa.MetaData()
+
+
+class JSONText(sa.TypeDecorator):
+    """JSON kept as text: what the log writer sends, stored as it is, parsed when read.
+
+    PostgreSQL's ``json`` type parses every value it takes to check it: a third of the server's
+    CPU for a 100-record batch (2.05-2.5 against 1.45-1.77 ms, measured), for text orjson made.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        """A value as the column's text."""
+        return None if value is None else dumps(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        """The column's text as its value."""
+        return None if value is None else loads(value)
+
 
 # One row per answered request, its records in arrays: a row per record cost the writer 12 µs of
 # SQLite's per-row work each (1.2 of 1.4 ms per 100 records; 0.17 ms as one row, measured), and
@@ -30,13 +50,13 @@ prediction_batches = sa.Table(
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     # Each record as it was sent, in order.
-    sa.Column("features", sa.JSON, nullable=False),
-    sa.Column("predictions", sa.JSON, nullable=False),
+    sa.Column("features", JSONText, nullable=False),
+    sa.Column("predictions", JSONText, nullable=False),
     # Per record; null if the model gives none.
-    sa.Column("probabilities", sa.JSON, nullable=True),
+    sa.Column("probabilities", JSONText, nullable=True),
     # Per record, the spec's column rules it broke, named (``serving.model.rules``); null if
     # no record broke one.
-    sa.Column("violations", sa.JSON, nullable=True),
+    sa.Column("violations", JSONText, nullable=True),
     sa.Column("records", sa.Integer, nullable=False),
     # The first record's ordinal: 0, except for a record logged alone before batches, whose
     # id's last digits were random.
@@ -295,10 +315,9 @@ def _batch_records(engine: sa.Engine) -> None:
     if not sa.inspect(engine).has_table(_RECORDS):
         return
     sqlite = engine.dialect.name == "sqlite"
-    text, json = ("{}", "{}") if sqlite else ("CAST({} AS TEXT)", "CAST({} AS JSON)")
 
     def one(column: str) -> str:  # a record's JSON value as an array of one
-        return json.format(f"'[' || {text.format(column)} || ']'")
+        return f"'[' || CAST({column} AS TEXT) || ']'"
 
     find = "instr" if sqlite else "strpos"
     digit = "(" + find + "('0123456789abcdef', substr(prediction_id, {}, 1)) - 1) * {}"
