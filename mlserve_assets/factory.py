@@ -51,10 +51,18 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
         description=f"Load, check, train with feedback, register, gate and package {spec.name}.",
         tags={MODEL_RUN_TAG: spec.name},
     )
+    # The drift check's reference rows are read again in the same run, not loaded from an
+    # earlier one: a model trained by `mlserve train` (in-process, nothing kept between runs)
+    # left none for the daemon's storage, and its first watch failed loading them.
     watch = dg.define_asset_job(
         f"watch_{spec.name}",
-        selection=dg.AssetSelection.assets(model.key("predictions")),
-        description=f"Observe {spec.name}'s prediction log and check its traffic for drift.",
+        selection=dg.AssetSelection.assets(
+            model.key("dataset"), model.key("validated_dataset"), model.key("predictions")
+        ),
+        description=(
+            f"Read {spec.name}'s base rows, observe its prediction log and check the traffic "
+            "for drift against them."
+        ),
     )
     return dg.Definitions(
         assets=[

@@ -2,7 +2,8 @@
 
 Labels can take days; drift shows in the requests themselves. After every
 ``drift.every_predictions`` new predictions the sensor requests the ``watch_<model>`` job (the
-``predictions`` asset and its checks), so the drift check fires before the labels would.
+base rows read again, the ``predictions`` asset and its checks), so the drift check fires before
+the labels would.
 """
 
 import dagster as dg

@@ -45,11 +45,18 @@ def _log(log: PredictionLogResource, records: pd.DataFrame) -> None:
 
 
 def _check(log: PredictionLogResource, registry: MlflowRegistry) -> dg.AssetCheckEvaluation:
+    """What the ``watch_bc`` job selects, run as its sensor starts it: on an instance no training
+    ran on (a model trained by `mlserve train` keeps nothing in the daemon's storage)."""
     defs = build_model_defs(SPEC)
-    keys = [dg.AssetKey(["bc", s]) for s in ("dataset", "validated_dataset", "predictions")]
+    [watch] = [job for job in defs.jobs if job.name == "watch_bc"]
+    keys = watch.selection.resolve(list(defs.assets))
     assets = [a for a in defs.assets if a.key in keys]
-    resources = {"prediction_log": log, "registry": registry}
-    result = dg.materialize([*assets, *defs.asset_checks], resources=resources)
+    checks = [c for c in defs.asset_checks if all(k.asset_key in keys for k in c.check_keys)]
+    result = dg.materialize(
+        [*assets, *checks],
+        resources={"prediction_log": log, "registry": registry},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK]
     return evaluation
 
