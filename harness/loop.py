@@ -245,6 +245,9 @@ def _process_launched(home: Path) -> Path:
     """
     instance = yaml.safe_load((PROJECT_ROOT / "infra/dagster/dagster.yaml").read_text())
     del instance["run_launcher"]
+    # The stack's volume path would be this machine's own /var/lib/mlserve, outliving the test
+    # (a stale copy there once hid a watch run that could not load its input).
+    instance["local_artifact_storage"]["config"]["base_dir"] = str(home / "storage")
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
     return home
