@@ -106,7 +106,7 @@ def test_a_request_is_one_row_and_each_of_its_records_is_found_by_its_id(store):
         [None, ["a below 0"], None, None, None, None, None],
     )
     store.insert_batches([batch, batch])  # the same batch again: a replay
-    assert store.count_predictions() == 7 and store.count_batches() == 1
+    assert store.count_predictions() == 7 and len(store.oldest_batches(10)) == 1
     assert store.versions_served("m") == {"2": 7}
     found = [store.prediction(pid) for pid in batch.prediction_ids]
     assert [(r.features, r.prediction) for r in found] == [(r.features, r.prediction) for r in rows]
@@ -151,7 +151,7 @@ def test_a_log_written_a_row_per_record_is_batched_in_place(store: PredictionSto
     store.create_schema()
     store.create_schema()  # a second process starting on the upgraded log changes nothing
     assert not sa.inspect(store.engine).has_table("predictions")
-    assert store.count_predictions() == 15 and store.count_batches() == 15
+    assert store.count_predictions() == 15 and len(store.oldest_batches(20)) == 15
     assert [store.prediction(row.prediction_id) for row in rows + theirs] == rows + theirs
     assert store.labelled_since("m", 5.5) == (6, 11.0)  # rows 6..11 of m
     assert store.labelled_since("other", 11.5) == (3, 14.0)
