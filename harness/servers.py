@@ -7,6 +7,7 @@ servers that fork workers otherwise outlive the test run and hang CI.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,11 +39,52 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
     return {**inherited, **env}
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now (the OS picks it)."""
+# The OS hands out ports from its ephemeral range (``ip_local_port_range``), and a port it handed
+# to us but nobody has bound yet it may hand out again: `bentoml serve` binds its HTTP port first,
+# then circus binds a control port it reserved the same way, and once they were the same port (CI,
+# 2026-12-05). Our servers therefore take ports below that range, which the OS never picks.
+LOWEST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port the OS may pick by itself (32768 when the kernel does not say)."""
+    with suppress(OSError, ValueError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
+
+
+def _our_ports() -> Iterator[int]:
+    """This process's share of the ports below the ephemeral range, from a random start.
+
+    Each pytest-xdist worker has a slice of its own, so two workers never offer the same port;
+    inside a slice ports go round in order, so one process never offers a port twice before it has
+    offered every other.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    span = (_ephemeral_low() - LOWEST_PORT) // workers
+    first = LOWEST_PORT + worker * span
+    start = random.randrange(span)
+    while True:
+        yield from range(first + start, first + span)
+        yield from range(first, first + start)
+
+
+_PORTS = _our_ports()
+
+
+def _unbound(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, and one the OS will not hand to anyone by itself."""
+    return next(port for port in _PORTS if _unbound(port))
 
 
 def family(pid: int) -> list[psutil.Process]:
