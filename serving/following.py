@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from serving.config import ServingConfig
 from serving.model.artifact import RefusedModel
@@ -35,11 +34,10 @@ class ChampionFollower:
         client: RegistryClient,
         store: PredictionStore,
         metrics: ServiceMetrics,
-        workdir: Path,
         config: ServingConfig,
     ) -> None:
         self._client, self._store, self._metrics = client, store, metrics
-        self._workdir, self._trusted = workdir, config.trusted_types
+        self._trusted = config.trusted_types
         self._runtime = (config.runtime, config.onnx_threads)
         self._trust_registry = config.trust_registry
         self._unsafe: dict[str, str] = {}
@@ -103,9 +101,7 @@ class ChampionFollower:
 
     def load(self, name: str, version: str) -> ServedModel:
         """One registered version, read with mlserve's trusted types and checked to predict."""
-        return load_version(
-            self._client, name, version, self._workdir, self._trusted, *self._runtime
-        )
+        return load_version(self._client, name, version, self._trusted, *self._runtime)
 
     def _count_rollback(self, name: str, version: str) -> None:
         """Count the move to ``version`` if it was a rollback, for the alert that says so."""

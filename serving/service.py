@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -93,10 +92,7 @@ class ModelService:
         )
         self.feedback = FeedbackIntake(self.store, self.metrics, self.config, self.log)
         self._client = connect(self.config.tracking_uri)
-        models = Path(tempfile.mkdtemp(prefix="mlserve-models-"))
-        self.follower = ChampionFollower(
-            self._client, self.store, self.metrics, models, self.config
-        )
+        self.follower = ChampionFollower(self._client, self.store, self.metrics, self.config)
         self.model: ServedModel = self._initial_model()
         self.metrics.served(self.model)
         # A shadow's answers sit beside the logged ones: none without the log.

@@ -8,9 +8,7 @@ requests in the window, a version that cannot be loaded or cannot take the reque
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -63,19 +61,18 @@ def replay(
             refuse(f"no labelled logged requests of {model_name} in that window")
         records = list(requests["features"])
         predictions = {}
-        with tempfile.TemporaryDirectory() as work:
-            for version in dict.fromkeys(versions):
-                try:
-                    served = load_version(
-                        p.client, model_name, version, Path(work), trusted_types(spec.trusted_types)
-                    )
-                except RefusedModel as exc:
-                    refuse(f"v{version} is not loaded: {exc}")
-                except Exception as exc:  # an unknown version, an unreachable registry
-                    refuse(f"v{version} of {model_name} cannot be read: {exc}")
-                try:
-                    predictions[version] = served.replay(records).labels
-                except ValueError as exc:
-                    refuse(f"v{version} cannot take the logged requests: {exc}")
+        for version in dict.fromkeys(versions):
+            try:
+                served = load_version(
+                    p.client, model_name, version, trusted_types(spec.trusted_types)
+                )
+            except RefusedModel as exc:
+                refuse(f"v{version} is not loaded: {exc}")
+            except Exception as exc:  # an unknown version, an unreachable registry
+                refuse(f"v{version} of {model_name} cannot be read: {exc}")
+            try:
+                predictions[version] = served.replay(records).labels
+            except ValueError as exc:
+                refuse(f"v{version} cannot take the logged requests: {exc}")
     report = replayed(model_name, spec.scorer, requests, predictions, confidence)
     emit(report.as_dict(), as_json, report.lines())

@@ -12,10 +12,8 @@ that served before.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -144,11 +142,8 @@ def _replayed(
     registry: MlflowRegistry, model: ModelSpec, version: str, records: list[object]
 ) -> pd.DataFrame:
     """``version``'s answers to ``records``, as the service would give them."""
-    with tempfile.TemporaryDirectory() as work:
-        served = load_version(
-            registry.client, model.name, version, Path(work), trusted_types(model.trusted_types)
-        )
-        scored = served.replay(records)
+    served = load_version(registry.client, model.name, version, trusted_types(model.trusted_types))
+    scored = served.replay(records)
     return pd.DataFrame(
         {"prediction": scored.labels, "probabilities": scored.probabilities or None}
     )

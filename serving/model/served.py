@@ -8,6 +8,7 @@ order (338 µs a call against 1,173 µs for a DataFrame), scikit-learn's warning
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -289,12 +290,16 @@ def load_version(
     client: RegistryClient,
     name: str,
     version: str,
-    workdir: Path,
     trusted: frozenset[str],
     runtime: str = "auto",
     threads: int = 1,
 ) -> ServedModel:
-    """Download one registered version from the registry ``client`` reads, and load it."""
-    local = download_version(client, name, version, workdir / f"{name}-v{version}")
+    """Download one registered version from the registry ``client`` reads, and load it.
+
+    The files go once loaded (the estimator and the ONNX session live in memory): a service that
+    follows a retraining loop for months would otherwise keep every version it ever served on disk.
+    """
     meta = version_metadata(client, name, version)
-    return load_from_dir(local, meta, trusted, runtime, threads)
+    with tempfile.TemporaryDirectory(prefix="mlserve-load-") as work:
+        local = download_version(client, name, version, Path(work))
+        return load_from_dir(local, meta, trusted, runtime, threads)

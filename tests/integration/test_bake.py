@@ -62,9 +62,7 @@ class Project:
 
     def answer_and_label(self, version: str, rows: slice) -> list:
         """The version's answers to ``TRAFFIC[rows]``, logged as the service logs them, labelled."""
-        served = load_version(
-            self.registry.client, "bc", version, self.folder / "load", trusted_types()
-        )
+        served = load_version(self.registry.client, "bc", version, trusted_types())
         records = TRAFFIC.iloc[rows].to_dict("records")
         scored = served.replay(records)
         logged = [

@@ -242,9 +242,7 @@ def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_
         bentoml_home=tmp_path / "bentoml",
     )
     assert _train(settings).success
-    served = load_version(
-        MlflowClient(uri, uri), "tickets", "1", tmp_path / "models", trusted_types()
-    )
+    served = load_version(MlflowClient(uri, uri), "tickets", "1", trusted_types())
     record = frame.drop(columns="target").iloc[3].to_dict()
     matrix, problems = served.check([{**record, "alcohol": None}, record])
     assert problems == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -124,15 +125,19 @@ def _registered(tmp_path: Path, estimator, rows, held_out) -> tuple:
     return registry.client, version
 
 
-def test_a_version_answers_alike_with_its_twin_and_without(tmp_path):
+def test_a_version_answers_alike_with_its_twin_and_without(tmp_path, monkeypatch):
     fit_x, fit_y, held_out = _halves(CANCER)
     forest = RandomForestClassifier(200, random_state=0).fit(fit_x, fit_y)
     client, version = _registered(tmp_path, forest, fit_x, held_out)
     assert json.loads(client.get_model_version("bc", version).tags["mlserve.onnx"])["verified"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     load = lambda runtime: load_version(  # noqa: E731
-        client, "bc", version, tmp_path / runtime, trusted_types(), runtime
+        client, "bc", version, trusted_types(), runtime
     )
     twin, plain = load("auto"), load("sklearn")
+    assert not any(scratch.iterdir()), "a loaded version's files are left on disk"
     assert (twin.runtime, plain.runtime) == ("onnx", "scikit-learn")
     assert twin.info()["runtime"] == "onnx" and twin.classes == plain.classes
     records = held_out.to_dict("records")
