@@ -59,8 +59,9 @@ class Seasons:
     features: list[str]
     """What the served model takes."""
     champion: str
-    seconds_to_new_answer: float
-    """From the labels crossing the sensor's threshold to the first answer of a new version."""
+    seconds_to_new_answer: float | None
+    """From the labels crossing the sensor's threshold to the first answer of a new version
+    (None when no new version answered)."""
     versions: str
     """Each version's gate outcome and labels used (``Loop.summary``)."""
     decisions: list[str]
@@ -132,8 +133,16 @@ def run(folder: Path, pause: float = 1.0) -> Seasons:
         query = sa.select(sa.func.min(prediction_batches.c.created_at)).where(
             prediction_batches.c.model_name == NAME, prediction_batches.c.model_version != "1"
         )
-        with loop.store.engine.connect() as conn:
-            first_new = conn.execute(query).scalar_one()
+
+        def first_new() -> float | None:
+            with loop.store.engine.connect() as conn:
+                return conn.execute(query).scalar_one()
+
+        if loop.champion() != "1":
+            # An answer can be given before its batch is in the table: a writer that finds the
+            # database busy (a training reading it, on a loaded machine) spools it for later.
+            loop.wait(lambda: first_new() is not None, "the new version's answers are not logged")
+        new_at = first_new()
         course = pd.DataFrame(
             {
                 "month": [str(m["date"].iloc[0])[:7] for m in months],
@@ -155,7 +164,7 @@ def run(folder: Path, pause: float = 1.0) -> Seasons:
             split_by=(model.get("split") or {}).get("by"),
             features=loop.features,
             champion=loop.champion(),
-            seconds_to_new_answer=round(first_new - crossed_at, 1),
+            seconds_to_new_answer=None if new_at is None else round(new_at - crossed_at, 1),
             versions=loop.summary(),
             decisions=[
                 f"v{v.version} {v.tags.get(Tag.CANDIDATE)}/{v.tags.get(Tag.MIX)}: "

@@ -34,5 +34,5 @@ def test_the_loop_follows_a_real_seasonal_drift_close_to_a_model_of_all_the_hist
     assert seasons.split_by == "date"  # init proposed the time split
     assert "date" not in seasons.features  # the split's column, not a feature
     assert seasons.first > 1.2 * seasons.all_history, "the first model is not behind: no drift"
-    assert seasons.champion != "1", seasons.versions
+    assert seasons.champion != "1", (seasons.versions, seasons.decisions)
     assert seasons.served <= WITHIN * seasons.all_history, seasons
