@@ -60,3 +60,9 @@ def test_a_log_written_an_object_per_record_reads_as_before(tmp_path):
         conn.execute("UPDATE prediction_batches SET features = ?", [orjson.dumps(SAME).decode()])
     store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
     assert store.prediction(read.prediction_ids[1]).features == SAME[1]
+
+
+def test_records_of_one_field_are_kept_as_one_array(tmp_path):
+    read, raw = _logged(tmp_path, [{"a": 1}, {"a": "x"}, {"a": None}])
+    assert raw["features"] == {"a": [1, "x", None]}
+    assert read.features == [{"a": 1}, {"a": "x"}, {"a": None}]
