@@ -85,13 +85,14 @@ def main() -> None:
     with ExitStack() as stack:
         if args.db == "postgres":
             pg = stack.enter_context(postgres_cluster(durable=True))
-            database = cache(pg.create_database)
+            database, database_processes = cache(pg.create_database), pg.processes
         else:
 
             def database(name: str) -> str:
                 return f"sqlite:///{work / name}.db"
 
-        bench = Bench(args.db, database, work, args.rounds)
+            database_processes = list
+        bench = Bench(args.db, database, work, args.rounds, database_processes)
         settings = bench_settings(work)
         if set(chosen) & set(SERVED):  # the model they serve (by the service, not a bento)
             job = "train_breast_cancer"

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from bench.report import median
 from harness.project import API_KEY
+from harness.servers import family
 
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -106,13 +110,16 @@ def drive(
     rounds: int,
     load: tuple[int, int, int],
     workdir: Path,
+    database: Callable[[], list[psutil.Process]] | None = None,
 ) -> dict[Any, dict[str, dict[str, float]]]:
     """Every server under every load, round after round; each figure the median over rounds.
 
     ``load`` is (seconds, wrk's connections, hey's rate). Each round drives every server in
     turn, so a slow spell of the machine touches them alike. Moderate load ("1 record at
     RATE/s", hey) comes first: right after a saturating run a server is still folding that
-    burst's write-ahead log into its database, and the tail would measure that.
+    burst's write-ahead log into its database, and the tail would measure that. Given the
+    ``database``'s processes, a saturated run also reports the CPU the server (found by its
+    ``--port``) and the database spent per request (``cpu_ms``).
     """
     seconds, connections, rate = load
     moderate = f"1 record at {rate}/s"
@@ -127,10 +134,44 @@ def drive(
             )
         for key, url in urls.items():
             for body, payload in bodies.items():
-                runs[key][body].append(
-                    wrk(f"{url}/predict", payload, seconds, connections, workdir)
-                )
+                before = None if database is None else cpu_seconds(url, database)
+                run = wrk(f"{url}/predict", payload, seconds, connections, workdir)
+                if database is not None:
+                    after = cpu_seconds(url, database)
+                    spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+                    run["cpu_ms"] = 1000 * spent / max(1.0, run["rps"] * seconds)
+                runs[key][body].append(run)
     return {
         key: {name: {k: median([r[k] for r in rs]) for k in rs[0]} for name, rs in by.items()}
         for key, by in runs.items()
     }
+
+
+def serving_processes(url: str) -> list[psutil.Process]:
+    """The server started with ``--port`` of ``url``'s port, and everything it started.
+
+    Found by its command line, not its socket: a `bentoml serve` passes the socket to its
+    workers, and the socket's one holder psutil names can be any of them.
+    """
+    port = url.rsplit(":", 1)[1]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "--port" in cmdline[:-1] and cmdline[cmdline.index("--port") + 1] == port:
+            return family(proc.pid)
+    raise LookupError(f"no server started with --port {port}")
+
+
+def cpu_seconds(url: str, database: Callable[[], list[psutil.Process]]) -> dict[int, float]:
+    """The user and system CPU so far of each process of the server and the database, by pid.
+
+    Read beside throughput because it does not move with the machine's other tenants: on this
+    shared machine throughput swung by ten points between rounds of the same code. By pid, read
+    before and after a run: a database backend that ends or starts meanwhile would otherwise
+    count as CPU given back or spent before the run.
+    """
+    spent = {}
+    for proc in [*serving_processes(url), *database()]:
+        with suppress(psutil.Error):
+            times = proc.cpu_times()
+            spent[proc.pid] = times.user + times.system
+    return spent

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 
 @dataclass(frozen=True)
 class Row:
@@ -36,6 +38,8 @@ class Bench:
     database: Callable[[str], str]
     work: Path
     rounds: int
+    database_processes: Callable[[], list[psutil.Process]] = list
+    """The database server's processes (none for SQLite, which runs inside its writer)."""
 
 
 def median(values: list[float]) -> float:

@@ -208,6 +208,10 @@ class Postgres:
             [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
         )
 
+    def processes(self) -> list[psutil.Process]:
+        """The server and every backend it runs (the postmaster's pid is its file's first line)."""
+        return family(int((self.data / "postmaster.pid").read_text().split()[0]))
+
     def create_database(self, name: str) -> str:
         """Create a database; returns its SQLAlchemy URL."""
         self._as_postgres(
