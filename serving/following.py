@@ -17,7 +17,8 @@ import threading
 
 from serving.config import ServingConfig
 from serving.model.artifact import RefusedModel
-from serving.model.served import ServedModel, load_version
+from serving.model.loading import load_version
+from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
 from serving.registry import CHALLENGER, CHAMPION, ChampionState, RegistryClient, champion_state
 from serving.store import moves

@@ -45,7 +45,8 @@ from serving.http.openapi import AppDocs, install_openapi
 from serving.http.rejections import CountRejections
 from serving.log.client import PredictionLog
 from serving.model.batching import PredictBatcher
-from serving.model.served import ServedModel, load_from_dir
+from serving.model.loading import load_from_dir
+from serving.model.served import ServedModel
 from serving.prometheus import ServiceMetrics
 from serving.registry import connect, drift_report, gate_summary
 from serving.shadow import Shadow

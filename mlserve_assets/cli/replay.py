@@ -52,7 +52,7 @@ def replay(
     from mlserve_assets.ml.replay import replay as replayed
     from mlserve_assets.ml.replay import window
     from serving.model.artifact import RefusedModel, trusted_types
-    from serving.model.served import load_version
+    from serving.model.loading import load_version
 
     with project() as p:
         spec = p.spec(model_name)

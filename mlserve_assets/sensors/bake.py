@@ -27,7 +27,7 @@ from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import RefusedModel, trusted_types
-from serving.model.served import load_version
+from serving.model.loading import load_version
 from serving.registry import Tag, move_alias
 from serving.store.moves import ROLLBACK_OF, Move, StaleMove, history
 from serving.store.window import answered

@@ -29,7 +29,7 @@ from mlserve_assets.resources.alerts import AlertmanagerResource
 from mlserve_assets.sensors.bake import build_bake_sensor
 from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import trusted_types
-from serving.model.served import load_version
+from serving.model.loading import load_version
 from serving.registry import Tag, champion
 from serving.store.ids import new_prediction_id
 from serving.store.moves import ROLLBACK_OF, history

@@ -208,7 +208,7 @@ def test_cli_validate_and_train_say_what_to_change_in_one_screen(tmp_path):
 def test_a_numeric_table_with_gaps_is_imputed_and_served_from_a_float_array(tmp_path):
     from sklearn.datasets import load_wine
 
-    from serving.model.served import load_version
+    from serving.model.loading import load_version
 
     frame = load_wine(as_frame=True).frame
     frame.loc[frame.index % 7 == 0, "alcohol"] = np.nan

@@ -30,7 +30,7 @@ from sklearn.tree import DecisionTreeClassifier
 from harness.registries import register_new_version, registry_at
 from mlserve_assets.ml.twin import make_twin
 from serving.model.artifact import trusted_types
-from serving.model.served import load_from_dir, load_version
+from serving.model.loading import load_from_dir, load_version
 from serving.model.twin import TWIN_FILE, digest
 from serving.registry import download_version, version_metadata
 
