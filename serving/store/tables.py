@@ -31,7 +31,7 @@ prediction_batches = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
-    # Each record as it was sent, in order.
+    # Each record as it was sent, in order (an array per field: ``serving.store.columns``).
     sa.Column("features", RecordsText, nullable=False),
     sa.Column("predictions", JSONText, nullable=False),
     # Per record; null if the model gives none.
