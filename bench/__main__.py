@@ -65,7 +65,7 @@ def main() -> None:
         "--predictions", type=int, default=100_000, help="memory's logged predictions"
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="growth's log sizes")
-    parser.add_argument("--base-rows", type=int, default=10000, help="retraining's generated table")
+    parser.add_argument("--base-rows", type=int, default=10000, help="retraining, loop: rows")
     parser.add_argument("--labels", default="1000,3000,10000", help="retraining's counts of labels")
     parser.add_argument("--draws", type=int, default=100, help="selection's draws of ids")
     parser.add_argument(
@@ -123,7 +123,7 @@ def main() -> None:
                 args.base_rows, [int(n) for n in args.labels.split(",")]
             ),
             "selection": lambda: selection.measure(args.draws),
-            "loop": lambda: loop.measure(bench),
+            "loop": lambda: loop.measure(bench, args.base_rows),
         }
         for section in SECTIONS:
             if section in chosen:

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.pipeline import Pipeline
 
 from mlserve_assets.ml.metrics import Metric
@@ -26,6 +34,8 @@ from mlserve_assets.spec.models import RetrainData
 MIN_MIX_ROWS = 20
 # Successive halving keeps at least this many candidate x mix arms after the first round.
 KEEP_AT_LEAST = 2
+SPREAD_FROM_ROWS = 1000  # a forest's fit on threads: see _on_every_core
+FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
 
 
 @dataclass(frozen=True)
@@ -169,14 +179,37 @@ def fit(
     estimator = candidate.build()
     if prepare is not None:
         estimator = Pipeline([("prepare", prepare), ("model", estimator)])
+    prefix, model = final_step(estimator)
+    weighted = "__".join(filter(None, [prefix, "sample_weight"]))
+    fit_params = {} if train.weight is None else {weighted: train.weight}
     started = time.perf_counter()
-    x, y = train.rows.x, train.rows.y
-    if train.weight is None:
-        estimator.fit(x, y)
-    else:
-        prefix, _ = final_step(estimator)
-        estimator.fit(x, y, **{"__".join(filter(None, [prefix, "sample_weight"])): train.weight})
+    with _on_every_core(model, len(train.rows)):
+        estimator.fit(train.rows.x, train.rows.y, **fit_params)
     return estimator, time.perf_counter() - started
+
+
+@contextmanager
+def _on_every_core(model: BaseEstimator, rows: int) -> Iterator[None]:
+    """Grow a forest on every core the process may use when the spec left ``n_jobs`` unset.
+
+    Its trees then grow on threads of scikit-learn's own (the GIL released); the fitted model is
+    the same, since scikit-learn draws each tree's seed before dispatching. Measured on two cores,
+    200 trees: 2.3 -> 1.45 s at 6,000 rows, 1.20 -> 0.88 s at 3,000, even at 1,000, and 10%
+    slower at 100-300 rows, where each tree's fixed cost (the GIL held) is most of it: hence
+    ``SPREAD_FROM_ROWS``. Forests only: elsewhere ``n_jobs`` starts process pools
+    (stacking, voting: seconds of start per fit) or does nothing and warns (logistic
+    regression); boosting already spreads over the cores (OpenMP). ``n_jobs`` is unset again
+    afterwards: the version logs the spec's parameters, and one request's rows are not worth a
+    pool of threads.
+    """
+    spread = isinstance(model, FORESTS) and model.n_jobs is None and rows >= SPREAD_FROM_ROWS
+    if spread:
+        model.set_params(n_jobs=-1)
+    try:
+        yield
+    finally:
+        if spread:
+            model.set_params(n_jobs=None)
 
 
 def score(estimator: BaseEstimator, rows: Rows, metric: Metric) -> float:

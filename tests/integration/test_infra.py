@@ -196,10 +196,10 @@ def test_the_helm_release_renders_validates_and_matches_the_stack(tmp_path):
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     instance = yaml.safe_load((INFRA / "dagster/dagster.yaml").read_text())
-    assert (
-        queue["maxConcurrentRuns"] == instance["run_coordinator"]["config"]["max_concurrent_runs"]
-    )
-    limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
+    coordinator = instance["run_coordinator"]["config"]
+    assert queue["maxConcurrentRuns"] == coordinator["max_concurrent_runs"]
+    assert queue["dequeueIntervalSeconds"] == coordinator["dequeue_interval_seconds"]
+    limits = coordinator["tag_concurrency_limits"]
     assert queue["tagConcurrencyLimits"] == limits
     assert {limit["key"] for limit in limits} == {MODEL_RUN_TAG}
 

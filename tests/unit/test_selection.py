@@ -1,15 +1,17 @@
-"""Choosing a candidate: successive halving over candidate x mix across the selection folds."""
+"""Choosing a candidate (successive halving over candidate x mix) and fitting each arm."""
 
 from __future__ import annotations
 
 import pandas as pd
 from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
 
 from harness.loop import drift_model
 from harness.retraining import as_labels
-from mlserve_assets.ml.mixes import mixes_for
-from mlserve_assets.ml.split import split_dataset
-from mlserve_assets.ml.train import fit, select_candidates, selection_score
+from mlserve_assets.ml.mixes import TrainingSet, mixes_for
+from mlserve_assets.ml.split import Rows, split_dataset
+from mlserve_assets.ml.train import SPREAD_FROM_ROWS, fit, select_candidates, selection_score
+from mlserve_assets.spec.candidates import Candidate
 from mlserve_assets.spec.models import ModelSpec
 
 BOOSTING = {
@@ -63,3 +65,33 @@ def test_the_best_third_on_the_first_round_go_on_and_the_rest_are_skipped_saying
         score = first[skipped.name, skipped.mix]
         assert f"accuracy {score:.4f} on the first round" in skipped.reason
         assert "not among the best 4 of 12" in skipped.reason
+
+
+class RecordingForest(RandomForestClassifier):
+    """A forest that remembers the ``n_jobs`` it was fitted with."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.fitted_with_jobs_ = self.n_jobs
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _forest(path: str, **params) -> Candidate:
+    return Candidate(
+        name="forest", estimator=path, params={"n_estimators": 8, "random_state": 0, **params}
+    )
+
+
+def test_a_forest_grows_on_every_core_and_logs_the_spec_parameters():
+    x, y = make_classification(SPREAD_FROM_ROWS, 5, random_state=0)
+    rows = Rows(pd.DataFrame(x), pd.Series(y))
+    recording = f"{__name__}.RecordingForest"
+    model, _ = fit(_forest(recording), TrainingSet(rows))
+    assert model.fitted_with_jobs_ == -1
+    assert model.n_jobs is None  # what the version logs and serves with
+    # The same forest as one fitted on one core, independently.
+    alone = RandomForestClassifier(8, random_state=0).fit(x, y)
+    assert (model.predict_proba(x) == alone.predict_proba(x)).all()
+    # A spec's own n_jobs is kept, and a handful of rows is not worth the threads.
+    assert fit(_forest(recording, n_jobs=1), TrainingSet(rows))[0].fitted_with_jobs_ == 1
+    few = Rows(rows.x[:100], rows.y[:100])
+    assert fit(_forest(recording), TrainingSet(few))[0].fitted_with_jobs_ is None
