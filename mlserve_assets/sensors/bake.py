@@ -25,6 +25,7 @@ from mlserve_assets.ml.estimate import estimated_score
 from mlserve_assets.resources.alerts import AlertmanagerResource, FiringAlert
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.sensors.ticks import minimum_interval
 from mlserve_assets.spec.models import ModelSpec
 from serving.model.artifact import RefusedModel, trusted_types
 from serving.model.loading import load_version
@@ -41,7 +42,7 @@ def build_bake_sensor(model: ModelSpec) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=f"bake_{name}",
-        minimum_interval_seconds=rules.check_every_seconds,
+        minimum_interval_seconds=minimum_interval(rules.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Watch each new champion of {name} for {rules.hours:g} h (or {rules.requests} "

@@ -19,6 +19,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlserve_assets.ml.retrain import DAY_SECONDS, RetrainFacts, should_retrain
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.sensors.ticks import minimum_interval
 from mlserve_assets.spec.models import ModelSpec
 from mlserve_assets.spec.watching import MIN_LIVE_LABELS
 from serving.registry import Tag, feedback_watermark, gate_outcome
@@ -39,7 +40,7 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
     @dg.sensor(
         name=f"retrain_{name}",
         job_name=job_name,
-        minimum_interval_seconds=rules.check_every_seconds,
+        minimum_interval_seconds=minimum_interval(rules.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} new labels, "

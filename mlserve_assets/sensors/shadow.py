@@ -16,6 +16,7 @@ from mlserve_assets.ml.labels import UNKNOWN_SENDER
 from mlserve_assets.ml.shadow import judge
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
+from mlserve_assets.sensors.ticks import minimum_interval
 from mlserve_assets.spec.models import ModelSpec
 from serving.registry import CHALLENGER, champion_state, move_alias
 from serving.store import shadow
@@ -28,7 +29,7 @@ def build_shadow_sensor(model: ModelSpec) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=f"shadow_{name}",
-        minimum_interval_seconds=rules.check_every_seconds,
+        minimum_interval_seconds=minimum_interval(rules.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Compare {name}'s challenger in shadow with what answered, on the same labelled "

@@ -9,6 +9,7 @@ the labels would.
 import dagster as dg
 
 from mlserve_assets.resources.predictions import PredictionLogResource
+from mlserve_assets.sensors.ticks import minimum_interval
 from mlserve_assets.spec.models import ModelSpec
 
 
@@ -19,7 +20,7 @@ def build_watch_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"watch_{name}",
         job_name=job_name,
-        minimum_interval_seconds=model.retrain.check_every_seconds,
+        minimum_interval_seconds=minimum_interval(model.retrain.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Check {name}'s served traffic for drift after every {every} predictions.",
     )
