@@ -28,15 +28,22 @@ TARGET_SECONDS = 30
 def measure(bench: Bench, base_rows: int) -> list[Row]:
     """Median over ``bench.rounds`` fresh loops, for each table."""
     backend = "embedded" if bench.db == "sqlite" else "production"
-    large = Path(tempfile.mkdtemp(prefix="loop-table-", dir=bench.work)) / "base.csv"
+    folder = Path(tempfile.mkdtemp(prefix="loop-table-", dir=bench.work))
+    return [
+        _row(bench, backend, table, model) for table, model in tables(folder, base_rows).items()
+    ]
+
+
+def tables(folder: Path, base_rows: int) -> dict[str, dict | None]:
+    """Each table's model declaration (None: the drift example's own), its rows in ``folder``."""
+    large = folder / "base.csv"
     concept_rows(base_rows, rotated(0.0), seed=0).to_csv(large, index=False)
     model = drift_model()
-    tables = {
+    return {
         "drift example": None,
         f"{base_rows:,} rows, three families": model
         | {"source": model["source"] | {"path": str(large)}, "candidates": CANDIDATES},
     }
-    return [_row(bench, backend, table, declared) for table, declared in tables.items()]
 
 
 def _row(bench: Bench, backend: str, table: str, model: dict | None) -> Row:
