@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 import pytest
 import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
@@ -74,6 +75,36 @@ def test_a_replayed_batch_lands_once(store: PredictionStore):
     store.insert_predictions(rows[900:] + rows[900:910])  # overlap, and repeats inside a batch
     assert store.count_predictions() == 1500
     assert store.versions_served("m") == {"1": 500, "2": 500, "3": 500}
+
+
+def test_a_copy_commits_by_itself_on_an_idle_connection_or_with_the_transaction_it_is_in(
+    postgres: Postgres,
+):
+    url = postgres.create_database(f"store_{uuid.uuid4().hex[:12]}")
+    store = PredictionStore(url, log_writer=True)
+    store.create_schema()
+    first, second = (PredictionBatch.of(row).logged() for row in _rows(2))
+    elsewhere = sa.create_engine(url)
+    logged = sa.text("SELECT count(*) FROM prediction_batches")
+    try:
+        with store.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            store.insert_on(conn, [first])
+            # Committed, and the connection left as it was found: idle, not in autocommit.
+            assert not raw.autocommit
+            assert raw.get_transaction_status() == TRANSACTION_STATUS_IDLE
+            with elsewhere.connect() as other:
+                assert other.execute(logged).scalar_one() == 1
+            # A transaction the caller opened takes the COPY in, and commits with it.
+            raw.cursor().execute("CREATE TABLE opened_by_the_caller (x int)")
+            store.insert_on(conn, [second])
+        with elsewhere.connect() as other:
+            assert other.execute(logged).scalar_one() == 2
+            created = sa.text("SELECT to_regclass('opened_by_the_caller') IS NOT NULL")
+            assert other.execute(created).scalar_one()  # the caller's statement, committed too
+    finally:
+        elsewhere.dispose()
+        store.dispose()
 
 
 def _label_all(store: PredictionStore, rows: list[PredictionRow]) -> None:
