@@ -41,6 +41,7 @@ from serving.store.predictions import PredictionStore
 LOOP_TIMEOUT = 300
 BATCH = 50
 MIN_FEEDBACK_ROWS = 150  # the spec's default
+MIN_QUIET_ROWS = 30  # the spec's default: fewer once the labels stop
 
 
 def drift_model(**retrain: object) -> dict:
@@ -121,10 +122,10 @@ class Loop:
 
     def summary(self) -> str:
         """What a failure message needs: each version's gate outcome and labels used, labels in."""
-        total = self.store.labelled_since(self.model, 0.0)[0]
+        total = self.store.labelled_since(self.model, 0.0).count
         versions = [
             f"v{v.version} {gate_outcome(v)} trained on "
-            f"{total - self.store.labelled_since(self.model, feedback_watermark(v))[0]} labels"
+            f"{total - self.store.labelled_since(self.model, feedback_watermark(v)).count} labels"
             for v in self.versions()
         ]
         return f"{'; '.join(versions)}; {total} labels stored"
@@ -133,7 +134,7 @@ class Loop:
         """Whether the loop is at rest: nothing pending, the alias on the newest pass, no run due.
 
         At rest: every version decided, the alias moved to the newest passed one, and too few
-        labels since the last training for another run.
+        labels since the last training for another run, even once they stop (the quiet rule).
 
         The gate tags a version passed just before it moves the alias: a loop judged settled in
         between saw the old champion as the one to follow (CI caught it).
@@ -145,7 +146,7 @@ class Loop:
         if passed and str(max(passed, key=int)) != self.champion():
             return False
         used = max(feedback_watermark(v) for v in versions)
-        return self.store.labelled_since(self.model, used)[0] < MIN_FEEDBACK_ROWS
+        return self.store.labelled_since(self.model, used).count < MIN_QUIET_ROWS
 
     def stream(self, scenario: str, labels: int, noise: float = 0.0, seed: int = 0) -> float:
         """Send rounds of shifted traffic, each labelled one round late.

@@ -124,6 +124,12 @@ def run(folder: Path, pause: float = 1.0) -> Seasons:
         first_by_month = [rmse(answers(m), m[TARGET]) for m in months]
         fed = loop.feed(((m, m[TARGET].to_numpy()) for m in months), pause)
         crossed_at = time.time() - (time.monotonic() - fed.crossed)
+        # The traffic can end before a new version serves: ask on until one answers (or the loop
+        # rests without one), so the first new answer is logged when it could first be given.
+        loop.wait(
+            lambda: answers(after[:1], "model_version") != ["1"] or loop.settled(),
+            "no new version answered",
+        )
         loop.wait(loop.settled, "the loop did not settle")
         loop.wait(
             lambda: answers(after[:1], "model_version") == [loop.champion()],

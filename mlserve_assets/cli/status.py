@@ -95,7 +95,7 @@ def _champion(
     metric = spec.scorer
     # Read once: the metric and how many labels it stands on, as the sensor sees them.
     live = log.live(spec.name, number, metric, spec.retrain.live_window)
-    labels_since, _ = log.labelled_since(spec.name, feedback_watermark(version))
+    labels_since = log.labelled_since(spec.name, feedback_watermark(version)).count
     return {
         "version": number,
         "since": arrival.moved_at if arrival else version.creation_timestamp / 1000,

@@ -7,8 +7,9 @@ registry, a store or an instance, and a new rule is one field and one branch.
 The rules, in the order they are asked:
 - nothing serves yet: nothing to improve;
 - a run of the model is in flight: never a second one;
-- a trigger: ``min_feedback_rows`` new labels; the champion's live metric past
-  ``min_live_metric``; the champion older than ``max_age_hours`` (only with new labels). After a
+- a trigger: ``min_feedback_rows`` new labels; fewer, at least ``min_quiet_rows``, after the
+  labels went quiet; the champion's live metric past ``min_live_metric``; the champion older than
+  ``max_age_hours`` (only with new labels). After a
   held gate, the live rule waits until the metric is worse than at the decision by
   ``backoff_live_drop``, and the age rule waits for the next decision;
 - the cooldown since the last request or run, and at most ``max_runs_per_day``: both count the
@@ -27,6 +28,9 @@ from mlserve_assets.ml.metrics import Metric
 from mlserve_assets.spec.models import Retrain
 
 DAY_SECONDS = 86400.0
+QUIET_GAPS = 10
+"""Quiet is also this many times the waiting labels' mean gap: a stream that trickles a label
+a few minutes apart is still flowing, and its labels wait for the count like any other's."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class RetrainFacts:
     """When this sensor requested runs before (its cursor)."""
     new_labels: int = 0
     """Labels since the latest training, champion's or not, saw."""
+    first_label: float = 0.0
+    """When the oldest of them arrived."""
     latest_label: float = 0.0
     """When the newest of them arrived."""
     held_version: str | None = None
@@ -86,9 +92,15 @@ def should_retrain(facts: RetrainFacts, rules: Retrain, metric: Metric) -> Retra
     if not triggers:
         held = facts.held_version
         backoff = f"; the gate held v{held}, so back off" if held is not None else ""
+        quiet = (
+            f", or {rules.min_quiet_rows} once quiet for {rules.quiet_seconds:g} s"
+            if rules.quiet_seconds is not None
+            else ""
+        )
         return skip(
             f"{facts.new_labels} labelled rows since the last training "
-            f"(need {rules.min_feedback_rows}); live metric and age rules not triggered{backoff}"
+            f"(need {rules.min_feedback_rows}{quiet}); live metric and age rules not "
+            f"triggered{backoff}"
         )
     started = [*recent]
     if facts.last_run_created is not None:
@@ -123,6 +135,11 @@ def _triggers(facts: RetrainFacts, rules: Retrain, metric: Metric) -> list[str]:
     new = facts.new_labels
     if new >= rules.min_feedback_rows:
         found.append(f"{new} new labelled rows >= min_feedback_rows {rules.min_feedback_rows}")
+    elif new >= rules.min_quiet_rows and (quiet := _quiet_for(facts, rules)) is not None:
+        found.append(
+            f"{new} new labelled rows (>= min_quiet_rows {rules.min_quiet_rows}), "
+            f"none for {quiet:.0f} s"
+        )
     live = facts.live
     if rules.min_live_metric is not None and new and live is not None:
         # After a held gate, only a live metric clearly worse than at the decision asks again.
@@ -139,3 +156,16 @@ def _triggers(facts: RetrainFacts, rules: Retrain, metric: Metric) -> list[str]:
     if too_old and new and facts.held_version is None:
         found.append(f"champion v{facts.champion_version} is {age_hours:.1f} h old")
     return found
+
+
+def _quiet_for(facts: RetrainFacts, rules: Retrain) -> float | None:
+    """Seconds since the newest label when the labels count as stopped, else None.
+
+    Stopped: no label for ``quiet_seconds`` and for ``QUIET_GAPS`` times the mean gap between the
+    waiting labels, so that a slow stream is not taken for one that ended.
+    """
+    if rules.quiet_seconds is None:
+        return None
+    since = facts.now - facts.latest_label
+    gap = (facts.latest_label - facts.first_label) / max(facts.new_labels - 1, 1)
+    return since if since >= max(rules.quiet_seconds, QUIET_GAPS * gap) else None

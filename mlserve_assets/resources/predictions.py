@@ -16,6 +16,7 @@ from mlserve_assets.ml.labels import outcome_metric
 from mlserve_assets.ml.metrics import Metric
 from serving.http.auth import local_key_id
 from serving.store.predictions import PredictionStore
+from serving.store.tables import LabelsSince
 
 
 class Live(NamedTuple):
@@ -58,8 +59,8 @@ class PredictionLogResource(dg.ConfigurableResource):
         """Every labelled prediction of the model, oldest label first."""
         return self.store.labelled(model_name)
 
-    def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
-        """How many labels arrived after ``after`` (a time), and the latest label's time."""
+    def labelled_since(self, model_name: str, after: float) -> LabelsSince:
+        """The labels that arrived after ``after`` (a time): their count, first and latest."""
         return self.store.labelled_since(model_name, after)
 
     def trusted_senders(self, declared: Collection[str]) -> frozenset[str]:

@@ -43,8 +43,14 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
         minimum_interval_seconds=minimum_interval(rules.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} new labels, "
-            f"cooldown {rules.cooldown_seconds:g} s, at most {rules.max_runs_per_day} runs a day)."
+            f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} new labels"
+            + (
+                f", or {rules.min_quiet_rows} once none came for {rules.quiet_seconds:g} s"
+                if rules.quiet_seconds is not None
+                else ""
+            )
+            + f"; cooldown {rules.cooldown_seconds:g} s, at most {rules.max_runs_per_day} runs "
+            "a day)."
         ),
     )
     def retrain(
@@ -84,7 +90,7 @@ def _facts(
     [last_run] = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1) or [None]
     run = None if last_run is None else last_run.dagster_run
     decided = registry.latest_version(name)
-    new, latest = prediction_log.labelled_since(
+    new, first, latest = prediction_log.labelled_since(
         name, max(feedback_watermark(champion), feedback_watermark(decided))
     )
     held = decided is not None and gate_outcome(decided) == "held"
@@ -106,6 +112,7 @@ def _facts(
             dg.RunsFilter(job_name=job_name, created_after=day_ago)
         ),
         new_labels=new,
+        first_label=first,
         latest_label=latest,
         held_version=str(decided.version) if held else None,
         live=live,

@@ -104,6 +104,11 @@ class Retrain(Strict):
     # sensor's read stays the same size however long the log grows.
     live_window: int = Field(default=1000, ge=MIN_LIVE_LABELS)
     max_age_hours: float | None = Field(default=None, gt=0)
+    quiet_seconds: float | None = Field(default=60, gt=0)
+    """Labels waiting below ``min_feedback_rows`` train once no label has come for this long (and
+    for ten times their mean gap), if at least ``min_quiet_rows`` wait: when traffic ends or a
+    batch of labels stops short of the threshold, they are not left unused. None: count alone."""
+    min_quiet_rows: int = Field(default=MIN_LIVE_LABELS, ge=1)
     check_every_seconds: int = Field(default=5, ge=1)
     cooldown_seconds: float = Field(default=30, ge=0)
     max_runs_per_day: int = Field(default=24, ge=1)

@@ -26,6 +26,7 @@ from serving.store.pg_copy import COPY_SQL, copy_predictions
 from serving.store.tables import (
     LOGGED_COLUMNS,
     Labelled,
+    LabelsSince,
     Logged,
     PredictionBatch,
     PredictionRow,
@@ -232,16 +233,17 @@ class PredictionStore:
         with self.engine.connect() as conn:
             return {str(v): int(n) for v, n in conn.execute(query).all()}
 
-    def labelled_since(self, model_name: str, after: float) -> tuple[int, float]:
-        """How many labels arrived after ``after`` (a received_at time), and the latest time."""
-        query = sa.select(sa.func.count(), sa.func.max(feedback.c.received_at)).where(
+    def labelled_since(self, model_name: str, after: float) -> LabelsSince:
+        """The labels that arrived after ``after`` (a received_at time); times ``after`` if none."""
+        received = feedback.c.received_at
+        query = sa.select(sa.func.count(), sa.func.min(received), sa.func.max(received)).where(
             feedback.c.model_name == model_name,
-            feedback.c.received_at > after,
+            received > after,
             feedback.c.withdrawn_at.is_(None),
         )
         with self.engine.connect() as conn:
-            count, latest = conn.execute(query).one()
-        return int(count), float(latest or after)
+            count, first, latest = conn.execute(query).one()
+        return LabelsSince(int(count), float(first or after), float(latest or after))
 
     def labelled(self, model_name: str) -> pd.DataFrame:
         """Every labelled prediction of a model, oldest label first.

@@ -255,6 +255,17 @@ class Labelled(NamedTuple):
     """The challenger's version and shadow answer to the same request, if it gave one."""
 
 
+class LabelsSince(NamedTuple):
+    """Labels that arrived after a time: how many, and when the first and the latest came.
+
+    The retraining sensor's count rule reads the count; its quiet rule reads when they came.
+    """
+
+    count: int
+    first: float
+    latest: float
+
+
 class UnknownPredictionError(LookupError):
     """Feedback for an id the log does not hold."""
 

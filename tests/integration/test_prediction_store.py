@@ -184,8 +184,8 @@ def test_a_log_written_a_row_per_record_is_batched_in_place(store: PredictionSto
     assert not sa.inspect(store.engine).has_table("predictions")
     assert store.count_predictions() == 15 and len(store.oldest_batches(20)) == 15
     assert [store.prediction(row.prediction_id) for row in rows + theirs] == rows + theirs
-    assert store.labelled_since("m", 5.5) == (6, 11.0)  # rows 6..11 of m
-    assert store.labelled_since("other", 11.5) == (3, 14.0)
+    assert store.labelled_since("m", 5.5) == (6, 6.0, 11.0)  # rows 6..11 of m
+    assert store.labelled_since("other", 11.5) == (3, 12.0, 14.0)
     outcomes = store.outcomes("m", "1")
     assert outcomes["prediction"].tolist() == [row.prediction for row in rows[::3]][::-1]
     labelled = store.labelled("m")
@@ -194,7 +194,7 @@ def test_a_log_written_a_row_per_record_is_batched_in_place(store: PredictionSto
     fresh = _rows(1)
     store.insert_predictions(fresh)
     _label_all(store, fresh)  # the labels' old foreign key went with the old table
-    assert store.labelled_since("m", 14.5)[0] == 1
+    assert store.labelled_since("m", 14.5).count == 1
 
 
 def test_a_move_is_recorded_with_the_alias_or_not_at_all(postgres, tmp_path):
@@ -308,7 +308,7 @@ def test_labels_in_batches_across_chunks_match_labels_sent_one_at_a_time(store: 
     assert kinds == expected
     assert [o.new for o in outcomes[1:1301]] == [True] * 1299 + [False]
     assert [o.model_version for o in outcomes[1:1300]] == [r.model_version for r in rows[1:]]
-    assert store.labelled_since("m", 0)[0] == 1300
+    assert store.labelled_since("m", 0).count == 1300
     stored = store.labelled("m").set_index("prediction_id")["key_id"]
     assert stored[rows[0].prediction_id] is None and stored[rows[-1].prediction_id] == "k"
 
@@ -321,4 +321,4 @@ def test_two_batches_racing_for_the_same_labels_store_each_once(store: Predictio
         both = list(pool.map(lambda _: store.add_labels("m", labels, "k"), range(2)))
     new = [a.new + b.new for a, b in zip(*both, strict=True)]
     assert new == [1] * 400  # each label new for exactly one of the two
-    assert store.labelled_since("m", 0)[0] == 400
+    assert store.labelled_since("m", 0).count == 400

@@ -32,7 +32,7 @@ def _label(store: PredictionStore, n: int, version: str = "1", truth: int = 1) -
     store.insert_predictions(rows)
     for row in rows:
         store.add_feedback("breast_cancer", row.prediction_id, truth)
-    return store.labelled_since("breast_cancer", 0)[1]
+    return store.labelled_since("breast_cancer", 0).latest
 
 
 class Harness:
@@ -108,7 +108,16 @@ def test_below_threshold_skips_and_says_why(harness):
     _label(harness.store, 149)
     tick = harness.tick()
     assert tick.run_requests == []
-    assert "149 labelled rows since the last training (need 150)" in tick.skip_message
+    assert "149 labelled rows since the last training (need 150, or 30" in tick.skip_message
+
+
+def test_labels_below_the_threshold_train_once_they_stop(harness):
+    _label(harness.store, 40)
+    assert harness.tick(quiet_seconds=2).run_requests == []  # they have just come
+    time.sleep(2.1)
+    [request] = harness.tick(quiet_seconds=2).run_requests
+    assert request.tags["mlserve/trigger"].startswith("40 new labelled rows (>= min_quiet_rows")
+    assert harness.tick(quiet_seconds=2, min_quiet_rows=41).run_requests == []
 
 
 def test_at_threshold_requests_one_run_and_the_same_state_gives_the_same_key(harness):

@@ -18,12 +18,19 @@ from mlserve_assets.spec.models import Retrain
 NOW = 1_800_000_000.0
 ACCURACY = get_metric("accuracy")
 RMSE = get_metric("rmse")
-DEFAULT = Retrain()  # 150 labels, cooldown 30 s, 24 runs a day, back-off drop 0.05
+DEFAULT = Retrain()  # 150 labels (30 after 60 s quiet), cooldown 30 s, 24 runs a day
 
 
 def facts(**changes: object) -> RetrainFacts:
-    """A served champion registered an hour ago, no runs, no labels yet."""
-    base = RetrainFacts(model_name="m", now=NOW, champion_version="3", champion_created=NOW - 3600)
+    """A served champion registered an hour ago, no runs; any labels are arriving now."""
+    base = RetrainFacts(
+        model_name="m",
+        now=NOW,
+        champion_version="3",
+        champion_created=NOW - 3600,
+        first_label=NOW,
+        latest_label=NOW,
+    )
     return replace(base, **changes)
 
 
@@ -36,11 +43,36 @@ def test_nothing_serves_nothing_to_improve():
 def test_the_row_count_fires_at_its_threshold_not_below():
     below = should_retrain(facts(new_labels=149), DEFAULT, ACCURACY)
     assert not below.request
-    assert "149 labelled rows since the last training (need 150)" in below.reason
+    assert "149 labelled rows since the last training (need 150, or 30 once quiet" in below.reason
     at = should_retrain(facts(new_labels=150), DEFAULT, ACCURACY)
     assert at.request
     assert "150 new labelled rows >= min_feedback_rows 150" in at.tags["mlserve/trigger"]
     assert at.tags["mlserve/new_labels"] == "150"
+
+
+def test_labels_that_stop_short_of_the_threshold_train_once_quiet():
+    # 92 labels in nine seconds, then nothing: quiet from 60 s after the last (the default).
+    stopped = facts(new_labels=92, first_label=NOW - 70, latest_label=NOW - 61)
+    fired = should_retrain(stopped, DEFAULT, ACCURACY)
+    assert fired.request
+    assert fired.reason == "92 new labelled rows (>= min_quiet_rows 30), none for 61 s"
+    assert not should_retrain(replace(stopped, latest_label=NOW - 59), DEFAULT, ACCURACY).request
+    assert not should_retrain(replace(stopped, new_labels=29), DEFAULT, ACCURACY).request
+    assert should_retrain(
+        replace(stopped, new_labels=29), Retrain(min_quiet_rows=29), ACCURACY
+    ).request
+    # Off, the count alone decides, however long the labels have waited.
+    off = Retrain(quiet_seconds=None)
+    waited = replace(stopped, new_labels=149, latest_label=NOW - DAY_SECONDS)
+    assert not should_retrain(waited, off, ACCURACY).request
+
+
+def test_a_slow_stream_is_not_taken_for_one_that_ended():
+    # 41 labels over 2000 s: a label every 50 s, so quiet means 500 s without one, not 60.
+    slow = facts(new_labels=41, first_label=NOW - 2120, latest_label=NOW - 120)
+    assert not should_retrain(slow, DEFAULT, ACCURACY).request
+    assert not should_retrain(replace(slow, now=NOW + 379), DEFAULT, ACCURACY).request
+    assert should_retrain(replace(slow, now=NOW + 381), DEFAULT, ACCURACY).request
 
 
 def test_no_request_while_a_run_is_in_flight():
@@ -131,6 +163,8 @@ rules_strategy = st.builds(
     min_feedback_rows=st.integers(1, 500),
     min_live_metric=st.none() | st.floats(0, 1),
     max_age_hours=st.none() | st.floats(0.01, 100),
+    quiet_seconds=st.none() | st.floats(1, 7200),
+    min_quiet_rows=st.integers(1, 500),
     cooldown_seconds=st.floats(0, 7200),
     max_runs_per_day=st.integers(1, 50),
     backoff_live_drop=st.floats(0, 0.5),
@@ -147,6 +181,7 @@ facts_strategy = st.builds(
     runs_last_day=st.integers(0, 60),
     requested=st.lists(st.floats(NOW - 2 * DAY_SECONDS, NOW), max_size=60).map(tuple),
     new_labels=st.integers(0, 1000),
+    first_label=st.floats(0, NOW),
     latest_label=st.floats(0, NOW),
     held_version=st.none() | st.just("8"),
     live=st.none() | st.floats(0, 1),
