@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import r2_score
 
 from mlserve_assets.cli.scaffold import scaffold_spec
 from mlserve_assets.ml.prepare import input_schema
@@ -37,6 +38,17 @@ def test_imbalanced_classes_get_balanced_accuracy_with_its_own_baseline():
     assert model.gate.threshold == pytest.approx(0.51)  # always one class scores 1/2
     balanced = _model(_table(positive=0.5))
     assert balanced.metric == "accuracy"
+
+
+def test_a_regression_bar_is_the_mean_of_the_rows_judged_whatever_their_spread():
+    frame = _table().assign(y=lambda f: 20 + 3 * f["x"] + np.random.default_rng(1).normal(size=200))
+    model = _model(frame)
+    assert model.metric == "r2"
+    # Answering the mean misses the bar on rows of any spread; a model that tracks the target
+    # clears it on rows spread five times wider than the rows init saw.
+    wider = 5 * frame["y"]
+    assert r2_score(wider, np.full(len(wider), wider.mean())) < model.gate.threshold
+    assert r2_score(wider, 5 * (20 + 3 * frame["x"])) > model.gate.threshold
 
 
 def test_a_date_column_is_proposed_as_the_time_split_and_is_not_a_feature():
