@@ -41,6 +41,7 @@ from serving.http.bodies import (
     Reloaded,
 )
 from serving.http.errors import CommonShape, error_response, problem
+from serving.http.json_body import orjson_body
 from serving.http.openapi import AppDocs, install_openapi
 from serving.http.rejections import CountRejections
 from serving.log.client import PredictionLog
@@ -180,7 +181,7 @@ Service = Annotated[ModelService, Depends(current_service)]
 
 
 @app.post("/predict", **route("predict", Predictions, fails=(503,)))
-async def predict(body: PredictRequest, service: Service) -> JSONResponse:
+async def predict(body: PredictRequest, service: Service, request: Request) -> JSONResponse:
     """Predict records with the champion; each is logged before the answer."""
     started = time.perf_counter()
     too_many("records", len(body.records), service.config.max_records)
@@ -196,7 +197,7 @@ async def predict(body: PredictRequest, service: Service) -> JSONResponse:
     model, batch = result.model, result.batch(body.records)
     if service.log is not None:
         try:
-            await service.log.log(batch)
+            await service.log.log(batch, orjson_body(request))
         except Exception:
             logger.exception("prediction log and spool both failed")
             return error_response(503, [problem("", "prediction log unavailable, retry later")])

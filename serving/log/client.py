@@ -47,7 +47,7 @@ class PredictionLog:
         self._spool_url = f"sqlite:///{spool_path}"
         self._spool: PredictionStore | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._pending: list[PredictionBatch] = []
+        self._pending: list[tuple[PredictionBatch, bytes | None]] = []
         self._group: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -75,13 +75,17 @@ class PredictionLog:
         """The writer process, while one runs."""
         return None if self._process is None else self._process.pid
 
-    async def log(self, batch: PredictionBatch) -> None:
-        """Return once the batch is committed to the database or the spool; raise if neither."""
+    async def log(self, batch: PredictionBatch, body: bytes | None = None) -> None:
+        """Return once the batch is committed to the database or the spool; raise if neither.
+
+        ``body``: the request's JSON its records were parsed from by orjson, if they were; the
+        writer then lays them out (``protocol.encode_batches``).
+        """
         loop = asyncio.get_running_loop()
         if self._group is None:
             self._group = loop.create_future()
         group = self._group
-        self._pending.append(batch)
+        self._pending.append((batch, body))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         # Shielded: a request that is cancelled must not cancel the commit its group waits for.

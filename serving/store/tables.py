@@ -199,17 +199,19 @@ class PredictionBatch:
             batch[1],
         )
 
-    def logged(self) -> Logged:
+    def logged(self, features: Any = None) -> Logged:
         """The batch as the log's columns (``LOGGED_COLUMNS``), its JSON values as text.
 
-        Made once, in the service: the log writer inserts these without reading them.
+        Made once, in the service: the log writer inserts these without reading them. With
+        ``features``, that stands for the records instead of their text: the request's own JSON,
+        which the writer lays out (``serving.log.protocol``).
         """
         return (
             self.batch_id,
             self.created_at,
             self.model_name,
             self.model_version,
-            encode_records(self.features),
+            encode_records(self.features) if features is None else features,
             dumps(self.predictions),
             None if self.probabilities is None else encode_records(self.probabilities),
             None if self.violations is None else dumps(self.violations),

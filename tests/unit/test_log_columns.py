@@ -8,6 +8,8 @@ import time
 import orjson
 import pytest
 
+from serving.log.protocol import decode_batches, encode_batches
+from serving.store.columns import decode_records
 from serving.store.ids import new_batch_id
 from serving.store.predictions import PredictionStore
 from serving.store.tables import PredictionBatch
@@ -66,3 +68,20 @@ def test_records_of_one_field_are_kept_as_one_array(tmp_path):
     read, raw = _logged(tmp_path, [{"a": 1}, {"a": "x"}, {"a": None}])
     assert raw["features"] == {"a": [1, "x", None]}
     assert read.features == [{"a": 1}, {"a": "x"}, {"a": None}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"records": [{"a": 1.5, "b": "x", "c": null}, {"a": -2.0, "b": "y", "c": 3}]}',
+        # As a client may send it: spaced, escaped, fields in another order in one record.
+        b'{ "records" :[ {"a":1.50e0,"b":"\\u0078","c":null},\n{"c":3,"b":"y","a":-2.0} ] }',
+        b'{"records": [{"a": 1.5}, {"a": -2.0, "b": "y"}]}',  # fields differ: one object each
+    ],
+)
+def test_a_request_s_own_body_is_laid_out_by_the_writer_as_the_service_would(body):
+    records = orjson.loads(body)["records"]  # what the service answered
+    batch = PredictionBatch(new_batch_id(), time.time(), "m", "1", records, [0, 1], PROBABILITIES)
+    [laid_out] = decode_batches(encode_batches([(batch, body)]))
+    assert laid_out == batch.logged()
+    assert decode_records(orjson.loads(laid_out[4])) == records
