@@ -235,11 +235,9 @@ class PredictionStore:
 
     def labelled_since(self, model_name: str, after: float) -> LabelsSince:
         """The labels that arrived after ``after`` (a received_at time); times ``after`` if none."""
-        received = feedback.c.received_at
+        received, kept = feedback.c.received_at, feedback.c.withdrawn_at.is_(None)
         query = sa.select(sa.func.count(), sa.func.min(received), sa.func.max(received)).where(
-            feedback.c.model_name == model_name,
-            received > after,
-            feedback.c.withdrawn_at.is_(None),
+            feedback.c.model_name == model_name, received > after, kept
         )
         with self.engine.connect() as conn:
             count, first, latest = conn.execute(query).one()
