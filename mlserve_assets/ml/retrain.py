@@ -92,15 +92,9 @@ def should_retrain(facts: RetrainFacts, rules: Retrain, metric: Metric) -> Retra
     if not triggers:
         held = facts.held_version
         backoff = f"; the gate held v{held}, so back off" if held is not None else ""
-        quiet = (
-            f", or {rules.min_quiet_rows} once quiet for {rules.quiet_seconds:g} s"
-            if rules.quiet_seconds is not None
-            else ""
-        )
         return skip(
             f"{facts.new_labels} labelled rows since the last training "
-            f"(need {rules.min_feedback_rows}{quiet}); live metric and age rules not "
-            f"triggered{backoff}"
+            f"(need {labels_needed(rules)}); live metric and age rules not triggered{backoff}"
         )
     started = [*recent]
     if facts.last_run_created is not None:
@@ -127,6 +121,13 @@ def should_retrain(facts: RetrainFacts, rules: Retrain, metric: Metric) -> Retra
             "mlserve/new_labels": str(facts.new_labels),
         },
     )
+
+
+def labels_needed(rules: Retrain) -> str:
+    """The count rule and the quiet rule in words, for the sensor's description and its skips."""
+    quiet = rules.quiet_seconds
+    also = "" if quiet is None else f", or {rules.min_quiet_rows} once quiet for {quiet:g} s"
+    return f"{rules.min_feedback_rows}{also}"
 
 
 def _triggers(facts: RetrainFacts, rules: Retrain, metric: Metric) -> list[str]:

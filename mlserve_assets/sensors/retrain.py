@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from mlflow.entities.model_registry import ModelVersion
 
-from mlserve_assets.ml.retrain import DAY_SECONDS, RetrainFacts, should_retrain
+from mlserve_assets.ml.retrain import DAY_SECONDS, RetrainFacts, labels_needed, should_retrain
 from mlserve_assets.resources.predictions import PredictionLogResource
 from mlserve_assets.resources.registry import MlflowRegistry
 from mlserve_assets.sensors.ticks import minimum_interval
@@ -43,14 +43,8 @@ def build_retrain_sensor(model: ModelSpec, job_name: str) -> dg.SensorDefinition
         minimum_interval_seconds=minimum_interval(rules.check_every_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Retrain {name} from labelled feedback ({rules.min_feedback_rows} new labels"
-            + (
-                f", or {rules.min_quiet_rows} once none came for {rules.quiet_seconds:g} s"
-                if rules.quiet_seconds is not None
-                else ""
-            )
-            + f"; cooldown {rules.cooldown_seconds:g} s, at most {rules.max_runs_per_day} runs "
-            "a day)."
+            f"Retrain {name} from labelled feedback ({labels_needed(rules)} new labels; "
+            f"cooldown {rules.cooldown_seconds:g} s, at most {rules.max_runs_per_day} runs a day)."
         ),
     )
     def retrain(
