@@ -44,4 +44,4 @@ def estimated_score(
     uniforms = rng.random((DRAWS, len(predicted), 1))
     drawn = (uniforms > cumulative[None, :, :]).sum(axis=2).clip(max=len(classes) - 1)
     names = np.array(classes)
-    return float(np.mean([metric.score(names[d], predicted) for d in drawn]))
+    return float(metric.each(names[drawn], np.broadcast_to(predicted, drawn.shape)).mean())
