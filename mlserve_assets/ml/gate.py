@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from mlserve_assets.ml.bootstrap import RESAMPLES, interval_of, paired_gains
 from mlserve_assets.ml.metrics import Metric
-from mlserve_assets.ml.split import DatasetSplit, Holdout, weighted_holdouts
+from mlserve_assets.ml.split import DatasetSplit, Holdout, Rows, weighted_holdouts
 from mlserve_assets.spec.models import Gate
 
 
@@ -182,14 +183,25 @@ def judge(
     The bootstrap is seeded by the data's version, so the same rows get the same verdict.
     ``trusted`` are the label senders exempt from ``gate.source_share``.
     """
-    evidence = weigh(
-        metric,
-        gate_holdouts(data, gate, served_since, trusted),
-        challenger,
-        champion,
-        gate.confidence,
-        seed=int(data.data_version[:8], 16),
-    )
+    holdouts = gate_holdouts(data, gate, served_since, trusted)
+    seed = int(data.data_version[:8], 16)
+    evidence = weigh(metric, holdouts, challenger, champion, gate.confidence, seed)
+    beats_constant = None
+    if evidence.champion is not None and not (
+        metric.meets(evidence.challenger, gate.threshold)
+        or metric.meets(evidence.champion, gate.threshold)
+    ):
+        versus = weigh(
+            metric, holdouts, challenger, constant_answer(data, metric), gate.confidence, seed
+        )
+        assert versus.interval is not None and versus.champion is not None
+        beats_constant = versus.interval[0] > 0
+        evidence.parts["constant"] = {
+            "rows": sum(len(h.rows) for h in holdouts),
+            "weight": 0.0,
+            "score": versus.champion,
+            "improvement_low": versus.interval[0],
+        }
     replayed = (
         None
         if gate.replay_last is None or champion is None
@@ -203,9 +215,30 @@ def judge(
             "champion": replayed.champion,
         }
     decision = decide(
-        metric, evidence.challenger, evidence.champion, gate, evidence.interval, replayed
+        metric,
+        evidence.challenger,
+        evidence.champion,
+        gate,
+        evidence.interval,
+        replayed,
+        beats_constant,
     )
     return decision, evidence
+
+
+def constant_answer(data: DatasetSplit, metric: Metric) -> BaseEstimator:
+    """What answering without the features gives: the training labels' mean or commonest class.
+
+    The trivial model ``gate.threshold`` stands for, read on the rows themselves where the bar
+    cannot tell (``decide``).
+    """
+    rows = Rows.join(data.base_train, data.base_select, data.feedback_fit)
+    constant = (
+        DummyClassifier(strategy="most_frequent")
+        if metric.task == "classification"
+        else DummyRegressor()
+    )
+    return constant.fit(rows.x, rows.y)
 
 
 def decide(
@@ -215,12 +248,22 @@ def decide(
     gate: Gate,
     interval: tuple[float, float] | None = None,
     replayed: Replayed | None = None,
+    beats_constant: bool | None = None,
 ) -> GateDecision:
     """Promote only past ``gate.threshold`` AND ahead of the champion by ``gate.min_improvement``.
 
     Both scores must come from the same held-out rows; with an ``interval`` of the improvement,
     its lower end must clear the margin too; with ``replayed``, the challenger must not be worse on
-    the newest labelled requests either (``gate.replay_last``). A non-finite score on either side
+    the newest labelled requests either (``gate.replay_last``).
+
+    The threshold stands for "better than answering without the features". Where the champion
+    misses it too, the rows cannot tell: r2 on a month of winter, measured against that month's
+    own mean, is below zero for every model that answers a degree off. There, with
+    ``beats_constant`` (the challenger proven better than the training labels' mean or
+    commonest class on the same rows, ``constant_answer``), the comparison with the champion
+    decides; a model of random labels does not beat the commonest class, and stays held.
+
+    A non-finite score on either side
     never promotes, and a tie never moves the alias: churn without gain only makes rollbacks
     harder to read. Every rule of the gate lives here and reads the spec's ``Gate``, so a new rule
     is one field and one branch.
@@ -244,12 +287,15 @@ def decide(
 
     if not math.isfinite(challenger):
         return verdict(False, f"challenger {metric.name} is not a finite number ({challenger})")
-    if not metric.meets(challenger, threshold):
+    unreadable = champion is not None and not metric.meets(champion, threshold)
+    if not metric.meets(challenger, threshold) and not (unreadable and beats_constant):
         word = "below" if metric.higher_is_better else "above"
-        return verdict(
-            False,
-            f"challenger {metric.name}={challenger:.4f} is {word} the threshold {threshold:.4f}",
+        reason = (
+            f"challenger {metric.name}={challenger:.4f} is {word} the threshold {threshold:.4f}"
         )
+        if unreadable and beats_constant is False:
+            reason += ", as the champion is, and not surely better than a constant answer"
+        return verdict(False, reason)
     if champion is None:
         return verdict(True, f"no champion yet; {metric.name}={challenger:.4f} meets the threshold")
     if not math.isfinite(champion):

@@ -48,7 +48,9 @@ class Gate(Strict):
     With labelled feedback the decisive rows are the held-out recent labels (the traffic being
     served), and the base test split counts with ``base_weight`` as a guard against regressions.
     The challenger is promoted only when the lower end of a paired bootstrap interval of its
-    improvement over the champion (at ``confidence``) clears ``min_improvement``.
+    improvement over the champion (at ``confidence``) clears ``min_improvement``. Where the
+    champion misses ``threshold`` on the same rows too, the challenger passes it by being surely
+    better than a constant answer there (``ml.gate.decide``).
 
     No one API key carries more than ``source_share`` of the recent labels' weight unless it is
     listed in ``trusted_sources`` (key ids, as `mlserve key` and `mlserve labels senders` print

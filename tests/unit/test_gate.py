@@ -27,14 +27,21 @@ any_score = st.floats(allow_nan=True, allow_infinity=True)
     champion=st.none() | any_score,
     threshold=scores,
     margin=st.floats(min_value=0, max_value=1e3, allow_nan=False),
+    beats_constant=st.none() | st.booleans(),
 )
-def test_never_promotes_a_worse_model(metric, challenger, champion, threshold, margin):
+def test_never_promotes_a_worse_model(
+    metric, challenger, champion, threshold, margin, beats_constant
+):
     m = get_metric(metric)
-    decision = decide(m, challenger, champion, Gate(threshold=threshold, min_improvement=margin))
+    gate = Gate(threshold=threshold, min_improvement=margin)
+    decision = decide(m, challenger, champion, gate, beats_constant=beats_constant)
     if not decision.promote:
         return
     assert math.isfinite(challenger)
-    assert m.meets(challenger, threshold)
+    # Past the bar, or the bar unreadable (the champion misses it too) and a constant beaten.
+    assert m.meets(challenger, threshold) or (
+        beats_constant and champion is not None and not m.meets(champion, threshold)
+    )
     if champion is not None:
         assert math.isfinite(champion)
         gain = m.improvement(challenger, champion)
@@ -333,3 +340,74 @@ def test_replay_last_has_nothing_to_replay_before_any_request_is_labelled():
     gate = Gate(threshold=0.5, replay_last=10)
     decision, evidence = judge(ACCURACY, gate, data, Fixed(truth), Fixed(_answers(truth, 30, 1)))
     assert decision.promote and "replay" not in evidence.parts
+
+
+def _winter(rng: np.random.Generator, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A year of days as the base rows, a narrow cold spell as the labels that judge."""
+    day = rng.uniform(0, 365, rows)
+    base = pd.DataFrame({"t": 12 - 8 * np.cos(2 * np.pi * day / 365)})
+    base["y"] = base["t"] + 5 + rng.normal(0, 1, rows)
+    cold = pd.DataFrame({"t": rng.normal(2, 1, 60)})
+    cold["y"] = cold["t"] + 5 + rng.normal(0, 1, 60)
+    return base, cold.assign(
+        prediction_id=[f"p{i}" for i in range(60)],
+        received_at=np.arange(60, dtype=float),
+        key_id="owner",
+    )
+
+
+class _Answers:
+    """A model that answers ``t + offset``: the offset is how far off it is, everywhere."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return x["t"].to_numpy() + 5 + self.offset
+
+
+def test_where_the_champion_misses_the_bar_too_beating_a_constant_answer_reads_it():
+    base, cold = _winter(np.random.default_rng(0), 400)
+    data = split_dataset(
+        base,
+        ["t"],
+        "y",
+        Split(stratify=False),
+        cold,
+        RetrainData(holdout_fraction=0.999999),
+        role_secret=b"k",
+    )
+    gate, r2 = Gate(threshold=0.01, base_weight=0.0), get_metric("r2")
+    # A degree or two off on a cold spell whose own spread is a degree: r2 below zero for both.
+    decision, evidence = judge(r2, gate, data, _Answers(1.2), _Answers(2.0))
+    assert evidence.challenger < 0.01 and evidence.champion < 0.01
+    assert evidence.parts["constant"]["score"] < evidence.challenger  # the mean: 10 degrees off
+    assert decision.promote, decision.reason
+
+
+def test_a_model_no_better_than_a_constant_answer_stays_below_the_bar():
+    rng = np.random.default_rng(1)
+    base = pd.DataFrame({"t": rng.normal(0, 1, 400), "y": rng.choice(["a", "b"], 400)})
+    labels = pd.DataFrame({"t": rng.normal(0, 1, 300), "y": rng.choice(["a", "b"], 300)})
+    labels = labels.assign(
+        prediction_id=[f"p{i}" for i in range(300)],
+        received_at=np.arange(300, dtype=float),
+        key_id="owner",
+    )
+    data = split_dataset(
+        base, ["t"], "y", Split(), labels, RetrainData(holdout_fraction=0.999999), role_secret=b"k"
+    )
+
+    class Coin:
+        def __init__(self, seed: int) -> None:
+            self.rng = np.random.default_rng(seed)
+
+        def predict(self, x: pd.DataFrame) -> np.ndarray:
+            return self.rng.choice(["a", "b"], len(x))
+
+    # Random labels: both models and the commonest class near 50%, under a bar of 60%.
+    promoted = [
+        judge(ACCURACY, Gate(threshold=0.6), data, Coin(s), Coin(100 + s))[0].promote
+        for s in range(20)
+    ]
+    assert not any(promoted)
