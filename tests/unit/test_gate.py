@@ -188,6 +188,15 @@ def _labelled(senders: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, feedback.assign(key_id=senders)
 
 
+def _every_label_judges(
+    frame: pd.DataFrame, features: list[str], feedback: pd.DataFrame, split: Split | None = None
+):
+    """The base rows split, and every label a gate label (the gate's share at its top)."""
+    policy = RetrainData(holdout_fraction=0.999999)
+    split = split or Split(stratify=False)
+    return split_dataset(frame, features, "y", split, feedback, policy, role_secret=b"k")
+
+
 def test_gate_rows_are_the_recent_labels_with_the_base_test_rows_at_base_weight():
     frame, feedback = _labelled(["owner"] * 100)
     data = split_dataset(frame, ["i"], "y", Split(stratify=False), feedback, role_secret=b"k")
@@ -214,15 +223,7 @@ def test_no_untrusted_key_carries_more_than_its_share_of_the_recent_labels(
     senders = [f"key{k}" for k, n in enumerate(counts) for _ in range(n)]
     frame, feedback = _labelled(senders)
     # Every label judges: each key's gate rows are exactly the labels it sent.
-    data = split_dataset(
-        frame,
-        ["i"],
-        "y",
-        Split(stratify=False),
-        feedback,
-        RetrainData(holdout_fraction=0.999999),
-        role_secret=b"k",
-    )
+    data = _every_label_judges(frame, ["i"], feedback)
     trusted_keys = {f"key{k}" for k in trusted}
     gate = Gate(threshold=0.5, base_weight=base_weight, source_share=share)
     holdouts = {h.name: h for h in gate_holdouts(data, gate, trusted=trusted_keys)}
@@ -368,15 +369,7 @@ class _Answers:
 
 def test_where_the_champion_misses_the_bar_too_beating_a_constant_answer_reads_it():
     base, cold = _winter(np.random.default_rng(0), 400)
-    data = split_dataset(
-        base,
-        ["t"],
-        "y",
-        Split(stratify=False),
-        cold,
-        RetrainData(holdout_fraction=0.999999),
-        role_secret=b"k",
-    )
+    data = _every_label_judges(base, ["t"], cold)
     gate, r2 = Gate(threshold=0.01, base_weight=0.0), get_metric("r2")
     # A degree or two off on a cold spell whose own spread is a degree: r2 below zero for both.
     decision, evidence = judge(r2, gate, data, _Answers(1.2), _Answers(2.0))
@@ -394,9 +387,7 @@ def test_a_model_no_better_than_a_constant_answer_stays_below_the_bar():
         received_at=np.arange(300, dtype=float),
         key_id="owner",
     )
-    data = split_dataset(
-        base, ["t"], "y", Split(), labels, RetrainData(holdout_fraction=0.999999), role_secret=b"k"
-    )
+    data = _every_label_judges(base, ["t"], labels, Split())
 
     class Coin:
         def __init__(self, seed: int) -> None:
