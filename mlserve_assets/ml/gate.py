@@ -263,10 +263,9 @@ def decide(
     commonest class on the same rows, ``constant_answer``), the comparison with the champion
     decides; a model of random labels does not beat the commonest class, and stays held.
 
-    A non-finite score on either side
-    never promotes, and a tie never moves the alias: churn without gain only makes rollbacks
-    harder to read. Every rule of the gate lives here and reads the spec's ``Gate``, so a new rule
-    is one field and one branch.
+    A non-finite score on either side never promotes, and a tie never moves the alias: churn
+    without gain only makes rollbacks harder to read. Every rule of the gate lives here and reads
+    the spec's ``Gate``, so a new rule is one field and one branch.
     """
     threshold, min_improvement = gate.threshold, gate.min_improvement
     gain = None if champion is None else metric.improvement(challenger, champion)
