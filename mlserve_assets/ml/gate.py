@@ -20,6 +20,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from mlserve_assets.ml.bootstrap import RESAMPLES, interval_of, paired_gains
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.ml.replay import Replayed, replay_newest
 from mlserve_assets.ml.split import DatasetSplit, Holdout, Rows, weighted_holdouts
 from mlserve_assets.spec.models import Gate
 
@@ -54,41 +55,6 @@ class GateDecision:
     def serving_version(self, challenger: str, current: str | None) -> str | None:
         """The version that serves after this decision (None while nothing has passed)."""
         return challenger if self.promote else current
-
-
-@dataclass(frozen=True)
-class Replayed:
-    """Both versions on the newest held-out labelled requests (``gate.replay_last``)."""
-
-    rows: int
-    challenger: float
-    champion: float
-
-
-def replay_newest(
-    metric: Metric,
-    data: DatasetSplit,
-    last: int,
-    challenger: BaseEstimator,
-    champion: BaseEstimator,
-) -> Replayed | None:
-    """Both versions scored on the newest ``last`` gate labels, by when each label arrived.
-
-    None without gate labels: before any request is labelled there is nothing to replay, and the
-    rule must not keep a first retraining on base rows from ever promoting.
-    """
-    rows = data.feedback_gate
-    if not len(rows):
-        return None
-    newest = np.zeros(len(rows), dtype=bool)
-    newest[np.argsort(np.asarray(data.feedback_gate_received), kind="stable")[-last:]] = True
-    rows = rows.take(newest)
-    y = rows.y.to_numpy()
-    return Replayed(
-        rows=len(y),
-        challenger=float(metric.score(y, challenger.predict(rows.x))),
-        champion=float(metric.score(y, champion.predict(rows.x))),
-    )
 
 
 def gate_holdouts(
@@ -233,12 +199,9 @@ def constant_answer(data: DatasetSplit, metric: Metric) -> BaseEstimator:
     cannot tell (``decide``).
     """
     rows = Rows.join(data.base_train, data.base_select, data.feedback_fit)
-    constant = (
-        DummyClassifier(strategy="most_frequent")
-        if metric.task == "classification"
-        else DummyRegressor()
-    )
-    return constant.fit(rows.x, rows.y)
+    if metric.task == "classification":
+        return DummyClassifier(strategy="most_frequent").fit(rows.x, rows.y)
+    return DummyRegressor().fit(rows.x, rows.y)
 
 
 def decide(
@@ -257,11 +220,10 @@ def decide(
     the newest labelled requests either (``gate.replay_last``).
 
     The threshold stands for "better than answering without the features". Where the champion
-    misses it too, the rows cannot tell: r2 on a month of winter, measured against that month's
-    own mean, is below zero for every model that answers a degree off. There, with
-    ``beats_constant`` (the challenger proven better than the training labels' mean or
-    commonest class on the same rows, ``constant_answer``), the comparison with the champion
-    decides; a model of random labels does not beat the commonest class, and stays held.
+    misses it too, the rows cannot tell (r2 on a month of winter, against that month's own mean,
+    is below zero for any model a degree off): there, with ``beats_constant`` (proven better than
+    the training labels' mean or commonest class on the same rows, ``constant_answer``), the
+    comparison decides; a model of random labels beats no constant, and stays held.
 
     A non-finite score on either side never promotes, and a tie never moves the alias: churn
     without gain only makes rollbacks harder to read. Every rule of the gate lives here and reads

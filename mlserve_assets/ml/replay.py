@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from mlserve_assets.ml.bootstrap import interval_of, paired_gains
 from mlserve_assets.ml.metrics import Metric
+from mlserve_assets.ml.split import DatasetSplit
 
 
 def window(labelled: pd.DataFrame, last: int | None, since: float | None) -> pd.DataFrame:
@@ -121,4 +123,39 @@ def replay(
         {str(v): int(n) for v, n in counts.items()},
         scored,
         confidence,
+    )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """Both versions on the newest held-out labelled requests (``gate.replay_last``)."""
+
+    rows: int
+    challenger: float
+    champion: float
+
+
+def replay_newest(
+    metric: Metric,
+    data: DatasetSplit,
+    last: int,
+    challenger: BaseEstimator,
+    champion: BaseEstimator,
+) -> Replayed | None:
+    """Both versions scored on the newest ``last`` gate labels, by when each label arrived.
+
+    None without gate labels: before any request is labelled there is nothing to replay, and the
+    rule must not keep a first retraining on base rows from ever promoting.
+    """
+    rows = data.feedback_gate
+    if not len(rows):
+        return None
+    newest = np.zeros(len(rows), dtype=bool)
+    newest[np.argsort(np.asarray(data.feedback_gate_received), kind="stable")[-last:]] = True
+    rows = rows.take(newest)
+    y = rows.y.to_numpy()
+    return Replayed(
+        rows=len(y),
+        challenger=float(metric.score(y, challenger.predict(rows.x))),
+        champion=float(metric.score(y, champion.predict(rows.x))),
     )
